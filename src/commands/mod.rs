@@ -1,0 +1,55 @@
+//! One thin file per subcommand: flags → validated config → library call → rendered output.
+//! `anyhow`-style context lives here, not in the library: a [`Failure`] is a message for the user
+//! and the exit status it deserves.
+
+pub mod stream;
+
+use std::fmt;
+
+/// How a command failed, which decides the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad flags or values: exit 2, nothing was touched.
+    Usage,
+    /// A transient or unexpected runtime failure: exit 1 (systemd may restart).
+    Runtime,
+    /// A definite error that a restart cannot fix: exit 3 (the unit's RestartPreventExitStatus).
+    Definite,
+}
+
+/// A command's failure: what to tell the user and how to exit.
+#[derive(Debug)]
+pub struct Failure {
+    kind: Kind,
+    message: String,
+}
+
+impl Failure {
+    /// A failure of the given kind.
+    pub fn new(kind: Kind, message: impl fmt::Display) -> Self {
+        Failure {
+            kind,
+            message: message.to_string(),
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl fmt::Display) -> Self {
+        Failure::new(Kind::Usage, message)
+    }
+
+    /// The process exit status for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            Kind::Usage => 2,
+            Kind::Runtime => 1,
+            Kind::Definite => 3,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,0 +1,35 @@
+//! The `bintrail` binary: parse the command line, set up logging, run one command, map its
+//! outcome to an exit status (0 ok, 1 runtime error, 2 usage error, 3 definite error).
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" that go to stdout with status 0.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    bintrail::service::init_logging(cli.log_format.into());
+    let outcome = match cli.command {
+        cli::Command::Stream(cmd) => commands::stream::run(cmd),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bintrail: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
