@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use bintrail::config::{LogFormat, StreamArgs};
-use bintrail::tls::SslMode;
+use bintrail::config::{ConfigError, IndexConfig, LogFormat, StreamArgs};
+use bintrail::tls::{SslMode, TlsConfig, TlsError};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -42,6 +42,9 @@ binlog.\n\nPasswords can be given as BINTRAIL_SOURCE_PASSWORD / BINTRAIL_INDEX_P
 inside the DSNs, so they never appear in the process list."
     )]
     Stream(StreamCmd),
+
+    /// Create the change index's database and tables (idempotent; checks existing ones).
+    Init(InitCmd),
 }
 
 /// `--log-format` values.
@@ -62,6 +65,66 @@ impl From<LogFormatArg> for LogFormat {
             LogFormatArg::Text => LogFormat::Text,
             LogFormatArg::Json => LogFormat::Json,
         }
+    }
+}
+
+/// TLS flags shared by every command that connects.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// TLS for the source and index connections, with MySQL's meanings
+    #[arg(long, env = "BINTRAIL_SSL_MODE", default_value = "preferred", value_name = "MODE",
+          value_parser = PossibleValuesParser::new(SslMode::ALL.map(SslMode::as_str)))]
+    pub ssl_mode: String,
+
+    /// CA certificate (PEM) for verify-ca and verify-full
+    #[arg(long, env = "BINTRAIL_SSL_CA", value_name = "FILE")]
+    pub ssl_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM), for users created with REQUIRE X509
+    #[arg(long, env = "BINTRAIL_SSL_CERT", value_name = "FILE")]
+    pub ssl_cert: Option<PathBuf>,
+
+    /// Client private key (PEM) matching --ssl-cert
+    #[arg(long, env = "BINTRAIL_SSL_KEY", value_name = "FILE")]
+    pub ssl_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Validates the TLS flags.
+    pub fn into_config(self) -> Result<TlsConfig, TlsError> {
+        TlsConfig::new(
+            self.ssl_mode.parse()?,
+            self.ssl_ca,
+            self.ssl_cert,
+            self.ssl_key,
+        )
+    }
+}
+
+/// The `init` flags.
+#[derive(Debug, Args)]
+pub struct InitCmd {
+    /// Index server and database to create: mysql://user:pass@host:3306/bintrail_index
+    #[arg(
+        long,
+        env = "BINTRAIL_INDEX_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub index_dsn: String,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl InitCmd {
+    /// The validated index target and TLS setting.
+    pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
+        let index = IndexConfig::new(
+            &self.index_dsn,
+            std::env::var("BINTRAIL_INDEX_PASSWORD").ok(),
+        )?;
+        Ok((index, self.tls.into_config()?))
     }
 }
 
@@ -117,22 +180,8 @@ pub struct StreamCmd {
     )]
     pub checkpoint_interval: u64,
 
-    /// TLS for the source and index connections, with MySQL's meanings
-    #[arg(long, env = "BINTRAIL_SSL_MODE", default_value = "preferred", value_name = "MODE",
-          value_parser = PossibleValuesParser::new(SslMode::ALL.map(SslMode::as_str)))]
-    pub ssl_mode: String,
-
-    /// CA certificate (PEM) for verify-ca and verify-full
-    #[arg(long, env = "BINTRAIL_SSL_CA", value_name = "FILE")]
-    pub ssl_ca: Option<PathBuf>,
-
-    /// Client certificate (PEM), for users created with REQUIRE X509
-    #[arg(long, env = "BINTRAIL_SSL_CERT", value_name = "FILE")]
-    pub ssl_cert: Option<PathBuf>,
-
-    /// Client private key (PEM) matching --ssl-cert
-    #[arg(long, env = "BINTRAIL_SSL_KEY", value_name = "FILE")]
-    pub ssl_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Delete this stream's checkpoint (only this --server-id's) and start from the start flags,
     /// or from the source's current end without them
@@ -166,10 +215,10 @@ impl StreamCmd {
             tables: self.tables,
             batch_size: self.batch_size,
             checkpoint_interval: self.checkpoint_interval,
-            ssl_mode: self.ssl_mode,
-            ssl_ca: self.ssl_ca,
-            ssl_cert: self.ssl_cert,
-            ssl_key: self.ssl_key,
+            ssl_mode: self.tls.ssl_mode,
+            ssl_ca: self.tls.ssl_ca,
+            ssl_cert: self.tls.ssl_cert,
+            ssl_key: self.tls.ssl_key,
             reset: self.reset,
             start_file: self.start_file,
             start_pos: self.start_pos,

@@ -3,11 +3,16 @@
 //! The binary (`src/main.rs`, `src/cli.rs`, `src/commands/`) is a thin shell around this library:
 //! clap types stop at `cli.rs`, everything here takes validated configs from [`config`].
 
+pub mod change;
 pub mod config;
+pub mod connect;
 pub mod dsn;
 pub mod encoding;
 pub mod filter;
+pub mod index;
 pub mod position;
 pub mod service;
 pub mod source;
+pub mod sql;
+pub mod stream;
 pub mod tls;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     bintrail::service::init_logging(cli.log_format.into());
     let outcome = match cli.command {
         cli::Command::Stream(cmd) => commands::stream::run(cmd),
+        cli::Command::Init(cmd) => commands::init::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

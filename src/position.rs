@@ -420,6 +420,43 @@ fn is_tag(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+impl GtidSet {
+    /// The set in the wire form of COM_BINLOG_DUMP_GTID (intervals there are end-exclusive).
+    /// `None` for a MariaDB set, which is sent as `@slave_connect_state` text instead.
+    pub fn to_mysql_sids(&self) -> Option<Vec<mysql_common::packets::Sid<'static>>> {
+        use mysql_common::packets::{GnoInterval, Sid, Tag};
+        let GtidSet::Mysql(m) = self else {
+            return None;
+        };
+        let sids = m
+            .iter()
+            .map(|((uuid, tag), ivs)| {
+                let sid = Sid::new(uuid.0).with_intervals(
+                    ivs.iter()
+                        .map(|(a, b)| GnoInterval::new(*a, b + 1))
+                        .collect(),
+                );
+                match tag.as_ref().and_then(|t| Tag::new(t.clone()).ok()) {
+                    Some(tag) => sid.with_tag(tag),
+                    None => sid,
+                }
+            })
+            .collect();
+        Some(sids)
+    }
+}
+
+impl Gtid {
+    /// A MySQL GTID from a GTID event's fields.
+    pub fn mysql(sid: [u8; 16], tag: Option<&str>, gno: u64) -> Gtid {
+        Gtid::Mysql {
+            uuid: Uuid(sid),
+            tag: tag.map(str::to_ascii_lowercase),
+            gno,
+        }
+    }
+}
+
 /// Where a stream resumes: a transaction boundary, by position or by GTID set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResumePoint {

@@ -2,6 +2,7 @@
 //! `anyhow`-style context lives here, not in the library: a [`Failure`] is a message for the user
 //! and the exit status it deserves.
 
+pub mod init;
 pub mod stream;
 
 use std::fmt;
@@ -52,4 +53,18 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// The tokio runtime commands run on: two workers, as many as this kind of machine has cores.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                Kind::Runtime,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })
 }

@@ -1,0 +1,80 @@
+//! A row change: born in the source's binlog, decoded once, written as one row of
+//! `binlog_events`.
+//!
+//! Values arrive already encoded (`encoding.rs` owns how each type is stored) and serialized to
+//! JSON text, so the writer only has to quote them. The identity of a change,
+//! `(stream, binlog file, rows-event start position, row index inside the event)`, is
+//! deterministic: a replay after a crash produces the same identity, which the index keeps unique.
+
+use std::sync::Arc;
+
+use crate::position::BinlogPosition;
+
+/// Insert, update or delete, stored as 1, 2, 3 in `binlog_events.event_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A WRITE_ROWS row.
+    Insert = 1,
+    /// An UPDATE_ROWS before/after pair.
+    Update = 2,
+    /// A DELETE_ROWS row.
+    Delete = 3,
+}
+
+impl ChangeKind {
+    /// The stored `event_type` code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The name used on the command line and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+        }
+    }
+}
+
+/// One decoded, kept row change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// Binlog file of the rows event.
+    pub binlog_file: Arc<str>,
+    /// Start offset of the rows event.
+    pub start_pos: u64,
+    /// End offset of the rows event (the next event's offset).
+    pub end_pos: u64,
+    /// Index of this row inside its rows event (identity and replay order).
+    pub row_in_event: u32,
+    /// Commit-time timestamp of the event (seconds since the epoch, UTC).
+    pub timestamp: u32,
+    /// GTID of the transaction, when the source has GTIDs.
+    pub gtid: Option<Arc<str>>,
+    /// Session (thread) id that made the change, when the binlog carries it.
+    pub connection_id: Option<u32>,
+    /// Schema name.
+    pub schema: Arc<str>,
+    /// Table name.
+    pub table: Arc<str>,
+    /// Insert, update or delete.
+    pub kind: ChangeKind,
+    /// Primary key values in key order, joined by `|`.
+    pub pk_values: String,
+    /// JSON array of the columns an update changed; `None` for inserts and deletes.
+    pub changed_columns: Option<String>,
+    /// JSON object of the row before (updates, deletes).
+    pub row_before: Option<String>,
+    /// JSON object of the row after (inserts, updates).
+    pub row_after: Option<String>,
+    /// Fingerprint of the table's column list at the time of the change.
+    pub schema_version: u32,
+}
+
+impl Change {
+    /// The rows event's position.
+    pub fn position(&self) -> BinlogPosition {
+        BinlogPosition::new(&*self.binlog_file, self.start_pos)
+    }
+}

@@ -1,0 +1,34 @@
+//! `bintrail init`: create the index database and tables, idempotently.
+
+use bintrail::connect::connect;
+use bintrail::index::ddl;
+
+use super::{runtime, Failure, Kind};
+use crate::cli::InitCmd;
+
+/// Creates what is missing and reports what it found.
+pub fn run(cmd: InitCmd) -> Result<(), Failure> {
+    let (index, tls) = cmd.into_config().map_err(Failure::usage)?;
+    runtime()?.block_on(async move {
+        // The database may not exist yet: connect without selecting it.
+        let mut conn = connect("index", &index.dsn, None, &tls)
+            .await
+            .map_err(|e| Failure::new(Kind::Runtime, e))?;
+        let report = ddl::init(&mut conn, &index.database)
+            .await
+            .map_err(|e| Failure::new(Kind::Definite, e))?;
+        let _ = conn.disconnect().await;
+        if report.created_database {
+            println!("created database {}", index.database);
+        }
+        for (table, created) in report.tables {
+            let what = if created {
+                "created"
+            } else {
+                "exists, compatible"
+            };
+            println!("{}.{table}: {what}", index.database);
+        }
+        Ok(())
+    })
+}

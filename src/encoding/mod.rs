@@ -1,0 +1,376 @@
+//! The value encoding: row-image bytes of a rows event → the JSON stored in the change index.
+//!
+//! # Invariants
+//!
+//! * **One rule per column type**, listed below; nothing else in the crate knows how a type is
+//!   stored. The stored JSON is what `SELECT` would print for the value, made exact: integers
+//!   are JSON numbers without rounding, DECIMAL keeps every digit as a string, binary data is
+//!   base64 of every byte.
+//! * **Whole images or nothing.** A rows event whose column bitmap leaves any column out
+//!   (`binlog_row_image=MINIMAL` or `NOBLOB` in the writing session) fails with
+//!   [`DecodeError::PartialImage`]; a missing value is never filled with `null`.
+//! * **Decoding is a single forward pass** over `rows_data()` with a bounds-checked cursor,
+//!   driven by the already-resolved [`TableSpec`]: no table-map parsing and no intermediate
+//!   value type per row, one `Vec` per image plus one `String` per text value.
+//!
+//! # Value encoding
+//!
+//! | Column type | Stored JSON | Example |
+//! |---|---|---|
+//! | any type, NULL | `null` | `null` |
+//! | TINYINT, SMALLINT, MEDIUMINT, INT, BIGINT (signed or UNSIGNED, from the table metadata) | number, exact | `18446744073709551615`, `-9223372036854775808` |
+//! | MEDIUMINT | number (3 bytes, sign-extended unless UNSIGNED) | `-8388608` |
+//! | DECIMAL(p,s) | string with the exact digits and exactly s decimals | `"-12.50"`, `"0.000000000000000000000000000001"` |
+//! | FLOAT | number: the f32's shortest decimal form, read as f64 | `3.4028235e38` |
+//! | DOUBLE | number (f64) | `-2.5e-300` |
+//! | BIT(n) | number (unsigned, from big-endian bytes) | `5` |
+//! | YEAR | number; 0 stays 0 | `2024`, `0` |
+//! | DATE | `"YYYY-MM-DD"`; zero and partly zero dates as MySQL prints them | `"0000-00-00"`, `"2024-00-00"` |
+//! | DATETIME(n) | `"YYYY-MM-DD HH:MM:SS"`, then `.` and exactly n digits when n > 0 | `"2024-01-02 03:04:05.120"` |
+//! | TIMESTAMP(n) | as DATETIME(n), in UTC; 0 is the zero datetime | `"0000-00-00 00:00:00.00"` |
+//! | TIME(n) | `"[-]HH:MM:SS"` (hours 2 or 3 digits, up to 838), then `.` and n digits | `"-00:00:00.1"`, `"838:59:59"` |
+//! | pre-5.6 DATETIME, TIMESTAMP, TIME | as above, no fraction | `"2024-01-02 03:04:05"` |
+//! | CHAR, VARCHAR, TEXT | string in the column's character set: utf8mb3/utf8mb4/ascii as UTF-8; latin1 as MySQL's latin1 (cp1252, its 5 undefined bytes as U+0081/8D/8F/90/9D); any other character set only if the bytes are valid UTF-8, else an error | `"😀"`, `"café"` |
+//! | BINARY(n) (also CHAR with the binary charset) | base64 (standard alphabet, padded) of the value padded with 0x00 to n bytes, as `SELECT` returns it | `"YWIAAA=="` |
+//! | VARBINARY, TINYBLOB … LONGBLOB | base64 of the bytes | `"AAEC"` |
+//! | ENUM | the member name; index 0 (the error value) is `""` | `"red"` |
+//! | SET | member names in definition order joined by `,`; the empty set is `""`, never null | `"a,c"` |
+//! | JSON (MySQL binary JSON) | the document itself, not a string; inside it DATE is `"YYYY-MM-DD"`, DATETIME/TIMESTAMP `"YYYY-MM-DD HH:MM:SS.ffffff"`, TIME `"HH:MM:SS.ffffff"` (MySQL's JSON text forms), DECIMAL a string of its exact digits (serde_json has no exact decimal numbers here), other opaque values `"base64:type<N>:<base64>"`; an empty value (0 bytes) is null | `{"d":"2024-01-02","n":"1.50"}` |
+//! | JSON on MariaDB (a text column flagged `json_text`) | the parsed document | `[1,2]` |
+//! | GEOMETRY | base64 of MySQL's internal form (4-byte SRID, then WKB) | `"AAAAAAEBAAAA…"` |
+//! | VECTOR | array of numbers, each an f32 as for FLOAT | `[1.5,-2]` |
+//! | generated columns (virtual or stored) | whatever the image carries, by their type | |
+//!
+//! Row identity ([`pk_values`]) and change detection ([`changed_columns`]) work on the decoded
+//! values, so they follow the same rules.
+
+mod cursor;
+mod decimal;
+mod jsonb;
+mod temporal;
+mod text;
+mod value;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+use mysql_common::binlog::events::RowsEventData;
+use serde_json::{Map, Value};
+
+use crate::source::schema::TableSpec;
+use cursor::{Cursor, Fault};
+
+pub(crate) use text::{is_latin1_collation, latin1_to_string};
+
+/// One changed row: the image before and/or after the change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPair {
+    /// Every column before the change (UPDATE, DELETE); `None` for WRITE.
+    pub before: Option<Vec<Value>>,
+    /// Every column after the change (WRITE, UPDATE); `None` for DELETE.
+    pub after: Option<Vec<Value>>,
+}
+
+/// Why a rows event could not be decoded. Every variant names the table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The event kind or a feature of it is not decoded (e.g. PARTIAL_UPDATE_ROWS_EVENT).
+    #[error("rows event on {schema}.{table}: {what} is not supported")]
+    Unsupported {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// What is not supported, and what to do instead.
+        what: String,
+    },
+    /// The rows event and the table spec disagree on the number of columns.
+    #[error(
+        "rows event on {schema}.{table} has {found} columns, the table map has {expected} \
+         (the table definition changed without a new table map?)"
+    )]
+    ColumnCountMismatch {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Columns in the spec.
+        expected: usize,
+        /// Columns in the event.
+        found: u64,
+    },
+    /// The image leaves columns out (`binlog_row_image` is not FULL in the writing session).
+    #[error(
+        "rows event on {schema}.{table} has a partial row image, missing columns {missing:?}: \
+         the writing session has binlog_row_image MINIMAL or NOBLOB, bintrail needs FULL"
+    )]
+    PartialImage {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Names of the columns the image leaves out.
+        missing: Vec<String>,
+    },
+    /// The row data ended inside a value.
+    #[error(
+        "rows event on {schema}.{table}: row {row} column {column}: value needs {needed} bytes, \
+         only {remaining} remain"
+    )]
+    Truncated {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Column name (or `null bitmap`).
+        column: String,
+        /// Zero-based row within the event.
+        row: usize,
+        /// Bytes the value needs.
+        needed: usize,
+        /// Bytes left.
+        remaining: usize,
+    },
+    /// A column type with no decoding rule.
+    #[error("rows event on {schema}.{table}: column {column} has type code {type_code}, which has no decoding rule")]
+    UnsupportedType {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Real column type code.
+        type_code: u8,
+    },
+    /// Text in a character set that is neither utf8, latin1 nor ascii, and not valid UTF-8.
+    #[error(
+        "rows event on {schema}.{table}: column {column} has collation {collation}, whose bytes \
+         are not valid utf-8 and which bintrail cannot convert (expected utf8mb4, utf8mb3, latin1 or ascii)"
+    )]
+    UnsupportedCharset {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Collation id.
+        collation: u16,
+    },
+    /// Text in a UTF-8 character set that is not valid UTF-8.
+    #[error("rows event on {schema}.{table}: column {column} (collation {collation}) holds invalid utf-8")]
+    InvalidText {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Collation id.
+        collation: u16,
+    },
+    /// A value contradicts the column definition.
+    #[error("rows event on {schema}.{table}: row {row} column {column}: {detail}")]
+    InvalidValue {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Zero-based row within the event.
+        row: usize,
+        /// What was expected and what was found.
+        detail: String,
+    },
+}
+
+/// Decodes every row of a rows event: WRITE yields `after` only, DELETE `before` only, UPDATE
+/// both. v1 (MariaDB) and v2 (MySQL) events share the row format. PARTIAL_UPDATE_ROWS_EVENT
+/// (`binlog_row_value_options=PARTIAL_JSON`) is refused with [`DecodeError::Unsupported`].
+pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowPair>, DecodeError> {
+    if let RowsEventData::PartialUpdateRowsEvent(_) = ev {
+        return Err(DecodeError::Unsupported {
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            what: "partial_update_rows_event (set binlog_row_value_options='' on the source)"
+                .to_owned(),
+        });
+    }
+    let n = table.columns.len();
+    if ev.num_columns() != n as u64 {
+        return Err(DecodeError::ColumnCountMismatch {
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            expected: n,
+            found: ev.num_columns(),
+        });
+    }
+    let has_before = check_full(table, ev.columns_before_image().map(|b| b.iter_zeros()))?;
+    let has_after = check_full(table, ev.columns_after_image().map(|b| b.iter_zeros()))?;
+    let mut cur = Cursor::new(ev.rows_data());
+    let mut rows = Vec::new();
+    while !cur.is_empty() {
+        let row = rows.len();
+        let before = has_before
+            .then(|| decode_image(table, &mut cur, row))
+            .transpose()?;
+        let after = has_after
+            .then(|| decode_image(table, &mut cur, row))
+            .transpose()?;
+        rows.push(RowPair { before, after });
+    }
+    Ok(rows)
+}
+
+/// Whether the image is present; an error if its bitmap leaves columns out.
+fn check_full(
+    table: &TableSpec,
+    zeros: Option<impl Iterator<Item = usize>>,
+) -> Result<bool, DecodeError> {
+    let Some(zeros) = zeros else {
+        return Ok(false);
+    };
+    let missing: Vec<String> = zeros.map(|i| table.columns[i].name.clone()).collect();
+    if missing.is_empty() {
+        Ok(true)
+    } else {
+        Err(DecodeError::PartialImage {
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            missing,
+        })
+    }
+}
+
+/// One full image: a null bitmap (one bit per column, low bit first), then each non-NULL value.
+fn decode_image(
+    table: &TableSpec,
+    cur: &mut Cursor<'_>,
+    row: usize,
+) -> Result<Vec<Value>, DecodeError> {
+    let n = table.columns.len();
+    let nulls = cur
+        .take(n.div_ceil(8))
+        .map_err(|f| locate(table, "null bitmap", row, f))?;
+    let mut values = Vec::with_capacity(n);
+    for (i, col) in table.columns.iter().enumerate() {
+        if nulls[i / 8] & (1 << (i % 8)) != 0 {
+            values.push(Value::Null);
+            continue;
+        }
+        match value::decode_value(col, cur) {
+            Ok(v) => values.push(v),
+            Err(f) => return Err(locate(table, &col.name, row, f)),
+        }
+    }
+    Ok(values)
+}
+
+/// Adds table, column and row to a value fault.
+fn locate(table: &TableSpec, column: &str, row: usize, fault: Fault) -> DecodeError {
+    let (schema, tname, column) = (table.schema.clone(), table.table.clone(), column.to_owned());
+    match fault {
+        Fault::Truncated { needed, remaining } => DecodeError::Truncated {
+            schema,
+            table: tname,
+            column,
+            row,
+            needed,
+            remaining,
+        },
+        Fault::UnsupportedType(type_code) => DecodeError::UnsupportedType {
+            schema,
+            table: tname,
+            column,
+            type_code,
+        },
+        Fault::UnsupportedCharset(collation) => DecodeError::UnsupportedCharset {
+            schema,
+            table: tname,
+            column,
+            collation,
+        },
+        Fault::InvalidText(collation) => DecodeError::InvalidText {
+            schema,
+            table: tname,
+            column,
+            collation,
+        },
+        Fault::Invalid(detail) => DecodeError::InvalidValue {
+            schema,
+            table: tname,
+            column,
+            row,
+            detail,
+        },
+    }
+}
+
+/// The image as a JSON object keyed by column name (serde_json's map: keys in sorted order).
+pub fn row_object(table: &TableSpec, values: &[Value]) -> Map<String, Value> {
+    table
+        .columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| (c.name.clone(), v.clone()))
+        .collect()
+}
+
+/// The row's identity as text: the key's values in key order, joined by `|`.
+///
+/// The key is the primary key in its own column order; without one, `unique_key` (the first
+/// UNIQUE key whose columns are all NOT NULL, when the spec knows it); without either, every
+/// column in table order. Each value is written in its textual form without quotes: strings as
+/// they are, numbers as JSON prints them, NULL as `NULL`, JSON documents as compact JSON text.
+/// A `|` inside a value is not escaped (the established `pk_values` format).
+pub fn pk_values(table: &TableSpec, values: &[Value]) -> String {
+    let key: &[usize] = if !table.primary_key.is_empty() {
+        &table.primary_key
+    } else {
+        &table.unique_key
+    };
+    let mut out = String::new();
+    if key.is_empty() {
+        join_text(&mut out, values.iter());
+    } else {
+        join_text(
+            &mut out,
+            key.iter().map(|&i| values.get(i).unwrap_or(&Value::Null)),
+        );
+    }
+    out
+}
+
+/// Appends the values' textual forms separated by `|`.
+fn join_text<'a>(out: &mut String, values: impl Iterator<Item = &'a Value>) {
+    for (n, v) in values.enumerate() {
+        if n > 0 {
+            out.push('|');
+        }
+        push_text(out, v);
+    }
+}
+
+/// Appends the unquoted textual form of a value.
+fn push_text(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("NULL"),
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Array(_) | Value::Object(_) => out.push_str(&v.to_string()),
+    }
+}
+
+/// Names of the columns whose value differs between the two images, in table order.
+pub fn changed_columns(table: &TableSpec, before: &[Value], after: &[Value]) -> Vec<String> {
+    table
+        .columns
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| b != a)
+        .map(|(c, _)| c.name.clone())
+        .collect()
+}

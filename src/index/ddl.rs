@@ -1,0 +1,244 @@
+//! The change index's tables: their CREATE statements and the check that an existing table has
+//! a shape bintrail can write to. `init` is idempotent: it creates what is missing and leaves
+//! compatible tables alone; `stream` runs the same check before it writes anything.
+//!
+//! # `binlog_events`
+//! Keeps the established column names and meanings (event_id, binlog_file, start_pos, end_pos,
+//! event_timestamp, gtid, connection_id, schema_name, table_name, event_type 1/2/3,
+//! pk_values, pk_hash = SHA2(pk_values, 256), changed_columns, row_before, row_after,
+//! schema_version) and adds `stream_id` and `row_in_event`, which with `binlog_file` and
+//! `start_pos` form the unique identity of a change: a replay writes nothing twice.
+//! `event_timestamp` is part of every unique key so that the table can be range-partitioned by
+//! time for retention (dropping a partition is instant; deleting rows is not).
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::sql::ident;
+
+/// The change rows.
+pub const BINLOG_EVENTS: &str = "binlog_events";
+/// One checkpoint row per stream.
+pub const STREAM_STATE: &str = "stream_state";
+
+const CREATE_BINLOG_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `binlog_events` (
+  `event_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `stream_id` INT UNSIGNED NOT NULL COMMENT 'server id of the stream that indexed the change',
+  `binlog_file` VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `start_pos` BIGINT UNSIGNED NOT NULL COMMENT 'offset of the rows event',
+  `end_pos` BIGINT UNSIGNED NOT NULL COMMENT 'offset of the event after it',
+  `row_in_event` INT UNSIGNED NOT NULL COMMENT 'index of the row inside its rows event',
+  `event_timestamp` DATETIME NOT NULL COMMENT 'UTC',
+  `gtid` VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  `connection_id` INT UNSIGNED NULL,
+  `schema_name` VARCHAR(64) NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `event_type` TINYINT UNSIGNED NOT NULL COMMENT '1 insert, 2 update, 3 delete',
+  `pk_values` MEDIUMTEXT NOT NULL COMMENT 'primary key values in key order joined by |',
+  `pk_hash` CHAR(64) CHARACTER SET ascii COLLATE ascii_bin AS (SHA2(`pk_values`, 256)) STORED,
+  `changed_columns` JSON NULL,
+  `row_before` JSON NULL,
+  `row_after` JSON NULL,
+  `schema_version` INT UNSIGNED NOT NULL COMMENT 'fingerprint of the table columns at the time',
+  PRIMARY KEY (`event_id`, `event_timestamp`),
+  UNIQUE KEY `uk_change` (`stream_id`, `binlog_file`, `start_pos`, `row_in_event`, `event_timestamp`),
+  KEY `k_table_pk` (`schema_name`, `table_name`, `pk_hash`(16)),
+  KEY `k_time` (`event_timestamp`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+const CREATE_STREAM_STATE: &str = "CREATE TABLE IF NOT EXISTS `stream_state` (
+  `server_id` INT UNSIGNED NOT NULL COMMENT 'the stream''s --server-id',
+  `mode` VARCHAR(8) CHARACTER SET ascii NOT NULL COMMENT 'position or gtid',
+  `binlog_file` VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `binlog_position` BIGINT UNSIGNED NOT NULL,
+  `gtid_set` LONGTEXT CHARACTER SET ascii NULL,
+  `rows_done` BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'rows of the transaction at the resume point already indexed',
+  `in_flight_gtid` VARCHAR(128) CHARACTER SET ascii NULL,
+  `source_uuid` VARCHAR(64) CHARACTER SET ascii NULL,
+  `events_indexed` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  `last_event_time` DATETIME NULL COMMENT 'UTC',
+  `last_checkpoint` DATETIME(3) NOT NULL COMMENT 'UTC',
+  PRIMARY KEY (`server_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+/// Every index table, its CREATE statement and the columns (name, DATA_TYPE) it must have.
+const TABLES: [(&str, &str, &[(&str, &str)]); 2] = [
+    (
+        BINLOG_EVENTS,
+        CREATE_BINLOG_EVENTS,
+        &[
+            ("event_id", "bigint"),
+            ("stream_id", "int"),
+            ("binlog_file", "varchar"),
+            ("start_pos", "bigint"),
+            ("end_pos", "bigint"),
+            ("row_in_event", "int"),
+            ("event_timestamp", "datetime"),
+            ("gtid", "varchar"),
+            ("connection_id", "int"),
+            ("schema_name", "varchar"),
+            ("table_name", "varchar"),
+            ("event_type", "tinyint"),
+            ("pk_values", "mediumtext"),
+            ("pk_hash", "char"),
+            ("changed_columns", "json"),
+            ("row_before", "json"),
+            ("row_after", "json"),
+            ("schema_version", "int"),
+        ],
+    ),
+    (
+        STREAM_STATE,
+        CREATE_STREAM_STATE,
+        &[
+            ("server_id", "int"),
+            ("mode", "varchar"),
+            ("binlog_file", "varchar"),
+            ("binlog_position", "bigint"),
+            ("gtid_set", "longtext"),
+            ("rows_done", "bigint"),
+            ("in_flight_gtid", "varchar"),
+            ("source_uuid", "varchar"),
+            ("events_indexed", "bigint"),
+            ("last_event_time", "datetime"),
+            ("last_checkpoint", "datetime"),
+        ],
+    ),
+];
+
+/// Why the index tables cannot be created or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DdlError {
+    /// A table of the same name exists with another shape.
+    #[error("index table {database}.{table} exists but is not a bintrail {table} table: {problems}; rename or drop it, or point --index-dsn at another database")]
+    Incompatible {
+        /// Index database.
+        database: String,
+        /// Table name.
+        table: &'static str,
+        /// What differs.
+        problems: String,
+    },
+    /// A table is missing (when checking before streaming).
+    #[error(
+        "index table {database}.{table} does not exist: run `bintrail init --index-dsn ...` first"
+    )]
+    Missing {
+        /// Index database.
+        database: String,
+        /// Table name.
+        table: &'static str,
+    },
+    /// The server refused a statement.
+    #[error("index database {database}: {source}")]
+    Server {
+        /// Index database.
+        database: String,
+        /// The driver's error.
+        #[source]
+        source: mysql_async::Error,
+    },
+}
+
+/// What `init` did to each table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// Whether the database itself had to be created.
+    pub created_database: bool,
+    /// `(table, created)`: `false` means it already existed with a compatible shape.
+    pub tables: Vec<(&'static str, bool)>,
+}
+
+/// Creates the index database and tables that are missing; verifies the ones that exist.
+pub async fn init(conn: &mut Conn, database: &str) -> Result<InitReport, DdlError> {
+    let server = |source| DdlError::Server {
+        database: database.to_string(),
+        source,
+    };
+    let existing: Option<String> = conn
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database,),
+        )
+        .await
+        .map_err(server)?;
+    if existing.is_none() {
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", ident(database)))
+            .await
+            .map_err(server)?;
+    }
+    let mut tables = Vec::new();
+    for (table, create, _) in TABLES {
+        let exists = check_table(conn, database, table).await?;
+        if !exists {
+            conn.query_drop(format!("USE {}", ident(database)))
+                .await
+                .map_err(server)?;
+            conn.query_drop(create).await.map_err(server)?;
+        }
+        tables.push((table, !exists));
+    }
+    Ok(InitReport {
+        created_database: existing.is_none(),
+        tables,
+    })
+}
+
+/// Checks that every index table exists with a compatible shape (run before streaming).
+pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
+    for (table, _, _) in TABLES {
+        if !check_table(conn, database, table).await? {
+            return Err(DdlError::Missing {
+                database: database.to_string(),
+                table,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `Ok(true)` when the table exists with every expected column, `Ok(false)` when it is absent.
+async fn check_table(
+    conn: &mut Conn,
+    database: &str,
+    table: &'static str,
+) -> Result<bool, DdlError> {
+    let columns: Vec<(String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, table),
+        )
+        .await
+        .map_err(|source| DdlError::Server {
+            database: database.to_string(),
+            source,
+        })?;
+    if columns.is_empty() {
+        return Ok(false);
+    }
+    let expected = TABLES
+        .iter()
+        .find(|(t, _, _)| *t == table)
+        .map(|(_, _, cols)| *cols)
+        .unwrap_or(&[]);
+    let mut problems = Vec::new();
+    for (name, data_type) in expected {
+        match columns.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            None => problems.push(format!("column {name} is missing")),
+            // MariaDB reports JSON columns as longtext.
+            Some((_, t)) if t.eq_ignore_ascii_case(data_type) => {}
+            Some((_, t)) if *data_type == "json" && t.eq_ignore_ascii_case("longtext") => {}
+            Some((_, t)) => problems.push(format!("column {name} is {t}, expected {data_type}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(true)
+    } else {
+        Err(DdlError::Incompatible {
+            database: database.to_string(),
+            table,
+            problems: problems.join(", "),
+        })
+    }
+}

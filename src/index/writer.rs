@@ -1,0 +1,208 @@
+//! Writing changes and their checkpoint into the index, in ONE transaction per flush.
+//!
+//! # Invariant
+//! A checkpoint is committed in the same transaction as every row it covers, so the index can
+//! never hold a checkpoint ahead of its data, nor rows that the checkpoint says are still to come
+//! (a crash rolls both back together). Statements are split by byte size below the server's
+//! `max_allowed_packet`, read once at connect, and a duplicate change identity (a replay) is a
+//! no-op rather than an error.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::change::Change;
+use crate::config::IndexConfig;
+use crate::connect::{connect, ConnectError};
+use crate::position::Checkpoint;
+use crate::sql::{push_str_literal, SESSION_SETUP};
+use crate::tls::TlsConfig;
+
+use super::state;
+
+const INSERT_HEAD: &str = "INSERT INTO binlog_events (stream_id, binlog_file, start_pos, end_pos, \
+     row_in_event, event_timestamp, gtid, connection_id, schema_name, table_name, event_type, \
+     pk_values, changed_columns, row_before, row_after, schema_version) VALUES ";
+const INSERT_TAIL: &str = " ON DUPLICATE KEY UPDATE event_id = event_id";
+/// Room kept below max_allowed_packet for the packet header and the statement tail.
+const PACKET_MARGIN: usize = 1024;
+
+/// Why a flush failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// Could not connect.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The index server refused or lost a statement.
+    #[error("index write failed: {0}")]
+    Server(#[from] mysql_async::Error),
+    /// One change is larger than the index server accepts in a statement.
+    #[error("the change to {schema}.{table} with primary key '{pk}' at binlog {position} needs a {size}-byte statement but the index server's max_allowed_packet is {max_packet}: raise max_allowed_packet on the index server (SET GLOBAL max_allowed_packet = ...) and restart the stream")]
+    OversizeRow {
+        /// Schema of the change.
+        schema: String,
+        /// Table of the change.
+        table: String,
+        /// Its primary key values.
+        pk: String,
+        /// Its binlog position.
+        position: String,
+        /// Bytes it needs.
+        size: usize,
+        /// The server's limit.
+        max_packet: usize,
+    },
+}
+
+impl WriterError {
+    /// Whether a retry after reconnecting may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WriterError::Connect(e) => e.is_transient(),
+            WriterError::Server(e) => matches!(e, mysql_async::Error::Io(_)),
+            WriterError::OversizeRow { .. } => false,
+        }
+    }
+}
+
+/// The index side of a stream: one connection, one transaction per flush.
+pub struct Writer {
+    conn: Conn,
+    server_id: u32,
+    source_uuid: String,
+    max_statement: usize,
+}
+
+impl Writer {
+    /// Connects to the index and prepares the session.
+    pub async fn open(
+        index: &IndexConfig,
+        tls: &TlsConfig,
+        server_id: u32,
+        source_uuid: String,
+    ) -> Result<Writer, WriterError> {
+        let mut conn = connect("index", &index.dsn, Some(&index.database), tls).await?;
+        conn.query_drop(SESSION_SETUP).await?;
+        let max_packet: u64 = conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await?
+            .unwrap_or(4 << 20);
+        Ok(Writer {
+            conn,
+            server_id,
+            source_uuid,
+            max_statement: (max_packet as usize).saturating_sub(PACKET_MARGIN),
+        })
+    }
+
+    /// Writes `rows` and `checkpoint` in one transaction.
+    pub async fn flush(
+        &mut self,
+        rows: &[Change],
+        checkpoint: &Checkpoint,
+        last_event_time: Option<u32>,
+    ) -> Result<(), WriterError> {
+        let statements = self.insert_statements(rows)?;
+        let checkpoint_sql = state::upsert_sql(
+            self.server_id,
+            checkpoint,
+            &self.source_uuid,
+            rows.len() as u64,
+            last_event_time,
+        );
+        let result = async {
+            self.conn.query_drop("START TRANSACTION").await?;
+            for sql in &statements {
+                self.conn.query_drop(sql).await?;
+            }
+            self.conn.query_drop(&checkpoint_sql).await?;
+            self.conn.query_drop("COMMIT").await
+        }
+        .await;
+        if result.is_err() {
+            // The connection may be unusable; a failed rollback changes nothing about the outcome.
+            let _ = self.conn.query_drop("ROLLBACK").await;
+        }
+        result.map_err(WriterError::from)
+    }
+
+    /// Multi-row INSERTs, each below the statement size limit.
+    fn insert_statements(&self, rows: &[Change]) -> Result<Vec<String>, WriterError> {
+        let mut out = Vec::new();
+        let mut sql = String::new();
+        let mut tuple = String::new();
+        for change in rows {
+            tuple.clear();
+            self.push_tuple(&mut tuple, change);
+            let alone = INSERT_HEAD.len() + tuple.len() + INSERT_TAIL.len();
+            if alone > self.max_statement {
+                return Err(WriterError::OversizeRow {
+                    schema: change.schema.to_string(),
+                    table: change.table.to_string(),
+                    pk: change.pk_values.clone(),
+                    position: change.position().to_string(),
+                    size: alone,
+                    max_packet: self.max_statement + PACKET_MARGIN,
+                });
+            }
+            if !sql.is_empty()
+                && sql.len() + 1 + tuple.len() + INSERT_TAIL.len() > self.max_statement
+            {
+                sql.push_str(INSERT_TAIL);
+                out.push(std::mem::take(&mut sql));
+            }
+            if sql.is_empty() {
+                sql.push_str(INSERT_HEAD);
+            } else {
+                sql.push(',');
+            }
+            sql.push_str(&tuple);
+        }
+        if !sql.is_empty() {
+            sql.push_str(INSERT_TAIL);
+            out.push(sql);
+        }
+        Ok(out)
+    }
+
+    fn push_tuple(&self, out: &mut String, c: &Change) {
+        use std::fmt::Write;
+        let _ = write!(out, "({},", self.server_id);
+        push_str_literal(out, &c.binlog_file);
+        let _ = write!(
+            out,
+            ",{},{},{},FROM_UNIXTIME({}),",
+            c.start_pos, c.end_pos, c.row_in_event, c.timestamp
+        );
+        push_opt(out, c.gtid.as_deref());
+        match c.connection_id {
+            Some(id) => {
+                let _ = write!(out, ",{id},");
+            }
+            None => out.push_str(",NULL,"),
+        }
+        push_str_literal(out, &c.schema);
+        out.push(',');
+        push_str_literal(out, &c.table);
+        let _ = write!(out, ",{},", c.kind.code());
+        push_str_literal(out, &c.pk_values);
+        out.push(',');
+        push_opt(out, c.changed_columns.as_deref());
+        out.push(',');
+        push_opt(out, c.row_before.as_deref());
+        out.push(',');
+        push_opt(out, c.row_after.as_deref());
+        let _ = write!(out, ",{})", c.schema_version);
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+fn push_opt(out: &mut String, value: Option<&str>) {
+    match value {
+        Some(v) => push_str_literal(out, v),
+        None => out.push_str("NULL"),
+    }
+}

@@ -1,0 +1,228 @@
+//! Resolving a kept table's column layout when its first rows event arrives: from the table map
+//! when it carries names (binlog_row_metadata=FULL), else from information_schema, checked
+//! against the table map so that a table altered since the event is refused, never mislabelled.
+//!
+//! MariaDB's JSON is a LONGTEXT with a `json_valid` CHECK constraint that no table map mentions,
+//! so on MariaDB the constraint is looked up once per table layout to store JSON as JSON.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use mysql_common::binlog::events::TableMapEvent;
+use mysql_common::constants::ColumnType;
+
+use super::schema::{SchemaError, ServerFlavor, TableSpec};
+use super::{Flavor, SourceError};
+
+/// Why a table's columns cannot be known for sure.
+#[derive(Debug, thiserror::Error)]
+pub enum ColumnsError {
+    /// The table map does not parse.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// The live table differs from the one the binlog event was written for.
+    #[error("cannot label the columns of {schema}.{table}: the binlog has no column names (binlog_row_metadata=MINIMAL) and the live table no longer matches the event ({detail}); set binlog_row_metadata=FULL on the source, or restart from a later position with --reset")]
+    Mismatch {
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// What differs.
+        detail: String,
+    },
+}
+
+/// The layout of the table `tme` describes.
+pub async fn resolve(
+    conn: &mut Conn,
+    flavor: Flavor,
+    tme: &TableMapEvent<'_>,
+) -> Result<TableSpec, SourceError> {
+    let server_flavor = match flavor {
+        Flavor::Mysql => ServerFlavor::MySql,
+        Flavor::Mariadb => ServerFlavor::MariaDb,
+    };
+    let mut spec = match TableSpec::from_table_map_as(tme, server_flavor) {
+        Ok(spec) => spec,
+        Err(SchemaError::NoColumnNames { .. }) => {
+            let mut spec =
+                TableSpec::types_from_table_map(tme, server_flavor).map_err(ColumnsError::from)?;
+            fill_from_information_schema(conn, &mut spec).await?;
+            spec
+        }
+        Err(e) => return Err(ColumnsError::from(e).into()),
+    };
+    if flavor == Flavor::Mariadb {
+        mark_json_columns(conn, &mut spec).await?;
+    }
+    Ok(spec)
+}
+
+type ColumnRow = (String, String, String, Option<String>, Option<u16>);
+
+async fn fill_from_information_schema(
+    conn: &mut Conn,
+    spec: &mut TableSpec,
+) -> Result<(), SourceError> {
+    let rows: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.COLLATION_NAME, co.ID \
+             FROM information_schema.COLUMNS c \
+             LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
+             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION",
+            (&spec.schema, &spec.table),
+        )
+        .await?;
+    let mismatch = |detail: String| ColumnsError::Mismatch {
+        schema: spec.schema.clone(),
+        table: spec.table.clone(),
+        detail,
+    };
+    if rows.len() != spec.columns.len() {
+        return Err(mismatch(format!(
+            "the event has {} columns, the live table {}",
+            spec.columns.len(),
+            rows.len()
+        ))
+        .into());
+    }
+    for (i, (name, data_type, column_type, _collation, collation_id)) in
+        rows.into_iter().enumerate()
+    {
+        let col = &spec.columns[i];
+        if !type_matches(col.col_type, &data_type) {
+            return Err(mismatch(format!(
+                "column #{} is {:?} in the event but {name} is {data_type} now",
+                i + 1,
+                col.col_type
+            ))
+            .into());
+        }
+        let col = &mut spec.columns[i];
+        col.name = name;
+        col.unsigned = column_type.to_ascii_lowercase().contains("unsigned");
+        if collation_id.is_some() {
+            col.charset = collation_id;
+        }
+        match data_type.as_str() {
+            "enum" => col.enum_values = members(&column_type),
+            "set" => col.set_values = members(&column_type),
+            _ => {}
+        }
+    }
+    let pk: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+             ORDER BY ORDINAL_POSITION",
+            (&spec.schema, &spec.table),
+        )
+        .await?;
+    spec.primary_key = pk.iter().filter_map(|n| spec.column_index(n)).collect();
+    Ok(())
+}
+
+/// Whether information_schema's DATA_TYPE can be the binlog type `t`.
+fn type_matches(t: ColumnType, data_type: &str) -> bool {
+    use ColumnType::*;
+    let d = data_type.to_ascii_lowercase();
+    match t {
+        MYSQL_TYPE_TINY => d == "tinyint" || d == "boolean",
+        MYSQL_TYPE_SHORT => d == "smallint",
+        MYSQL_TYPE_INT24 => d == "mediumint",
+        MYSQL_TYPE_LONG => d == "int" || d == "integer",
+        MYSQL_TYPE_LONGLONG => d == "bigint",
+        MYSQL_TYPE_FLOAT => d == "float",
+        MYSQL_TYPE_DOUBLE => d == "double" || d == "real",
+        MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL => d == "decimal" || d == "numeric",
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => d == "date",
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => d == "datetime",
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => d == "timestamp",
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => d == "time",
+        MYSQL_TYPE_YEAR => d == "year",
+        MYSQL_TYPE_BIT => d == "bit",
+        MYSQL_TYPE_ENUM => d == "enum",
+        MYSQL_TYPE_SET => d == "set",
+        MYSQL_TYPE_JSON => d == "json",
+        MYSQL_TYPE_GEOMETRY => matches!(
+            d.as_str(),
+            "geometry"
+                | "point"
+                | "linestring"
+                | "polygon"
+                | "multipoint"
+                | "multilinestring"
+                | "multipolygon"
+                | "geometrycollection"
+                | "geomcollection"
+        ),
+        MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING => d == "varchar" || d == "varbinary",
+        MYSQL_TYPE_STRING => d == "char" || d == "binary",
+        MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => {
+            d.ends_with("text") || d.ends_with("blob") || d == "json"
+        }
+        _ => d == "vector",
+    }
+}
+
+/// ENUM/SET members from COLUMN_TYPE text: `enum('a','b''c')`.
+fn members(column_type: &str) -> Vec<String> {
+    let Some(open) = column_type.find('(') else {
+        return Vec::new();
+    };
+    let inner = column_type[open + 1..].trim_end_matches(')');
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = inner.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('\'', false) => quoted = true,
+            ('\'', true) if chars.peek() == Some(&'\'') => {
+                chars.next();
+                cur.push('\'');
+            }
+            ('\'', true) => {
+                quoted = false;
+                out.push(std::mem::take(&mut cur));
+            }
+            (c, true) => cur.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Flags MariaDB text columns that carry a `json_valid` CHECK constraint.
+async fn mark_json_columns(conn: &mut Conn, spec: &mut TableSpec) -> Result<(), SourceError> {
+    let clauses: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'",
+            (&spec.schema, &spec.table),
+        )
+        .await
+        .unwrap_or_default();
+    for clause in clauses {
+        let name = clause
+            .trim_start_matches("json_valid(")
+            .trim_end_matches(')')
+            .trim_matches('`');
+        if let Some(i) = spec.column_index(name) {
+            if spec.columns[i].col_type == ColumnType::MYSQL_TYPE_BLOB {
+                spec.columns[i].json_text = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_members_unquote_doubled_quotes() {
+        assert_eq!(members("enum('a','b''c','')"), vec!["a", "b'c", ""]);
+        assert_eq!(members("set('x')"), vec!["x"]);
+    }
+}

@@ -1,0 +1,403 @@
+//! The source side: connect, validate the source's settings, register as a replica and read the
+//! binlog from a checkpoint, yielding [`txn::Chunk`]s into a bounded channel.
+//!
+//! # Validate before streaming
+//! Every setting that would make the index wrong (no binlog, statement or mixed format, partial
+//! row images, our server id equal to the source's) is checked by a named `ensure_*` function
+//! before the stream is requested, and reported as a definite error that says how to fix it.
+//! The server's flavor and version are read once, here.
+
+pub mod columns;
+pub mod mariadb;
+pub mod schema;
+pub mod txn;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::StreamConfig;
+use crate::connect::{connect, ConnectError};
+use crate::position::{BinlogPosition, Checkpoint, GtidSet, ResumePoint};
+
+use self::txn::{Assembler, Chunk, TxnError};
+
+/// How often the source sends a heartbeat when idle.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A connection silent for this long (no event, no heartbeat) is treated as dead.
+pub const READ_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Server software of the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Oracle MySQL (8.0 and later).
+    Mysql,
+    /// MariaDB.
+    Mariadb,
+}
+
+/// What was learned about the source at connect time.
+#[derive(Clone, Debug)]
+pub struct SourceInfo {
+    /// MySQL or MariaDB.
+    pub flavor: Flavor,
+    /// `@@version`.
+    pub version: String,
+    /// The source's own `@@server_id`.
+    pub server_id: u32,
+    /// What identifies the source's binlog history: `@@server_uuid`, or `server-id:N` on MariaDB.
+    pub identity: String,
+    /// Whether GTIDs are available (MySQL gtid_mode=ON, or MariaDB).
+    pub gtids: bool,
+    /// Whether table maps carry column names (binlog_row_metadata=FULL).
+    pub full_metadata: bool,
+}
+
+/// Why the source cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Could not connect.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A setting that makes indexing impossible or wrong.
+    #[error("source setting {name} is '{actual}', bintrail needs {expected} ({fix})")]
+    Setting {
+        /// The variable.
+        name: &'static str,
+        /// Its value on the source.
+        actual: String,
+        /// What bintrail needs.
+        expected: &'static str,
+        /// How to fix it.
+        fix: &'static str,
+    },
+    /// The user lacks a privilege.
+    #[error("source user '{user}' lacks {privilege}: {fix}")]
+    Privilege {
+        /// The user.
+        user: String,
+        /// What is missing.
+        privilege: &'static str,
+        /// The GRANT to run.
+        fix: String,
+    },
+    /// The source refused to serve the binlog (MySQL error 1236), with the server's own text.
+    #[error("the source refused to send its binlog from {from}: {message} (server error {code}); if the binlog files were purged, restart with --reset and a --start-file/--start-gtid that the source still has")]
+    Refused {
+        /// Where the stream was requested from.
+        from: String,
+        /// Server error code.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// A table's columns cannot be known for sure.
+    #[error(transparent)]
+    Columns(#[from] columns::ColumnsError),
+    /// The binlog could not be indexed from here on.
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+    /// Nothing arrived within the read deadline.
+    #[error(
+        "the source sent no event and no heartbeat for {0:?}; the connection is considered dead"
+    )]
+    Stalled(Duration),
+    /// The server or network failed.
+    #[error("source connection failed: {0}")]
+    Server(#[from] mysql_async::Error),
+    /// The source closed the stream.
+    #[error("the source closed the binlog stream")]
+    Closed,
+}
+
+impl SourceError {
+    /// Whether reconnecting later may succeed; everything else is definite.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Connect(e) => e.is_transient(),
+            SourceError::Server(e) => !matches!(e, mysql_async::Error::Server(_)),
+            SourceError::Stalled(_) | SourceError::Closed => true,
+            _ => false,
+        }
+    }
+}
+
+/// Connects to the source and checks its settings.
+pub async fn open(config: &StreamConfig) -> Result<(Conn, SourceInfo), SourceError> {
+    let mut conn = connect("source", &config.source, None, &config.tls).await?;
+    let info = inspect(&mut conn).await?;
+    ensure_settings(&mut conn, &info, config.server_id).await?;
+    ensure_privileges(&mut conn, &config.source.user).await?;
+    Ok((conn, info))
+}
+
+async fn inspect(conn: &mut Conn) -> Result<SourceInfo, SourceError> {
+    let (version, server_id): (String, u32) = conn
+        .query_first("SELECT @@version, @@server_id")
+        .await?
+        .unwrap_or_default();
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") {
+        Flavor::Mariadb
+    } else {
+        Flavor::Mysql
+    };
+    let (identity, gtids) = match flavor {
+        Flavor::Mysql => {
+            let (uuid, mode): (String, String) = conn
+                .query_first("SELECT @@server_uuid, @@gtid_mode")
+                .await?
+                .unwrap_or_default();
+            (uuid, mode.eq_ignore_ascii_case("ON"))
+        }
+        Flavor::Mariadb => (format!("server-id:{server_id}"), true),
+    };
+    let metadata: Option<String> = conn
+        .query_first("SELECT @@binlog_row_metadata")
+        .await
+        .unwrap_or(None);
+    Ok(SourceInfo {
+        flavor,
+        version,
+        server_id,
+        identity,
+        gtids,
+        full_metadata: metadata.is_some_and(|m| m.eq_ignore_ascii_case("FULL")),
+    })
+}
+
+/// Checks log_bin, binlog_format, binlog_row_image and the server id.
+pub async fn ensure_settings(
+    conn: &mut Conn,
+    info: &SourceInfo,
+    our_server_id: u32,
+) -> Result<(), SourceError> {
+    let (log_bin, format, image): (String, String, String) = conn
+        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image")
+        .await?
+        .unwrap_or_default();
+    if log_bin != "1" && !log_bin.eq_ignore_ascii_case("ON") {
+        return Err(SourceError::Setting {
+            name: "log_bin",
+            actual: "OFF".into(),
+            expected: "binary logging ON",
+            fix: "start the source with --log-bin (MySQL 8+ enables it by default unless --skip-log-bin or --disable-log-bin is set) and restart it",
+        });
+    }
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(SourceError::Setting {
+            name: "binlog_format",
+            actual: format,
+            expected: "'ROW'",
+            fix: "SET PERSIST binlog_format = 'ROW' (or binlog_format=ROW in my.cnf) and reconnect the applications",
+        });
+    }
+    if !image.eq_ignore_ascii_case("FULL") {
+        return Err(SourceError::Setting {
+            name: "binlog_row_image",
+            actual: image,
+            expected: "'FULL'",
+            fix: "SET PERSIST binlog_row_image = 'FULL' (or binlog_row_image=FULL in my.cnf) and reconnect the applications",
+        });
+    }
+    if info.server_id == our_server_id {
+        return Err(SourceError::Setting {
+            name: "server_id",
+            actual: info.server_id.to_string(),
+            expected: "a --server-id different from the source's own",
+            fix: "choose another --server-id, unique among the source and all its replicas",
+        });
+    }
+    if !info.full_metadata {
+        tracing::warn!(
+            "source setting binlog_row_metadata is not FULL: column names come from information_schema, which is only right while the tables are not altered; set binlog_row_metadata=FULL on the source"
+        );
+    }
+    Ok(())
+}
+
+/// Checks that the user may read the binlog (REPLICATION SLAVE / REPLICATION REPLICA).
+pub async fn ensure_privileges(conn: &mut Conn, user: &str) -> Result<(), SourceError> {
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
+    let has = grants.iter().any(|g| {
+        let g = g.to_ascii_uppercase();
+        let global = g.contains(" ON *.* ");
+        global
+            && (g.contains("ALL PRIVILEGES")
+                || g.contains("REPLICATION SLAVE")
+                || g.contains("REPLICATION REPLICA"))
+    });
+    // Privileges can also come through roles; only refuse when nothing could grant it.
+    let roles = grants
+        .iter()
+        .any(|g| g.to_ascii_uppercase().starts_with("GRANT `") && !g.contains(" ON "));
+    if !has && !roles {
+        return Err(SourceError::Privilege {
+            user: user.to_string(),
+            privilege: "REPLICATION SLAVE (REPLICATION REPLICA)",
+            fix: format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"),
+        });
+    }
+    Ok(())
+}
+
+/// The source's current end of binlog, as a checkpoint (GTID mode when the source has GTIDs).
+pub async fn current_end(conn: &mut Conn, info: &SourceInfo) -> Result<Checkpoint, SourceError> {
+    let status: Option<Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
+        Ok(row) => row,
+        Err(_) => conn.query_first("SHOW MASTER STATUS").await?,
+    };
+    let (file, pos) = status
+        .and_then(|row| {
+            let file: Option<String> = row.get(0);
+            let pos: Option<u64> = row.get(1);
+            file.zip(pos)
+        })
+        .ok_or(SourceError::Setting {
+            name: "log_bin",
+            actual: "no binary log status".into(),
+            expected: "a current binlog file",
+            fix: "check that binary logging is on and that the user has REPLICATION CLIENT (MariaDB: BINLOG MONITOR)",
+        })?;
+    let position = BinlogPosition::new(file, pos);
+    let resume = if info.gtids {
+        let sql = match info.flavor {
+            Flavor::Mysql => "SELECT @@gtid_executed",
+            Flavor::Mariadb => "SELECT @@gtid_binlog_pos",
+        };
+        let text: String = conn.query_first(sql).await?.unwrap_or_default();
+        let set: GtidSet =
+            text.parse()
+                .map_err(|e: crate::position::PositionError| SourceError::Setting {
+                    name: "gtid_executed",
+                    actual: e.to_string(),
+                    expected: "a GTID set",
+                    fix: "report this as a bug with the value shown",
+                })?;
+        ResumePoint::Gtid(if text.is_empty() && info.flavor == Flavor::Mariadb {
+            GtidSet::Mariadb(Default::default())
+        } else {
+            set
+        })
+    } else {
+        ResumePoint::Position(position.clone())
+    };
+    Ok(Checkpoint {
+        resume,
+        position,
+        rows_done: 0,
+        in_flight: None,
+    })
+}
+
+/// Registers as replica `server_id` and requests the binlog from `from`.
+pub async fn request(
+    mut conn: Conn,
+    info: &SourceInfo,
+    server_id: u32,
+    from: &Checkpoint,
+) -> Result<BinlogStream, SourceError> {
+    let period_ns = HEARTBEAT.as_nanos();
+    conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
+        .await?;
+    if info.flavor == Flavor::Mariadb {
+        // Capability 4 (MARIA_SLAVE_CAPABILITY_GTID) makes MariaDB send its GTID events
+        // instead of replacing them with BEGIN.
+        conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+    }
+    let file = from.position.file.clone().into_bytes();
+    let mut req = BinlogStreamRequest::new(server_id);
+    match (&from.resume, info.flavor) {
+        (ResumePoint::Position(p), _) => {
+            req = req.with_filename(&file).with_pos(p.pos);
+        }
+        (ResumePoint::Gtid(set), Flavor::Mariadb) => {
+            conn.exec_drop("SET @slave_connect_state = ?", (set.to_string(),))
+                .await?;
+            conn.query_drop("SET @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0")
+                .await?;
+            req = req.with_filename(b"").with_pos(4u64);
+        }
+        (ResumePoint::Gtid(set), Flavor::Mysql) => {
+            req = req
+                .with_gtid()
+                .with_gtid_set(set.to_mysql_sids().unwrap_or_default())
+                .with_pos(4u64);
+        }
+    }
+    conn.get_binlog_stream(req)
+        .await
+        .map_err(|e| refine(e, &from.resume))
+}
+
+/// Maps server error 1236 (and friends) to `Refused`, keeping the server's text.
+fn refine(e: mysql_async::Error, from: &ResumePoint) -> SourceError {
+    match e {
+        mysql_async::Error::Server(s) if s.code == 1236 || s.code == 1227 || s.code == 1045 => {
+            SourceError::Refused {
+                from: from.to_string(),
+                code: s.code,
+                message: s.message,
+            }
+        }
+        e => SourceError::Server(e),
+    }
+}
+
+/// Reads events until cancelled or failed, sending chunks to the writer. `lookup` is a second
+/// source connection for information_schema lookups (MINIMAL row metadata).
+pub async fn read(
+    flavor: Flavor,
+    mut stream: BinlogStream,
+    mut assembler: Assembler,
+    mut lookup: Conn,
+    tx: mpsc::Sender<Chunk>,
+    cancel: CancellationToken,
+) -> Result<(), SourceError> {
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            next = tokio::time::timeout(READ_DEADLINE, stream.next()) => next,
+        };
+        let event = match next {
+            Err(_) => return Err(SourceError::Stalled(READ_DEADLINE)),
+            Ok(None) => return Err(SourceError::Closed),
+            Ok(Some(Err(e))) => {
+                return Err(refine(e, &ResumePoint::Position(assembler.position())))
+            }
+            Ok(Some(Ok(event))) => event,
+        };
+        let chunk = loop {
+            match assembler.feed(&event) {
+                Err(TxnError::NeedColumns {
+                    table_id,
+                    schema,
+                    table,
+                }) => {
+                    let tme = assembler
+                        .table_map(table_id)
+                        .cloned()
+                        .expect("NeedColumns names a cached table map");
+                    let spec = columns::resolve(&mut lookup, flavor, &tme).await?;
+                    tracing::debug!(
+                        schema,
+                        table,
+                        columns = spec.columns.len(),
+                        "table layout resolved"
+                    );
+                    assembler.provide_spec(table_id, spec);
+                }
+                other => break other?,
+            }
+        };
+        if let Some(chunk) = chunk {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                sent = tx.send(chunk) => if sent.is_err() { return Ok(()) },
+            }
+        }
+    }
+}

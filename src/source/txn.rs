@@ -1,0 +1,557 @@
+//! Transaction assembly: binlog events in, bounded [`Chunk`]s of kept changes out, each with the
+//! checkpoint that becomes true once the chunk is written.
+//!
+//! # Resumption
+//! A checkpoint names a transaction boundary (the file:offset where a transaction starts, or the
+//! GTID set without that transaction) plus `rows_done`: how many *rows events* of that
+//! transaction are already fully indexed. Rows events, not rows, are counted so that resuming
+//! needs no decoding of the skipped events and stays right when `--schemas`/`--tables` change
+//! between runs (filtered events count too). A chunk is cut only between rows events, and only
+//! when enough kept rows are pending, so memory stays bounded by `chunk_rows` plus one event
+//! however large the transaction. On resume the first transaction is checked to be the one the
+//! checkpoint names (same start offset, or same GTID) before anything is skipped.
+//!
+//! # Commit boundaries
+//! MySQL: GTID → BEGIN → TABLE_MAP/ROWS… → XID (or COMMIT); DDL is GTID → QUERY.
+//! MariaDB: GTID (its own event, which replaces BEGIN) → … → XID/COMMIT; a GTID flagged
+//! standalone is followed by exactly one statement. A QUERY that is not BEGIN/COMMIT/ROLLBACK
+//! inside a BEGIN…COMMIT is a statement-logged change, which bintrail cannot index.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mysql_common::binlog::events::{
+    Event, GtidEvent, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
+};
+
+use crate::change::{Change, ChangeKind};
+use crate::encoding;
+use crate::filter::Filter;
+use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
+use crate::source::mariadb;
+use crate::source::schema::TableSpec;
+
+/// Kept changes plus the checkpoint that holds once they are written.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Changes, in binlog order.
+    pub changes: Vec<Change>,
+    /// The resume point after these changes.
+    pub checkpoint: Checkpoint,
+    /// Timestamp of the last event covered.
+    pub last_event_time: Option<u32>,
+}
+
+/// Why the event sequence cannot be indexed.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// The column layout of a kept table is not known yet; the caller resolves it (from the table
+    /// map, or information_schema) with [`Assembler::provide_spec`] and feeds the event again.
+    #[error("column layout of {schema}.{table} is not resolved")]
+    NeedColumns {
+        /// Table id of the table map.
+        table_id: u64,
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+    },
+    /// A row image could not be decoded.
+    #[error("cannot decode the rows event at {position}: {source}")]
+    Decode {
+        /// Position of the rows event.
+        position: BinlogPosition,
+        /// The decoder's error.
+        #[source]
+        source: encoding::DecodeError,
+    },
+    /// An event that mysql_common cannot parse.
+    #[error("malformed binlog event at {position}: {reason}")]
+    Malformed {
+        /// Position of the event.
+        position: BinlogPosition,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A rows event without a preceding table map.
+    #[error(
+        "rows event at {position} refers to table id {table_id}, which no table map announced"
+    )]
+    UnknownTable {
+        /// Position of the rows event.
+        position: BinlogPosition,
+        /// Its table id.
+        table_id: u64,
+    },
+    /// The first transaction after resuming is not the one the checkpoint names.
+    #[error("resume check failed: the checkpoint says {rows_done} rows events of the transaction {expected} are indexed, but the source sent {found} first; the source's binlog history differs from the one indexed; restart with --reset and a start position")]
+    ResumeMismatch {
+        /// What the checkpoint names.
+        expected: String,
+        /// What arrived.
+        found: String,
+        /// Rows events that were to be skipped.
+        rows_done: u64,
+    },
+    /// A data change logged as a statement.
+    #[error("a statement-logged data change ({kind}) at {position} cannot be indexed: a session used binlog_format=STATEMENT or MIXED; set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW and reconnect clients), then restart from a later position with --reset")]
+    Statement {
+        /// Position of the QUERY event.
+        position: BinlogPosition,
+        /// The statement's first word (never its text, which holds data).
+        kind: String,
+    },
+}
+
+/// What is known about one table id.
+struct CachedTable {
+    tme: TableMapEvent<'static>,
+    schema: Arc<str>,
+    table: Arc<str>,
+    kept: bool,
+    spec: Option<(Arc<TableSpec>, u32)>,
+}
+
+/// The transaction being read.
+struct Txn {
+    file: Arc<str>,
+    start: u64,
+    gtid: Option<Gtid>,
+    gtid_text: Option<Arc<str>>,
+    begun: bool,
+    standalone: bool,
+    row_events: u64,
+    thread_id: Option<u32>,
+    /// Rows events at the start of this transaction already indexed (resume).
+    skip: u64,
+}
+
+/// Turns a binlog event stream into chunks.
+pub struct Assembler {
+    filter: Filter,
+    chunk_rows: usize,
+    file: Arc<str>,
+    end: u64,
+    executed: Option<GtidSet>,
+    txn: Option<Txn>,
+    pending: Vec<Change>,
+    tables: HashMap<u64, CachedTable>,
+    resume: Option<Checkpoint>,
+    last_time: Option<u32>,
+}
+
+impl Assembler {
+    /// An assembler that starts at `from`; `chunk_rows` bounds the kept rows per chunk.
+    pub fn new(filter: Filter, chunk_rows: usize, from: &Checkpoint) -> Assembler {
+        let executed = match &from.resume {
+            ResumePoint::Gtid(set) => Some(set.clone()),
+            ResumePoint::Position(_) => None,
+        };
+        Assembler {
+            filter,
+            chunk_rows: chunk_rows.max(1),
+            file: Arc::from(from.position.file.as_str()),
+            end: from.position.pos,
+            executed,
+            txn: None,
+            pending: Vec::new(),
+            tables: HashMap::new(),
+            resume: (from.rows_done > 0).then(|| from.clone()),
+            last_time: None,
+        }
+    }
+
+    /// The binlog position after the last event read.
+    pub fn position(&self) -> BinlogPosition {
+        BinlogPosition::new(&*self.file, self.end)
+    }
+
+    /// Gives the column layout of a table whose table map lacks names (see `NeedColumns`).
+    pub fn provide_spec(&mut self, table_id: u64, spec: TableSpec) {
+        if let Some(t) = self.tables.get_mut(&table_id) {
+            let version = fingerprint(&spec);
+            t.spec = Some((Arc::new(spec), version));
+        }
+    }
+
+    /// The table map currently cached for `table_id`.
+    pub fn table_map(&self, table_id: u64) -> Option<&TableMapEvent<'static>> {
+        self.tables.get(&table_id).map(|t| &t.tme)
+    }
+
+    /// Feeds one event; returns a chunk when a transaction committed or enough rows are pending.
+    /// On `Err(NeedColumns)` nothing was consumed: provide the spec and feed the event again.
+    pub fn feed(&mut self, event: &Event) -> Result<Option<Chunk>, TxnError> {
+        let header = event.header();
+        let event_type = header.event_type_raw();
+        let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+        let here = BinlogPosition::new(&*self.file, start);
+        let out = match event_type {
+            4 => {
+                if let Ok(rotate) = event.read_event::<RotateEvent<'_>>() {
+                    self.file = Arc::from(&*rotate.name());
+                    self.end = rotate.position();
+                }
+                return Ok(None);
+            }
+            33 | 34 | 42 => {
+                let gtid = event
+                    .read_event::<GtidEvent>()
+                    .ok()
+                    .filter(|g| g.gno() > 0)
+                    .map(|g| Gtid::mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno()));
+                self.begin(start, gtid, false)?;
+                None
+            }
+            mariadb::GTID_EVENT => {
+                let parsed = mariadb::parse_gtid(header.server_id(), event.data());
+                let standalone = parsed.as_ref().is_some_and(|g| g.standalone);
+                self.begin(start, parsed.map(|g| g.gtid), standalone)?;
+                None
+            }
+            2 => self.on_query(event, start, &here)?,
+            16 => self.commit(event),
+            19 => {
+                if let Ok(tme) = event.read_event::<TableMapEvent<'_>>() {
+                    self.on_table_map(tme.into_owned());
+                }
+                None
+            }
+            23..=25 | 30..=32 | 39 => self.on_rows(event, &here)?,
+            _ => None,
+        };
+        if header.log_pos() > 0 {
+            self.end = u64::from(header.log_pos());
+        }
+        Ok(out)
+    }
+
+    fn begin(&mut self, start: u64, gtid: Option<Gtid>, standalone: bool) -> Result<(), TxnError> {
+        let gtid_text = gtid.as_ref().map(|g| Arc::from(g.to_string().as_str()));
+        let mut txn = Txn {
+            file: self.file.clone(),
+            start,
+            gtid,
+            gtid_text,
+            begun: false,
+            standalone,
+            row_events: 0,
+            thread_id: None,
+            skip: 0,
+        };
+        if let Some(cp) = self.resume.take() {
+            let same = match (&cp.resume, &cp.in_flight) {
+                (ResumePoint::Gtid(_), Some(expected)) => txn.gtid.as_ref() == Some(expected),
+                _ => cp.position.file == *txn.file && cp.position.pos == start,
+            };
+            if !same {
+                let expected = cp
+                    .in_flight
+                    .as_ref()
+                    .map(|g| format!("with GTID {g}"))
+                    .unwrap_or_else(|| format!("at {}", cp.position));
+                let found = txn
+                    .gtid_text
+                    .as_ref()
+                    .map(|g| format!("the transaction with GTID {g}"))
+                    .unwrap_or_else(|| format!("a transaction at {}:{start}", txn.file));
+                return Err(TxnError::ResumeMismatch {
+                    expected,
+                    found,
+                    rows_done: cp.rows_done,
+                });
+            }
+            txn.skip = cp.rows_done;
+        }
+        self.txn = Some(txn);
+        Ok(())
+    }
+
+    fn on_query(
+        &mut self,
+        event: &Event,
+        start: u64,
+        here: &BinlogPosition,
+    ) -> Result<Option<Chunk>, TxnError> {
+        let Ok(query) = event.read_event::<QueryEvent<'_>>() else {
+            return Ok(None);
+        };
+        let text = query.query_raw();
+        let word = first_word(text);
+        if word.eq_ignore_ascii_case("BEGIN") {
+            if self.txn.is_none() {
+                self.begin(start, None, false)?;
+            }
+            if let Some(txn) = self.txn.as_mut() {
+                txn.begun = true;
+                txn.thread_id = Some(query.thread_id());
+            }
+            return Ok(None);
+        }
+        if word.eq_ignore_ascii_case("COMMIT") {
+            return Ok(self.commit(event));
+        }
+        if word.eq_ignore_ascii_case("ROLLBACK") {
+            // Only non-transactional changes are logged before a ROLLBACK; the transactional
+            // rows of that group never happened.
+            self.pending.clear();
+            return Ok(self.commit(event));
+        }
+        let in_begun_txn = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
+        let dml = ["INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"]
+            .iter()
+            .any(|k| word.eq_ignore_ascii_case(k));
+        if in_begun_txn && dml {
+            return Err(TxnError::Statement {
+                position: here.clone(),
+                kind: word.to_ascii_uppercase(),
+            });
+        }
+        if in_begun_txn {
+            // e.g. SAVEPOINT, or a CREATE TEMPORARY TABLE inside a transaction: no row data.
+            return Ok(None);
+        }
+        // A DDL statement is a transaction of its own.
+        if self.txn.is_none() {
+            self.begin(start, None, true)?;
+        }
+        Ok(self.commit(event))
+    }
+
+    fn on_table_map(&mut self, tme: TableMapEvent<'static>) {
+        let id = tme.table_id();
+        if self.tables.get(&id).is_some_and(|t| t.tme == tme) {
+            return;
+        }
+        let schema: Arc<str> = Arc::from(&*tme.database_name());
+        let table: Arc<str> = Arc::from(&*tme.table_name());
+        let kept = self.filter.matches(&schema, &table);
+        self.tables.insert(
+            id,
+            CachedTable {
+                tme,
+                schema,
+                table,
+                kept,
+                spec: None,
+            },
+        );
+    }
+
+    fn on_rows(&mut self, event: &Event, here: &BinlogPosition) -> Result<Option<Chunk>, TxnError> {
+        let rows = match event.read_data() {
+            Ok(Some(mysql_common::binlog::events::EventData::RowsEvent(r))) => r,
+            Ok(_) => return Ok(None),
+            Err(e) => {
+                return Err(TxnError::Malformed {
+                    position: here.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let table_id = rows.table_id();
+        let cached = self
+            .tables
+            .get_mut(&table_id)
+            .ok_or_else(|| TxnError::UnknownTable {
+                position: here.clone(),
+                table_id,
+            })?;
+        if cached.kept && cached.spec.is_none() {
+            return Err(TxnError::NeedColumns {
+                table_id,
+                schema: cached.schema.to_string(),
+                table: cached.table.to_string(),
+            });
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            // Rows outside any transaction cannot be checkpointed; treat as a one-event group.
+            return Err(TxnError::UnknownTable {
+                position: here.clone(),
+                table_id,
+            });
+        };
+        txn.row_events += 1;
+        if txn.row_events <= txn.skip || !cached.kept {
+            return Ok(None);
+        }
+        let (spec, version) = cached.spec.clone().expect("spec resolved above");
+        let pairs = encoding::decode_rows(&spec, &rows).map_err(|source| TxnError::Decode {
+            position: here.clone(),
+            source,
+        })?;
+        let header = event.header();
+        let end = u64::from(header.log_pos());
+        for (i, pair) in pairs.into_iter().enumerate() {
+            let change = build_change(
+                &spec,
+                version,
+                &rows,
+                pair,
+                ChangeMeta {
+                    txn,
+                    schema: &cached.schema,
+                    table: &cached.table,
+                    start: here.pos,
+                    end,
+                    row: i as u32,
+                    timestamp: header.timestamp(),
+                },
+            );
+            self.pending.push(change);
+        }
+        self.last_time = Some(header.timestamp());
+        if self.pending.len() >= self.chunk_rows {
+            return Ok(Some(self.partial_chunk()));
+        }
+        Ok(None)
+    }
+
+    /// A chunk in the middle of a transaction: resume at its start, minus the events done.
+    fn partial_chunk(&mut self) -> Chunk {
+        let txn = self
+            .txn
+            .as_ref()
+            .expect("partial chunk inside a transaction");
+        let position = BinlogPosition::new(&*txn.file, txn.start);
+        let resume = match &self.executed {
+            Some(set) => ResumePoint::Gtid(set.clone()),
+            None => ResumePoint::Position(position.clone()),
+        };
+        Chunk {
+            changes: std::mem::take(&mut self.pending),
+            checkpoint: Checkpoint {
+                resume,
+                position,
+                rows_done: txn.row_events,
+                in_flight: txn.gtid.clone(),
+            },
+            last_event_time: self.last_time,
+        }
+    }
+
+    fn commit(&mut self, event: &Event) -> Option<Chunk> {
+        let header = event.header();
+        let txn = self.txn.take();
+        if let (Some(set), Some(gtid)) = (
+            self.executed.as_mut(),
+            txn.as_ref().and_then(|t| t.gtid.as_ref()),
+        ) {
+            // An empty starting set has no flavor yet: the first GTID decides it.
+            if !set.add(gtid) && set.is_empty() {
+                *set = GtidSet::empty_for(gtid);
+                set.add(gtid);
+            }
+        }
+        let position = BinlogPosition::new(&*self.file, u64::from(header.log_pos()));
+        let resume = match &self.executed {
+            Some(set) => ResumePoint::Gtid(set.clone()),
+            None => ResumePoint::Position(position.clone()),
+        };
+        self.last_time = Some(header.timestamp());
+        Some(Chunk {
+            changes: std::mem::take(&mut self.pending),
+            checkpoint: Checkpoint {
+                resume,
+                position,
+                rows_done: 0,
+                in_flight: None,
+            },
+            last_event_time: self.last_time,
+        })
+    }
+}
+
+struct ChangeMeta<'a> {
+    txn: &'a Txn,
+    schema: &'a Arc<str>,
+    table: &'a Arc<str>,
+    start: u64,
+    end: u64,
+    row: u32,
+    timestamp: u32,
+}
+
+fn build_change(
+    spec: &TableSpec,
+    version: u32,
+    rows: &RowsEventData<'_>,
+    pair: encoding::RowPair,
+    m: ChangeMeta<'_>,
+) -> Change {
+    let kind = match rows {
+        RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => ChangeKind::Insert,
+        RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => {
+            ChangeKind::Delete
+        }
+        _ => ChangeKind::Update,
+    };
+    let key_source = pair.after.as_ref().or(pair.before.as_ref());
+    let pk_values = key_source
+        .map(|v| encoding::pk_values(spec, v))
+        .unwrap_or_default();
+    let changed_columns = match (&pair.before, &pair.after) {
+        (Some(b), Some(a)) => {
+            Some(serde_json::Value::from(encoding::changed_columns(spec, b, a)).to_string())
+        }
+        _ => None,
+    };
+    let object = |v: &Vec<serde_json::Value>| {
+        serde_json::Value::Object(encoding::row_object(spec, v)).to_string()
+    };
+    Change {
+        binlog_file: m.txn.file.clone(),
+        start_pos: m.start,
+        end_pos: m.end,
+        row_in_event: m.row,
+        timestamp: m.timestamp,
+        gtid: m.txn.gtid_text.clone(),
+        connection_id: m.txn.thread_id,
+        schema: m.schema.clone(),
+        table: m.table.clone(),
+        kind,
+        pk_values,
+        changed_columns,
+        row_before: pair.before.as_ref().map(object),
+        row_after: pair.after.as_ref().map(object),
+        schema_version: version,
+    }
+}
+
+/// The statement's first word, for classification (never logged with the rest of the text).
+fn first_word(text: &[u8]) -> &str {
+    let text = std::str::from_utf8(&text[..text.len().min(64)]).unwrap_or("");
+    let text = text.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    let end = text
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// A stable 32-bit fingerprint (FNV-1a) of the column names and types of a table.
+fn fingerprint(spec: &TableSpec) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    };
+    for c in &spec.columns {
+        eat(c.name.as_bytes());
+        eat(&[c.col_type as u8, 0]);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_word_ignores_leading_space_and_parentheses() {
+        assert_eq!(first_word(b"  BEGIN"), "BEGIN");
+        assert_eq!(first_word(b"(insert into t values (1))"), "insert");
+        assert_eq!(first_word(b"COMMIT /* x */"), "COMMIT");
+    }
+}

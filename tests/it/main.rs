@@ -1,0 +1,5 @@
+//! The one integration test binary (each extra binary is another slow link on 2 cores).
+
+mod cli;
+mod servers;
+mod support;

@@ -1,0 +1,194 @@
+//! `TestServer`: a throwaway MySQL 9.7 or MariaDB started by `scripts/server.sh` on a free
+//! loopback port with binlog on, stopped when dropped. Shared instances (one per flavor per test
+//! process) serve tests that only need a schema of their own; a watcher process stops them when
+//! the test process exits, since statics are never dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use mysql_async::prelude::Queryable;
+
+use super::{repo_root, temp_dir};
+
+/// Which server software.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Oracle MySQL 9.7 from Debian sid.
+    Mysql,
+    /// MariaDB 10.11 from Debian.
+    Mariadb,
+}
+
+impl Flavor {
+    /// The name `scripts/server.sh` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Mysql => "mysql",
+            Flavor::Mariadb => "mariadb",
+        }
+    }
+}
+
+/// A running throwaway server.
+pub struct TestServer {
+    /// Its flavor.
+    pub flavor: Flavor,
+    /// Its loopback port.
+    pub port: u16,
+    dir: PathBuf,
+    shared: bool,
+}
+
+fn server_sh(args: &[&str]) -> std::process::Output {
+    Command::new("bash")
+        .arg(repo_root().join("scripts/server.sh"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/server.sh")
+}
+
+fn check(out: std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+impl TestServer {
+    /// Starts a dedicated server; `extra` mysqld arguments override the defaults.
+    pub fn start(flavor: Flavor, extra: &[&str]) -> TestServer {
+        let dir = temp_dir(flavor.name());
+        let dir_s = dir.to_str().expect("utf-8 temp dir");
+        let mut args = vec!["start", flavor.name(), dir_s];
+        args.extend_from_slice(extra);
+        let stdout = check(server_sh(&args), "scripts/server.sh start");
+        let port = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("port="))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no port=N line in {stdout:?}"));
+        TestServer {
+            flavor,
+            port,
+            dir,
+            shared: false,
+        }
+    }
+
+    /// The per-process shared server of a flavor, for tests that only need their own schema.
+    pub fn shared(flavor: Flavor) -> &'static TestServer {
+        static MYSQL: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB: OnceLock<TestServer> = OnceLock::new();
+        let cell = match flavor {
+            Flavor::Mysql => &MYSQL,
+            Flavor::Mariadb => &MARIADB,
+        };
+        cell.get_or_init(|| {
+            let mut server = TestServer::start(flavor, &[]);
+            server.shared = true;
+            server.stop_when_process_exits();
+            server
+        })
+    }
+
+    /// The shared index server (a MySQL 9.7 without anything else on it).
+    pub fn index() -> &'static TestServer {
+        static INDEX: OnceLock<TestServer> = OnceLock::new();
+        INDEX.get_or_init(|| {
+            let mut server = TestServer::start(Flavor::Mysql, &["--skip-log-bin"]);
+            server.shared = true;
+            server.stop_when_process_exits();
+            server
+        })
+    }
+
+    fn stop_when_process_exits(&self) {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash '{sh}' stop '{dir}' >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            sh = repo_root().join("scripts/server.sh").display(),
+            dir = self.dir.display(),
+        );
+        Command::new("setsid")
+            .args(["bash", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server watcher");
+    }
+
+    /// Its data directory and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A URL DSN for root, optionally naming a database.
+    pub fn dsn(&self, db: Option<&str>) -> String {
+        format!("mysql://root@127.0.0.1:{}/{}", self.port, db.unwrap_or(""))
+    }
+
+    /// mysql_async options for root.
+    pub fn opts(&self, db: Option<&str>) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(self.port)
+            .user(Some("root"))
+            .db_name(db)
+            .prefer_socket(false)
+            .into()
+    }
+
+    /// A new connection as root.
+    pub async fn conn(&self, db: Option<&str>) -> mysql_async::Conn {
+        mysql_async::Conn::new(self.opts(db))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "connect to {} server on port {}: {e}",
+                    self.flavor.name(),
+                    self.port
+                )
+            })
+    }
+
+    /// Runs statements separated by `;` on a new connection.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.conn(None).await;
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.disconnect().await.ok();
+    }
+
+    /// Kills the server with SIGKILL (a crash).
+    pub fn kill(&self) {
+        check(
+            server_sh(&["kill", self.dir.to_str().unwrap()]),
+            "server kill",
+        );
+    }
+
+    /// Restarts the server on the same port with the same data.
+    pub fn restart(&self) {
+        check(
+            server_sh(&["restart", self.dir.to_str().unwrap()]),
+            "server restart",
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !self.shared {
+            let _ = server_sh(&["stop", self.dir.to_str().unwrap_or("")]);
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
