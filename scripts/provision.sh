@@ -273,7 +273,8 @@ provision_mysql() {
     mkdir -p "$prefix/bin"
     for deb in "$work"/debs/*.deb; do
         dpkg-deb -x "$deb" "$prefix"
-        dpkg-deb -f "$deb" Package Version | paste -sd' ' >>"$prefix/packages.txt"
+        # shellcheck disable=SC2016  # dpkg-deb expands these
+        dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >>"$prefix/packages.txt"
     done
     rm -rf "$prefix/usr/share/doc" "$prefix/usr/share/man"
     # sid is merged-/usr: the loader lives at usr/lib64; give it the usual path.
@@ -326,10 +327,6 @@ install_mariadb() {
     for t in "${MARIADB_TOOLS[@]}"; do command -v "$t" >/dev/null || missing=1; done
     [[ $missing == 1 ]] || return 0
     log "mariadb: installing packages with apt-get"
-    # A fresh image may have no package lists at all.
-    if ! apt-cache show mariadb-server-core >/dev/null 2>&1; then
-        apt-get update -q >/dev/null
-    fi
     # The -core packages ship no service, but guard anyway: no daemon may be
     # started by the install (the tests start their own servers).
     local own_policy=0
@@ -338,14 +335,21 @@ install_mariadb() {
         chmod 755 /usr/sbin/policy-rc.d
         own_policy=1
     fi
-    local rc=0
-    apt-get install -y -q --no-install-recommends \
-        mariadb-server-core mariadb-client-core mariadb-client </dev/null >"$CACHE/.mariadb-apt.log" 2>&1 || rc=$?
-    [[ $own_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d
+    local rc=0 aptlog="$CACHE/.mariadb-apt.log"
+    apt_install() {
+        apt-get install -y -q --no-install-recommends \
+            mariadb-server-core mariadb-client-core mariadb-client </dev/null >>"$aptlog" 2>&1
+    }
+    # A fresh image has no package lists, an old one may list versions the
+    # mirror no longer has: refresh the system lists only when needed.
+    : >"$aptlog"
+    apt_install || { apt-get update -q </dev/null >>"$aptlog" 2>&1 && apt_install; } || rc=$?
+    if [[ $own_policy == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
     if [[ $rc != 0 ]]; then
-        cat "$CACHE/.mariadb-apt.log" >&2
+        cat "$aptlog" >&2
         die "apt-get install of MariaDB failed"
     fi
+    rm -f "$aptlog"
     for t in "${MARIADB_TOOLS[@]}"; do command -v "$t" >/dev/null || die "$t still missing after install"; done
 }
 
@@ -408,6 +412,9 @@ mkdir -p "$CACHE"
 # final renames; serialize them.
 exec 9>"$CACHE/.provision.lock"
 flock 9
+# Leftovers of a provision that was killed mid-way (we hold the lock, so no
+# other run is using them).
+rm -rf "$CACHE"/.mysql-tmp.* "$CACHE"/.mariadb-tmp.*
 provision_mysql
 provision_mariadb
 finish

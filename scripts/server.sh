@@ -254,6 +254,7 @@ cmd_start() {
             record_success "$flavor" "$dir" "$port" "$sock"
             return 0
         fi
+        ((rc == 3)) && [[ -n $fixed_port ]] && printf 'server.sh: port %s is in use\n' "$port" >&2
         if ((rc != 3)) || [[ -n $fixed_port ]]; then break; fi
         printf 'server.sh: port %s taken, retrying with another\n' "$port" >&2
     done
