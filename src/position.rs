@@ -267,6 +267,25 @@ impl GtidSet {
     }
 }
 
+impl GtidSet {
+    /// Whether every transaction of `other` is in this set (MariaDB: every domain of `other`
+    /// has reached at least its sequence number here).
+    pub fn contains_set(&self, other: &GtidSet) -> bool {
+        match (self, other) {
+            (GtidSet::Mysql(a), GtidSet::Mysql(b)) => b.iter().all(|(key, ivs)| {
+                a.get(key).is_some_and(|mine| {
+                    ivs.iter()
+                        .all(|(x, y)| mine.iter().any(|(p, q)| p <= x && y <= q))
+                })
+            }),
+            (GtidSet::Mariadb(a), GtidSet::Mariadb(b)) => b
+                .iter()
+                .all(|(d, (_, seq))| a.get(d).is_some_and(|(_, mine)| mine >= seq)),
+            _ => other.is_empty(),
+        }
+    }
+}
+
 fn merge(ivs: &mut Vec<(u64, u64)>) {
     ivs.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(ivs.len());
@@ -552,6 +571,18 @@ mod tests {
         assert_eq!(set.to_string(), "0-2-101,2-5-7");
         assert!(set.contains(&"0-1-50".parse().unwrap()));
         assert!(!set.contains(&"2-5-8".parse().unwrap()));
+    }
+
+    #[test]
+    fn set_containment_checks_every_interval() {
+        let big: GtidSet = format!("{U1}:1-10,{U2}:1-3").parse().unwrap();
+        let small: GtidSet = format!("{U1}:2-5").parse().unwrap();
+        assert!(big.contains_set(&small));
+        assert!(!small.contains_set(&big));
+        let m1: GtidSet = "0-1-10,1-1-5".parse().unwrap();
+        let m2: GtidSet = "0-2-9".parse().unwrap();
+        assert!(m1.contains_set(&m2));
+        assert!(!m2.contains_set(&m1));
     }
 
     #[test]

@@ -144,8 +144,10 @@ mod tests {
 
     /// MySQL's packed bytes of `text` as DECIMAL(p,s), produced by mysql_common's encoder.
     fn packed(text: &str, p: usize, s: usize) -> Vec<u8> {
-        let (sign, digits) = text.strip_prefix('-').map_or(("", text), |d| ("-", d));
+        // An explicit sign keeps mysql_common's parser from trimming the zero padding.
+        let (sign, digits) = text.strip_prefix('-').map_or(("+", text), |d| ("-", d));
         let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let int = int.trim_start_matches('0');
         let full = format!("{sign}{int:0>w$}.{frac:0<s$}", w = p - s);
         let full = full.trim_end_matches('.');
         let mut out = Vec::new();

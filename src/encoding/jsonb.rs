@@ -183,3 +183,206 @@ fn opaque(field_type: u8, data: &[u8]) -> Result<Value, Fault> {
         _ => format!("base64:type{field_type}:{}", text::base64(data)),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::temporal::tests::packed_time;
+    use mysql_common::binlog::jsonb::Value as TheirValue;
+    use mysql_common::io::ParseBuf;
+    use serde_json::json;
+
+    /// A test encoder of MySQL binary JSON (`json_binary::serialize_value`), small or large.
+    fn encode(v: &Value, large: bool) -> Vec<u8> {
+        let (t, payload) = encode_value(v, large);
+        [vec![t], payload].concat()
+    }
+
+    fn varlen(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn encode_value(v: &Value, large: bool) -> (u8, Vec<u8>) {
+        match v {
+            Value::Null => (0x04, vec![0x00]),
+            Value::Bool(true) => (0x04, vec![0x01]),
+            Value::Bool(false) => (0x04, vec![0x02]),
+            Value::Number(n) if n.as_i64().is_some_and(|i| i16::try_from(i).is_ok()) => {
+                (0x05, (n.as_i64().unwrap() as i16).to_le_bytes().to_vec())
+            }
+            Value::Number(n) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {
+                (0x07, (n.as_i64().unwrap() as i32).to_le_bytes().to_vec())
+            }
+            Value::Number(n) if n.is_i64() => (0x09, n.as_i64().unwrap().to_le_bytes().to_vec()),
+            Value::Number(n) if n.is_u64() => (0x0a, n.as_u64().unwrap().to_le_bytes().to_vec()),
+            Value::Number(n) => (0x0b, n.as_f64().unwrap().to_le_bytes().to_vec()),
+            Value::String(s) => (0x0c, [varlen(s.len()), s.as_bytes().to_vec()].concat()),
+            Value::Array(a) => {
+                let items: Vec<(Option<&str>, &Value)> = a.iter().map(|v| (None, v)).collect();
+                (
+                    if large { 0x03 } else { 0x02 },
+                    container_bytes(&items, large),
+                )
+            }
+            Value::Object(o) => {
+                let items: Vec<(Option<&str>, &Value)> =
+                    o.iter().map(|(k, v)| (Some(k.as_str()), v)).collect();
+                (
+                    if large { 0x01 } else { 0x00 },
+                    container_bytes(&items, large),
+                )
+            }
+        }
+    }
+
+    fn container_bytes(items: &[(Option<&str>, &Value)], large: bool) -> Vec<u8> {
+        let w = if large { 4 } else { 2 };
+        let put = |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&v.to_le_bytes()[..w]);
+        let object = items.first().is_some_and(|i| i.0.is_some());
+        let n = items.len();
+        let mut offset = 2 * w + if object { n * (w + 2) } else { 0 } + n * (1 + w);
+        let mut keys = Vec::new();
+        let mut key_data = Vec::new();
+        for (k, _) in items {
+            if let Some(k) = k {
+                put(&mut keys, offset + key_data.len());
+                keys.extend_from_slice(&(k.len() as u16).to_le_bytes());
+                key_data.extend_from_slice(k.as_bytes());
+            }
+        }
+        offset += key_data.len();
+        let mut entries = Vec::new();
+        let mut data = Vec::new();
+        for (_, v) in items {
+            let (t, payload) = encode_value(v, large);
+            entries.push(t);
+            let inlined = matches!(t, 0x04..=0x06) || (large && matches!(t, 0x07 | 0x08));
+            if inlined {
+                let mut p = payload.clone();
+                p.resize(w, 0);
+                entries.extend_from_slice(&p);
+            } else {
+                put(&mut entries, offset + data.len());
+                data.extend_from_slice(&payload);
+            }
+        }
+        let size = offset + data.len();
+        let mut out = Vec::new();
+        put(&mut out, n);
+        put(&mut out, size);
+        [out, keys, entries, key_data, data].concat()
+    }
+
+    /// mysql_common's reading of the same bytes (no opaque values).
+    fn theirs(bytes: &[u8]) -> Value {
+        let v: TheirValue<'_> = ParseBuf(bytes).parse(()).unwrap();
+        Value::try_from(v).unwrap()
+    }
+
+    #[test]
+    fn json_documents_round_trip_in_small_and_large_layouts() {
+        let docs = [
+            json!(null),
+            json!(true),
+            json!({"a": 1}),
+            json!({"a": [1, -2, 70000, -70000, 5_000_000_000i64, 18446744073709551615u64], "b": "x"}),
+            json!([1.5, -0.0, 1e300, "😀", null, false, {"nested": {"deep": [[]]}}]),
+            json!({"": "", "long key with spaces": {"k": "v"}}),
+            json!("a string at the top"),
+            json!(-9223372036854775808i64),
+        ];
+        for doc in docs {
+            for large in [false, true] {
+                let bytes = encode(&doc, large);
+                assert_eq!(decode(&bytes).unwrap(), doc, "large={large}");
+                assert_eq!(theirs(&bytes), doc, "mysql_common agrees (large={large})");
+            }
+        }
+    }
+
+    #[test]
+    fn hand_encoded_small_object_decodes() {
+        // {"a": 1}: count 1, size 12, key entry (offset 11, length 1), value entry int16 1, "a".
+        let bytes = [
+            0x00, 0x01, 0x00, 0x0c, 0x00, 0x0b, 0x00, 0x01, 0x00, 0x05, 0x01, 0x00, 0x61,
+        ];
+        assert_eq!(decode(&bytes).unwrap(), json!({"a": 1}));
+    }
+
+    #[test]
+    fn empty_json_is_null() {
+        assert_eq!(decode(&[]).unwrap(), Value::Null);
+    }
+
+    fn opaque_bytes(field_type: u8, data: &[u8]) -> Vec<u8> {
+        [vec![0x0f, field_type], varlen(data.len()), data.to_vec()].concat()
+    }
+
+    fn packed_datetime(d: [i64; 6], us: i64) -> [u8; 8] {
+        let ymd = ((d[0] * 13 + d[1]) << 5) | d[2];
+        let int = ymd << 17 | d[3] << 12 | d[4] << 6 | d[5];
+        ((int << 24) + us).to_le_bytes()
+    }
+
+    #[test]
+    fn date_inside_json_stays_a_date() {
+        let cases = [
+            (
+                opaque_bytes(10, &packed_datetime([2024, 1, 2, 0, 0, 0], 0)),
+                "2024-01-02",
+            ),
+            (
+                opaque_bytes(12, &packed_datetime([2024, 1, 2, 3, 4, 5], 120_000)),
+                "2024-01-02 03:04:05.120000",
+            ),
+            (
+                opaque_bytes(7, &packed_datetime([1970, 1, 1, 0, 0, 1], 0)),
+                "1970-01-01 00:00:01.000000",
+            ),
+            (
+                opaque_bytes(11, &packed_time(true, 1, 2, 3, 500_000).to_le_bytes()),
+                "-01:02:03.500000",
+            ),
+            (
+                opaque_bytes(11, &packed_time(false, 0, 0, 0, 0).to_le_bytes()),
+                "00:00:00.000000",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(decode(&bytes).unwrap(), json!(expected));
+        }
+    }
+
+    #[test]
+    fn decimal_inside_json_is_an_exact_string() {
+        // DECIMAL(4,2) -12.34 packed: [0x73, 0xdd]; opaque data is precision, scale, packed.
+        let bytes = opaque_bytes(246, &[4, 2, 0x73, 0xdd]);
+        assert_eq!(decode(&bytes).unwrap(), json!("-12.34"));
+    }
+
+    #[test]
+    fn other_opaque_values_use_mysqls_base64_form() {
+        let bytes = opaque_bytes(15, b"\x00\x01");
+        assert_eq!(decode(&bytes).unwrap(), json!("base64:type15:AAE="));
+    }
+
+    #[test]
+    fn corrupt_json_is_an_error_not_a_panic() {
+        let good = encode(&json!({"a": [1, 2, "three"]}), false);
+        for cut in 1..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode(&[0x0e]).is_err());
+        assert!(decode(&[0x04, 0x07]).is_err());
+        assert!(decode(&[0x0c, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+}

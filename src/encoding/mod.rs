@@ -84,6 +84,12 @@ pub enum DecodeError {
         /// What is not supported, and what to do instead.
         what: String,
     },
+    /// The rows event body itself does not parse (before any table is known).
+    #[error("rows event does not parse: {detail}")]
+    MalformedEvent {
+        /// The parser's message.
+        detail: String,
+    },
     /// The rows event and the table spec disagree on the number of columns.
     #[error(
         "rows event on {schema}.{table} has {found} columns, the table map has {expected} \
@@ -184,6 +190,15 @@ pub enum DecodeError {
         /// What was expected and what was found.
         detail: String,
     },
+}
+
+impl DecodeError {
+    /// A rows event whose body mysql_common could not parse.
+    pub fn from_io(e: std::io::Error) -> Self {
+        DecodeError::MalformedEvent {
+            detail: e.to_string(),
+        }
+    }
 }
 
 /// Decodes every row of a rows event: WRITE yields `after` only, DELETE `before` only, UPDATE
@@ -373,4 +388,253 @@ pub fn changed_columns(table: &TableSpec, before: &[Value], after: &[Value]) -> 
         .filter(|(_, (b, a))| b != a)
         .map(|(c, _)| c.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::{full_bitmap, image, rows_event, rows_event_with, Kind};
+    use super::*;
+    use crate::source::schema::ColumnSpec;
+    use mysql_common::constants::ColumnType::*;
+    use serde_json::json;
+
+    /// `t(id INT PRIMARY KEY, name VARCHAR(20) utf8mb4, note TEXT NULL)`.
+    fn people() -> TableSpec {
+        TableSpec {
+            schema: "app".into(),
+            table: "people".into(),
+            columns: vec![
+                ColumnSpec::new("id", MYSQL_TYPE_LONG, 0),
+                ColumnSpec {
+                    charset: Some(255),
+                    ..ColumnSpec::new("name", MYSQL_TYPE_VARCHAR, 80)
+                },
+                ColumnSpec {
+                    charset: Some(255),
+                    ..ColumnSpec::new("note", MYSQL_TYPE_BLOB, 2)
+                },
+            ],
+            primary_key: vec![0],
+            unique_key: vec![],
+        }
+    }
+
+    fn person(id: i32, name: &str, note: Option<&str>) -> Vec<u8> {
+        let name = [&[name.len() as u8][..], name.as_bytes()].concat();
+        let note = note.map(|n| [&(n.len() as u16).to_le_bytes()[..], n.as_bytes()].concat());
+        image(&[Some(&id.to_le_bytes()), Some(&name), note.as_deref()])
+    }
+
+    #[test]
+    fn write_update_and_delete_yield_their_images() {
+        let t = people();
+        let (a, b) = (person(1, "ann", None), person(1, "anna", Some("hi")));
+        let cases = [
+            (Kind::Write, a.clone(), None, Some(json!([1, "ann", null]))),
+            (Kind::Delete, a.clone(), Some(json!([1, "ann", null])), None),
+            (
+                Kind::Update,
+                [a.clone(), b.clone()].concat(),
+                Some(json!([1, "ann", null])),
+                Some(json!([1, "anna", "hi"])),
+            ),
+            (
+                Kind::WriteV1,
+                a.clone(),
+                None,
+                Some(json!([1, "ann", null])),
+            ),
+            (
+                Kind::DeleteV1,
+                a.clone(),
+                Some(json!([1, "ann", null])),
+                None,
+            ),
+            (
+                Kind::UpdateV1,
+                [a, b].concat(),
+                Some(json!([1, "ann", null])),
+                Some(json!([1, "anna", "hi"])),
+            ),
+        ];
+        for (kind, data, before, after) in cases {
+            let rows = decode_rows(&t, &rows_event(kind, 3, &data)).unwrap();
+            let as_json = |v: &Option<Vec<Value>>| v.clone().map(Value::Array);
+            assert_eq!(rows.len(), 1, "{kind:?}");
+            assert_eq!(as_json(&rows[0].before), before, "{kind:?}");
+            assert_eq!(as_json(&rows[0].after), after, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn every_row_of_a_multi_row_event_is_decoded_in_order() {
+        let t = people();
+        let data: Vec<u8> = (0..100)
+            .flat_map(|i| person(i, &format!("p{i}"), (i % 2 == 0).then_some("even")))
+            .collect();
+        let rows = decode_rows(&t, &rows_event(Kind::Write, 3, &data)).unwrap();
+        assert_eq!(rows.len(), 100);
+        assert_eq!(rows[99].after.as_ref().unwrap()[1], json!("p99"));
+        assert_eq!(rows[98].after.as_ref().unwrap()[2], json!("even"));
+        assert_eq!(rows[99].after.as_ref().unwrap()[2], Value::Null);
+    }
+
+    #[test]
+    fn nulls_between_values_keep_the_cursor_aligned() {
+        let mut t = people();
+        t.columns
+            .extend((0..7).map(|i| ColumnSpec::new(format!("n{i}"), MYSQL_TYPE_SHORT, 0)));
+        let two = 2i16.to_le_bytes();
+        let values: Vec<Option<&[u8]>> = vec![
+            Some(&[9, 0, 0, 0]),
+            None,
+            None,
+            Some(&two),
+            None,
+            Some(&two),
+            None,
+            None,
+            None,
+            Some(&two),
+        ];
+        let rows = decode_rows(&t, &rows_event(Kind::Write, 10, &image(&values))).unwrap();
+        assert_eq!(
+            Value::Array(rows[0].after.clone().unwrap()),
+            json!([9, null, null, 2, null, 2, null, null, null, 2])
+        );
+    }
+
+    #[test]
+    fn partial_row_image_is_refused_naming_the_missing_columns() {
+        let t = people();
+        let minimal = [0b001u8];
+        let ev = rows_event_with(Kind::Update, 3, &[&minimal, &full_bitmap(3)], &[]);
+        assert_eq!(
+            decode_rows(&t, &ev),
+            Err(DecodeError::PartialImage {
+                schema: "app".into(),
+                table: "people".into(),
+                missing: vec!["name".into(), "note".into()],
+            })
+        );
+        let noblob = [0b011u8];
+        let ev = rows_event_with(Kind::Write, 3, &[&noblob], &[]);
+        let err = decode_rows(&t, &ev).unwrap_err();
+        assert!(err.to_string().contains("binlog_row_image"), "{err}");
+    }
+
+    #[test]
+    fn partial_json_updates_are_unsupported() {
+        let ev = rows_event(Kind::PartialUpdate, 3, &[]);
+        let err = decode_rows(&people(), &ev).unwrap_err();
+        assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");
+    }
+
+    #[test]
+    fn column_count_mismatch_is_refused() {
+        let ev = rows_event(Kind::Write, 2, &[]);
+        assert_eq!(
+            decode_rows(&people(), &ev),
+            Err(DecodeError::ColumnCountMismatch {
+                schema: "app".into(),
+                table: "people".into(),
+                expected: 3,
+                found: 2,
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_row_names_row_and_column() {
+        let mut data = [person(1, "a", None), person(2, "bob", None)].concat();
+        data.truncate(data.len() - 2);
+        let err = decode_rows(&people(), &rows_event(Kind::Write, 3, &data)).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Truncated {
+                schema: "app".into(),
+                table: "people".into(),
+                column: "name".into(),
+                row: 1,
+                needed: 3,
+                remaining: 1,
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "rows event on app.people: row 1 column name: value needs 3 bytes, only 1 remain"
+        );
+    }
+
+    #[test]
+    fn value_errors_name_table_and_column() {
+        let mut t = people();
+        t.columns[1].charset = Some(28);
+        let data = image(&[Some(&[1, 0, 0, 0]), Some(b"\x01\xa4"), None]);
+        let err = decode_rows(&t, &rows_event(Kind::Write, 3, &data)).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::UnsupportedCharset {
+                schema: "app".into(),
+                table: "people".into(),
+                column: "name".into(),
+                collation: 28,
+            }
+        );
+    }
+
+    fn keyed(primary_key: Vec<usize>, unique_key: Vec<usize>) -> TableSpec {
+        TableSpec {
+            primary_key,
+            unique_key,
+            ..people()
+        }
+    }
+
+    #[test]
+    fn pk_values_follow_the_keys_own_column_order() {
+        let row = [json!(7), json!("ann"), json!("x|y")];
+        let cases = [
+            (keyed(vec![0], vec![]), "7"),
+            (keyed(vec![1, 0], vec![]), "ann|7"),
+            (keyed(vec![], vec![1]), "ann"),
+            (keyed(vec![2], vec![1]), "x|y"),
+            (keyed(vec![], vec![]), "7|ann|x|y"),
+        ];
+        for (t, expected) in cases {
+            assert_eq!(pk_values(&t, &row), expected);
+        }
+    }
+
+    #[test]
+    fn pk_values_without_a_key_spell_null_and_json() {
+        let row = [json!(-1), Value::Null, json!({"a": [1, "b"]})];
+        assert_eq!(
+            pk_values(&keyed(vec![], vec![]), &row),
+            r#"-1|NULL|{"a":[1,"b"]}"#
+        );
+        let big = [json!(u64::MAX), json!("18446744073709551615"), json!(1.5)];
+        assert_eq!(
+            pk_values(&keyed(vec![], vec![]), &big),
+            "18446744073709551615|18446744073709551615|1.5"
+        );
+    }
+
+    #[test]
+    fn changed_columns_lists_only_differing_columns_in_table_order() {
+        let t = people();
+        let before = [json!(1), json!("ann"), Value::Null];
+        let after = [json!(1), json!("anna"), json!("")];
+        assert_eq!(changed_columns(&t, &before, &after), vec!["name", "note"]);
+        assert!(changed_columns(&t, &before, &before).is_empty());
+    }
+
+    #[test]
+    fn row_object_keys_values_by_column_name() {
+        let obj = row_object(&people(), &[json!(1), json!("ann"), Value::Null]);
+        assert_eq!(
+            Value::Object(obj),
+            json!({"id": 1, "name": "ann", "note": null})
+        );
+    }
 }

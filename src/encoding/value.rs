@@ -202,3 +202,461 @@ fn vector(bytes: &[u8]) -> Result<Value, Fault> {
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use ColumnType::*;
+
+    fn col(t: ColumnType, meta: u16) -> ColumnSpec {
+        ColumnSpec::new("c", t, meta)
+    }
+
+    fn text_col(t: ColumnType, meta: u16, collation: u16) -> ColumnSpec {
+        ColumnSpec {
+            charset: Some(collation),
+            ..col(t, meta)
+        }
+    }
+
+    fn unsigned(t: ColumnType) -> ColumnSpec {
+        ColumnSpec {
+            unsigned: true,
+            ..col(t, 0)
+        }
+    }
+
+    /// Decodes `bytes` as one value of `c`, requiring every byte to be consumed.
+    fn decode(c: &ColumnSpec, bytes: &[u8]) -> Result<Value, Fault> {
+        let mut cur = Cursor::new(bytes);
+        let v = decode_value(c, &mut cur)?;
+        assert!(cur.is_empty(), "{} bytes left after {v}", cur.remaining());
+        Ok(v)
+    }
+
+    fn check(cases: Vec<(ColumnSpec, Vec<u8>, Value)>) {
+        for (c, bytes, expected) in cases {
+            assert_eq!(
+                decode(&c, &bytes),
+                Ok(expected),
+                "{:?} {bytes:02x?}",
+                c.col_type
+            );
+        }
+    }
+
+    #[test]
+    fn integers_are_exact_numbers_by_width_and_sign() {
+        check(vec![
+            (col(MYSQL_TYPE_TINY, 0), vec![0x80], json!(-128)),
+            (unsigned(MYSQL_TYPE_TINY), vec![0xff], json!(255)),
+            (col(MYSQL_TYPE_SHORT, 0), vec![0x00, 0x80], json!(-32768)),
+            (unsigned(MYSQL_TYPE_SHORT), vec![0xff, 0xff], json!(65535)),
+            (
+                col(MYSQL_TYPE_LONG, 0),
+                (-2_147_483_648i32).to_le_bytes().to_vec(),
+                json!(-2_147_483_648i64),
+            ),
+            (
+                unsigned(MYSQL_TYPE_LONG),
+                vec![0xff; 4],
+                json!(4_294_967_295u32),
+            ),
+            (
+                col(MYSQL_TYPE_LONGLONG, 0),
+                i64::MIN.to_le_bytes().to_vec(),
+                json!(i64::MIN),
+            ),
+            (
+                col(MYSQL_TYPE_LONGLONG, 0),
+                (-1i64).to_le_bytes().to_vec(),
+                json!(-1),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn mediumint_is_three_bytes_sign_extended() {
+        check(vec![
+            (
+                col(MYSQL_TYPE_INT24, 0),
+                vec![0x00, 0x00, 0x80],
+                json!(-8_388_608),
+            ),
+            (col(MYSQL_TYPE_INT24, 0), vec![0xff, 0xff, 0xff], json!(-1)),
+            (
+                col(MYSQL_TYPE_INT24, 0),
+                vec![0xff, 0xff, 0x7f],
+                json!(8_388_607),
+            ),
+            (
+                unsigned(MYSQL_TYPE_INT24),
+                vec![0xff, 0xff, 0xff],
+                json!(16_777_215),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn unsigned_bigint_max_stays_exact() {
+        let v = decode(&unsigned(MYSQL_TYPE_LONGLONG), &[0xff; 8]).unwrap();
+        assert_eq!(v.to_string(), "18446744073709551615");
+        let v = decode(&col(MYSQL_TYPE_LONGLONG, 0), &i64::MIN.to_le_bytes()).unwrap();
+        assert_eq!(v.to_string(), "-9223372036854775808");
+    }
+
+    #[test]
+    fn float_prints_as_the_shortest_f32_and_double_as_f64() {
+        let cases: [(ColumnSpec, Vec<u8>, &str); 6] = [
+            (
+                col(MYSQL_TYPE_FLOAT, 4),
+                f32::MAX.to_le_bytes().to_vec(),
+                "3.4028235e+38",
+            ),
+            (
+                col(MYSQL_TYPE_FLOAT, 4),
+                0.1f32.to_le_bytes().to_vec(),
+                "0.1",
+            ),
+            (
+                col(MYSQL_TYPE_FLOAT, 4),
+                (-1.5f32).to_le_bytes().to_vec(),
+                "-1.5",
+            ),
+            (
+                col(MYSQL_TYPE_FLOAT, 4),
+                1e-45f32.to_le_bytes().to_vec(),
+                "1e-45",
+            ),
+            (
+                col(MYSQL_TYPE_DOUBLE, 8),
+                0.1f64.to_le_bytes().to_vec(),
+                "0.1",
+            ),
+            (
+                col(MYSQL_TYPE_DOUBLE, 8),
+                f64::MIN_POSITIVE.to_le_bytes().to_vec(),
+                "2.2250738585072014e-308",
+            ),
+        ];
+        for (c, bytes, text) in cases {
+            let v = decode(&c, &bytes).unwrap();
+            assert_eq!(v.to_string(), text);
+            if c.col_type == MYSQL_TYPE_FLOAT {
+                let back = v.as_f64().unwrap() as f32;
+                assert_eq!(back.to_le_bytes().to_vec(), bytes, "round-trips as f32");
+            }
+        }
+    }
+
+    #[test]
+    fn bit_is_an_unsigned_big_endian_number() {
+        check(vec![
+            (col(MYSQL_TYPE_BIT, 1), vec![0x01], json!(1)),
+            (
+                col(MYSQL_TYPE_BIT, 1 << 8 | 2),
+                vec![0x02, 0x01],
+                json!(513),
+            ),
+            (col(MYSQL_TYPE_BIT, 8 << 8), vec![0xff; 8], json!(u64::MAX)),
+            (col(MYSQL_TYPE_BIT, 5), vec![0x15], json!(21)),
+        ]);
+    }
+
+    #[test]
+    fn year_zero_stays_zero() {
+        check(vec![
+            (col(MYSQL_TYPE_YEAR, 0), vec![0], json!(0)),
+            (col(MYSQL_TYPE_YEAR, 0), vec![1], json!(1901)),
+            (col(MYSQL_TYPE_YEAR, 0), vec![124], json!(2024)),
+            (col(MYSQL_TYPE_YEAR, 0), vec![255], json!(2155)),
+        ]);
+    }
+
+    #[test]
+    fn decimal_and_temporal_columns_are_strings() {
+        check(vec![
+            (
+                col(MYSQL_TYPE_NEWDECIMAL, 4 << 8 | 2),
+                vec![0x73, 0xdd],
+                json!("-12.34"),
+            ),
+            (
+                col(MYSQL_TYPE_NEWDATE, 0),
+                vec![0x22, 0xd0, 0x0f],
+                json!("2024-01-02"),
+            ),
+            (
+                col(MYSQL_TYPE_TIME2, 1),
+                vec![0x7f, 0xff, 0xff, 0xf6],
+                json!("-00:00:00.1"),
+            ),
+            (
+                col(MYSQL_TYPE_TIMESTAMP2, 0),
+                vec![0, 0, 0, 1],
+                json!("1970-01-01 00:00:01"),
+            ),
+            (
+                col(MYSQL_TYPE_TIMESTAMP2, 3),
+                vec![0, 0, 0, 0, 0, 0],
+                json!("0000-00-00 00:00:00.000"),
+            ),
+            (
+                col(MYSQL_TYPE_DATETIME2, 0),
+                vec![0x80, 0, 0, 0, 0],
+                json!("0000-00-00 00:00:00"),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn text_is_decoded_with_the_column_character_set() {
+        let emoji = "héllo 😀".as_bytes();
+        check(vec![
+            (
+                text_col(MYSQL_TYPE_VARCHAR, 200, 255),
+                [&[emoji.len() as u8][..], emoji].concat(),
+                json!("héllo 😀"),
+            ),
+            (
+                text_col(MYSQL_TYPE_VARCHAR, 80, 8),
+                b"\x05caf\xe9\x80".to_vec(),
+                json!("café€"),
+            ),
+            (
+                text_col(MYSQL_TYPE_STRING, 40, 45),
+                b"\x02ab".to_vec(),
+                json!("ab"),
+            ),
+            (
+                text_col(MYSQL_TYPE_BLOB, 2, 33),
+                b"\x03\x00abc".to_vec(),
+                json!("abc"),
+            ),
+            (
+                text_col(MYSQL_TYPE_STRING, 12, 11),
+                b"\x03abc".to_vec(),
+                json!("abc"),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn long_char_and_varchar_use_a_two_byte_length() {
+        let long = "x".repeat(300);
+        let mut bytes = 300u16.to_le_bytes().to_vec();
+        bytes.extend_from_slice(long.as_bytes());
+        check(vec![
+            (
+                text_col(MYSQL_TYPE_VARCHAR, 1200, 255),
+                bytes.clone(),
+                json!(long),
+            ),
+            (text_col(MYSQL_TYPE_STRING, 1020, 255), bytes, json!(long)),
+            (
+                text_col(MYSQL_TYPE_STRING, 1020, 255),
+                vec![1, 0, b'y'],
+                json!("y"),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn binary_is_padded_to_declared_length() {
+        check(vec![
+            (
+                col(MYSQL_TYPE_STRING, 4),
+                b"\x02ab".to_vec(),
+                json!("YWIAAA=="),
+            ),
+            (
+                text_col(MYSQL_TYPE_STRING, 4, 63),
+                b"\x00".to_vec(),
+                json!("AAAAAA=="),
+            ),
+            (
+                col(MYSQL_TYPE_STRING, 2),
+                b"\x02\xff\xfe".to_vec(),
+                json!("//4="),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn varbinary_and_blobs_are_base64_of_their_bytes() {
+        let big = vec![7u8; 70_000];
+        let mut long_blob = (big.len() as u32).to_le_bytes().to_vec();
+        long_blob.extend_from_slice(&big);
+        check(vec![
+            (
+                text_col(MYSQL_TYPE_VARCHAR, 10, 63),
+                b"\x03\x00\x01\x02".to_vec(),
+                json!("AAEC"),
+            ),
+            (col(MYSQL_TYPE_VARCHAR, 10), b"\x00".to_vec(), json!("")),
+            (
+                col(MYSQL_TYPE_BLOB, 1),
+                b"\x02\x00\x00".to_vec(),
+                json!("AAA="),
+            ),
+            (col(MYSQL_TYPE_BLOB, 4), long_blob, json!(base64(&big))),
+        ]);
+    }
+
+    #[test]
+    fn text_in_other_character_sets_must_be_valid_utf8() {
+        assert_eq!(
+            decode(&text_col(MYSQL_TYPE_VARCHAR, 20, 28), b"\x02\xa4\xa4"),
+            Err(Fault::UnsupportedCharset(28))
+        );
+        assert_eq!(
+            decode(&text_col(MYSQL_TYPE_VARCHAR, 20, 28), b"\x02ok"),
+            Ok(json!("ok"))
+        );
+        assert_eq!(
+            decode(&text_col(MYSQL_TYPE_VARCHAR, 20, 255), b"\x01\xff"),
+            Err(Fault::InvalidText(255))
+        );
+    }
+
+    fn enum_col(meta: u16) -> ColumnSpec {
+        ColumnSpec {
+            enum_values: vec!["red".into(), "green".into(), "blue".into()],
+            ..text_col(MYSQL_TYPE_ENUM, meta, 255)
+        }
+    }
+
+    fn set_col(meta: u16, n: usize) -> ColumnSpec {
+        ColumnSpec {
+            set_values: (0..n).map(|i| format!("m{i}")).collect(),
+            ..text_col(MYSQL_TYPE_SET, meta, 255)
+        }
+    }
+
+    #[test]
+    fn enum_is_its_member_name_and_index_zero_is_empty() {
+        check(vec![
+            (enum_col(1), vec![2], json!("green")),
+            (enum_col(1), vec![0], json!("")),
+            (enum_col(2), vec![3, 0], json!("blue")),
+        ]);
+        assert!(matches!(decode(&enum_col(1), &[4]), Err(Fault::Invalid(_))));
+    }
+
+    #[test]
+    fn empty_set_is_empty_string() {
+        check(vec![
+            (set_col(1, 3), vec![0], json!("")),
+            (set_col(1, 3), vec![0b101], json!("m0,m2")),
+            (
+                set_col(8, 64),
+                vec![0, 0, 0, 0, 0, 0, 0, 0x80],
+                json!("m63"),
+            ),
+            (set_col(2, 10), vec![0x01, 0x02], json!("m0,m9")),
+        ]);
+        assert!(matches!(
+            decode(&set_col(1, 3), &[0b1000]),
+            Err(Fault::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn json_column_is_the_document_and_empty_is_null() {
+        let doc = [
+            0x00, 0x01, 0x00, 0x0c, 0x00, 0x0b, 0x00, 0x01, 0x00, 0x05, 0x01, 0x00, 0x61,
+        ];
+        let mut bytes = (doc.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&doc);
+        check(vec![
+            (col(MYSQL_TYPE_JSON, 4), bytes, json!({"a": 1})),
+            (col(MYSQL_TYPE_JSON, 4), vec![0, 0, 0, 0], Value::Null),
+        ]);
+    }
+
+    #[test]
+    fn mariadb_json_text_is_parsed() {
+        let c = ColumnSpec {
+            json_text: true,
+            ..text_col(MYSQL_TYPE_BLOB, 4, 46)
+        };
+        let text = br#"{"a":[1,2.5,"x"]}"#;
+        let mut bytes = (text.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(text);
+        assert_eq!(decode(&c, &bytes), Ok(json!({"a": [1, 2.5, "x"]})));
+        assert!(matches!(
+            decode(&c, b"\x01\x00\x00\x00{"),
+            Err(Fault::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn geometry_is_base64_of_srid_and_wkb() {
+        // POINT(1 2) with SRID 0: 4-byte SRID, then WKB (byte order, type 1, two doubles).
+        let mut raw = vec![0, 0, 0, 0, 1, 1, 0, 0, 0];
+        raw.extend_from_slice(&1f64.to_le_bytes());
+        raw.extend_from_slice(&2f64.to_le_bytes());
+        let mut bytes = (raw.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&raw);
+        check(vec![(
+            col(MYSQL_TYPE_GEOMETRY, 4),
+            bytes,
+            json!(base64(&raw)),
+        )]);
+    }
+
+    #[test]
+    fn vector_is_an_array_of_f32_numbers() {
+        let raw: Vec<u8> = [1.5f32, -2.0, 0.1]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
+        let mut bytes = (raw.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&raw);
+        let v = decode(&col(MYSQL_TYPE_VECTOR, 4), &bytes).unwrap();
+        assert_eq!(v.to_string(), "[1.5,-2.0,0.1]");
+        assert!(matches!(
+            decode(&col(MYSQL_TYPE_VECTOR, 4), &[3, 0, 0, 0, 1, 2, 3]),
+            Err(Fault::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn impossible_metadata_and_unknown_types_are_refused() {
+        assert!(matches!(
+            decode(&col(MYSQL_TYPE_BLOB, 0), &[0]),
+            Err(Fault::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&col(MYSQL_TYPE_BIT, 0), &[0]),
+            Err(Fault::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&col(MYSQL_TYPE_ENUM, 3), &[0]),
+            Err(Fault::Invalid(_))
+        ));
+        assert_eq!(
+            decode(&col(MYSQL_TYPE_TYPED_ARRAY, 0), &[]),
+            Err(Fault::UnsupportedType(20))
+        );
+    }
+
+    #[test]
+    fn short_values_are_truncation_faults() {
+        assert!(matches!(
+            decode(&col(MYSQL_TYPE_LONG, 0), &[1, 2]),
+            Err(Fault::Truncated {
+                needed: 4,
+                remaining: 2
+            })
+        ));
+        assert!(matches!(
+            decode(&text_col(MYSQL_TYPE_VARCHAR, 10, 255), &[5, b'a']),
+            Err(Fault::Truncated {
+                needed: 5,
+                remaining: 1
+            })
+        ));
+    }
+}

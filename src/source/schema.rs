@@ -21,7 +21,9 @@
 //! (MySQL `sql/log_event.cc`, `Table_map_log_event::init_*_field`):
 //!
 //! * SIGNEDNESS: one bit (most significant first) per *numeric* column: TINYINT, SMALLINT,
-//!   MEDIUMINT, INT, BIGINT, DECIMAL, FLOAT, DOUBLE. YEAR and BIT are not numeric here.
+//!   MEDIUMINT, INT, BIGINT, DECIMAL, FLOAT, DOUBLE **and YEAR** (YEAR is an unsigned TINYINT
+//!   inside the server; MySQL 9.7 and MariaDB 10.11 both give it a bit, observed on live
+//!   servers). BIT gets none.
 //! * DEFAULT_CHARSET / COLUMN_CHARSET: one collation per *character* column: CHAR/BINARY, VARCHAR/
 //!   VARBINARY, every TEXT/BLOB, and (MySQL 9) VECTOR; MariaDB also counts GEOMETRY, MySQL does not
 //!   (hence [`ServerFlavor`]). In DEFAULT_CHARSET the pair indexes count character columns only.
@@ -440,12 +442,13 @@ fn string_shape(b0: u8, b1: u8) -> (ColumnType, u16) {
     }
 }
 
-/// Columns covered by the SIGNEDNESS bitmap.
+/// Columns covered by the SIGNEDNESS bitmap (YEAR included, BIT not).
 fn is_numeric(t: ColumnType) -> bool {
     use ColumnType::*;
     matches!(
         t,
-        MYSQL_TYPE_TINY
+        MYSQL_TYPE_YEAR
+            | MYSQL_TYPE_TINY
             | MYSQL_TYPE_SHORT
             | MYSQL_TYPE_INT24
             | MYSQL_TYPE_LONG
@@ -501,7 +504,15 @@ fn apply_optional(ctx: &Ctx, spec: &mut TableSpec, optional: &[u8]) -> Result<bo
         let value = kind.and_then(|k| Ok((k, r.lenenc_bytes("field")?)));
         fields.push(value.map_err(|d| ctx.malformed(format!("optional metadata: {d}")))?);
     }
-    let charsets_first = |k: &(u8, &[u8])| !matches!(k.0, 2 | 3 | 10 | 11);
+    let charsets_first = |k: &(u8, &[u8])| {
+        !matches!(
+            k.0,
+            DEFAULT_CHARSET
+                | COLUMN_CHARSET
+                | ENUM_AND_SET_DEFAULT_CHARSET
+                | ENUM_AND_SET_COLUMN_CHARSET
+        )
+    };
     fields.sort_by_key(charsets_first);
     let flavor = ctx.flavor;
     let mut has_names = false;
@@ -689,4 +700,316 @@ fn apply_primary_key(
     }
     spec.primary_key = key;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::testkit::{image, lenenc, lenenc_str, rows_event, table_map, tlv, Kind};
+    use mysql_common::binlog::value::BinlogValue;
+    use mysql_common::value::Value as MyValue;
+    use ColumnType::*;
+
+    fn names(list: &[&str]) -> Vec<u8> {
+        tlv(
+            COLUMN_NAME,
+            &list
+                .iter()
+                .flat_map(|n| lenenc_str(n.as_bytes()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn members(lists: &[&[&[u8]]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for list in lists {
+            out.extend(lenenc(list.len() as u64));
+            for m in *list {
+                out.extend(lenenc_str(m));
+            }
+        }
+        out
+    }
+
+    /// A table exercising every metadata layout:
+    /// id INT UNSIGNED, y YEAR, b BIT(10), price DECIMAL(10,2), name VARCHAR(20) utf8mb4,
+    /// code CHAR(255) utf8mb4, raw BINARY(4), color ENUM latin1, tags SET, body TEXT latin1,
+    /// at DATETIME(3), n BIGINT.
+    fn wide_map(optional: &[u8]) -> TableMapEvent<'static> {
+        let cols: [(u8, &[u8], bool); 12] = [
+            (MYSQL_TYPE_LONG as u8, &[], false),
+            (MYSQL_TYPE_YEAR as u8, &[], true),
+            (MYSQL_TYPE_BIT as u8, &[2, 1], true),
+            (MYSQL_TYPE_NEWDECIMAL as u8, &[10, 2], true),
+            (MYSQL_TYPE_VARCHAR as u8, &[80, 0], true),
+            (MYSQL_TYPE_STRING as u8, &[0xce, 0xfc], true),
+            (MYSQL_TYPE_STRING as u8, &[0xfe, 4], true),
+            (MYSQL_TYPE_STRING as u8, &[0xf7, 1], true),
+            (MYSQL_TYPE_STRING as u8, &[0xf8, 1], true),
+            (MYSQL_TYPE_BLOB as u8, &[2], true),
+            (MYSQL_TYPE_DATETIME2 as u8, &[3], true),
+            (MYSQL_TYPE_LONGLONG as u8, &[], true),
+        ];
+        table_map("shop", "items", &cols, optional)
+    }
+
+    /// Length-encoded integers, concatenated.
+    fn ints(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|&v| lenenc(v)).collect()
+    }
+
+    /// The optional-metadata fields of `wide_map`, one per element (tests replace some).
+    fn full_fields() -> Vec<Vec<u8>> {
+        vec![
+            // numeric columns: id, y, price, n (BIT is not numeric): id and y unsigned.
+            tlv(SIGNEDNESS, &[0b1100_0000]),
+            // character columns: name, code, raw, body; default utf8mb4, raw binary, body latin1.
+            tlv(DEFAULT_CHARSET, &ints(&[255, 2, 63, 3, 8])),
+            names(&[
+                "id", "y", "b", "price", "name", "code", "raw", "color", "tags", "body", "at", "n",
+            ]),
+            tlv(SET_STR_VALUE, &members(&[&[b"a", b"b", b"c"]])),
+            tlv(ENUM_STR_VALUE, &members(&[&[b"red", b"gr\xfcn"]])),
+            tlv(12, &[0xff, 0xf0]),
+            tlv(PRIMARY_KEY_WITH_PREFIX, &ints(&[11, 0, 0, 0])),
+            tlv(ENUM_AND_SET_COLUMN_CHARSET, &ints(&[8, 255])),
+            tlv(99, b"future field"),
+        ]
+    }
+
+    fn full_optional() -> Vec<u8> {
+        full_fields().concat()
+    }
+
+    #[test]
+    fn full_metadata_resolves_every_column() {
+        let spec = TableSpec::from_table_map(&wide_map(&full_optional())).unwrap();
+        assert_eq!(
+            (spec.schema.as_str(), spec.table.as_str()),
+            ("shop", "items")
+        );
+        let got: Vec<(&str, ColumnType, u16, bool, Option<u16>, bool)> = spec
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.col_type,
+                    c.meta,
+                    c.unsigned,
+                    c.charset,
+                    c.nullable,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("id", MYSQL_TYPE_LONG, 0, true, None, false),
+                ("y", MYSQL_TYPE_YEAR, 0, true, None, true),
+                ("b", MYSQL_TYPE_BIT, 1 << 8 | 2, false, None, true),
+                (
+                    "price",
+                    MYSQL_TYPE_NEWDECIMAL,
+                    10 << 8 | 2,
+                    false,
+                    None,
+                    true
+                ),
+                ("name", MYSQL_TYPE_VARCHAR, 80, false, Some(255), true),
+                ("code", MYSQL_TYPE_STRING, 1020, false, Some(255), true),
+                ("raw", MYSQL_TYPE_STRING, 4, false, Some(63), true),
+                ("color", MYSQL_TYPE_ENUM, 1, false, Some(8), true),
+                ("tags", MYSQL_TYPE_SET, 1, false, Some(255), true),
+                ("body", MYSQL_TYPE_BLOB, 2, false, Some(8), true),
+                ("at", MYSQL_TYPE_DATETIME2, 3, false, None, true),
+                ("n", MYSQL_TYPE_LONGLONG, 0, false, None, true),
+            ]
+        );
+        assert_eq!(spec.columns[7].enum_values, vec!["red", "grün"]);
+        assert_eq!(spec.columns[8].set_values, vec!["a", "b", "c"]);
+        assert_eq!(spec.primary_key, vec![11, 0], "key order, not table order");
+        assert!(spec.unique_key.is_empty());
+    }
+
+    #[test]
+    fn real_types_agree_with_mysql_common() {
+        let tme = wide_map(&full_optional());
+        let spec = TableSpec::from_table_map(&tme).unwrap();
+        for (i, col) in spec.columns.iter().enumerate() {
+            assert_eq!(
+                tme.get_column_type(i).unwrap(),
+                Some(col.col_type),
+                "column {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_names_are_a_distinct_error() {
+        let minimal = [tlv(SIGNEDNESS, &[0]), tlv(DEFAULT_CHARSET, &ints(&[255]))].concat();
+        let tme = wide_map(&minimal);
+        assert_eq!(
+            TableSpec::from_table_map(&tme),
+            Err(SchemaError::NoColumnNames {
+                schema: "shop".into(),
+                table: "items".into()
+            })
+        );
+        let spec = TableSpec::types_from_table_map(&tme, ServerFlavor::MySql).unwrap();
+        assert!(spec.columns.iter().all(|c| c.name.is_empty()));
+        assert_eq!(spec.columns[4].charset, Some(255));
+        assert_eq!(spec.columns[3].meta, 10 << 8 | 2);
+    }
+
+    #[test]
+    fn signedness_bits_cover_numeric_columns_and_year_most_significant_first() {
+        let mut fields = full_fields();
+        fields[0] = tlv(SIGNEDNESS, &[0b0011_0000]);
+        let spec = TableSpec::from_table_map(&wide_map(&fields.concat())).unwrap();
+        let unsigned: Vec<&str> = spec
+            .columns
+            .iter()
+            .filter(|c| c.unsigned)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(unsigned, vec!["price", "n"]);
+    }
+
+    #[test]
+    fn column_charset_lists_one_collation_per_character_column() {
+        let mut fields = full_fields();
+        fields[1] = tlv(COLUMN_CHARSET, &ints(&[45, 46, 63, 47]));
+        let spec = TableSpec::from_table_map(&wide_map(&fields.concat())).unwrap();
+        let charsets: Vec<Option<u16>> = [4, 5, 6, 9]
+            .iter()
+            .map(|&i| spec.columns[i].charset)
+            .collect();
+        assert_eq!(charsets, vec![Some(45), Some(46), Some(63), Some(47)]);
+        fields[1] = tlv(COLUMN_CHARSET, &ints(&[45, 46, 63]));
+        assert!(matches!(
+            TableSpec::from_table_map(&wide_map(&fields.concat())),
+            Err(SchemaError::MetadataMismatch {
+                field: "COLUMN_CHARSET",
+                expected: 4,
+                found: 3,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn charset_lists_count_geometry_on_mariadb_and_vector_on_mysql() {
+        let cols: [(u8, &[u8], bool); 3] = [
+            (MYSQL_TYPE_GEOMETRY as u8, &[4], true),
+            (MYSQL_TYPE_VECTOR as u8, &[4], true),
+            (MYSQL_TYPE_VARCHAR as u8, &[40, 0], true),
+        ];
+        let opt = [names(&["g", "v", "s"]), tlv(COLUMN_CHARSET, &[63, 8])].concat();
+        let tme = table_map("d", "t", &cols, &opt);
+        let mysql = TableSpec::from_table_map(&tme).unwrap();
+        assert_eq!(
+            mysql.columns.iter().map(|c| c.charset).collect::<Vec<_>>(),
+            vec![None, Some(63), Some(8)]
+        );
+        let maria = TableSpec::from_table_map_as(&tme, ServerFlavor::MariaDb).unwrap();
+        assert_eq!(
+            maria.columns.iter().map(|c| c.charset).collect::<Vec<_>>(),
+            vec![Some(63), None, Some(8)]
+        );
+    }
+
+    #[test]
+    fn lists_of_the_wrong_length_are_refused_not_shifted() {
+        let mut fields = full_fields();
+        fields[2] = names(&["only", "three", "names"]);
+        assert!(matches!(
+            TableSpec::from_table_map(&wide_map(&fields.concat())),
+            Err(SchemaError::MetadataMismatch {
+                field: "COLUMN_NAME",
+                expected: 12,
+                found: 3,
+                ..
+            })
+        ));
+        let bad_signedness = [tlv(SIGNEDNESS, &[0, 0]), names(&["a"; 12])].concat();
+        assert!(matches!(
+            TableSpec::from_table_map(&wide_map(&bad_signedness)),
+            Err(SchemaError::MetadataMismatch {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn simple_primary_key_keeps_key_order() {
+        let opt = [names(&["a", "b", "c"]), tlv(SIMPLE_PRIMARY_KEY, &[2, 0])].concat();
+        let cols: [(u8, &[u8], bool); 3] = [(MYSQL_TYPE_LONG as u8, &[], false); 3];
+        let spec = TableSpec::from_table_map(&table_map("d", "t", &cols, &opt)).unwrap();
+        assert_eq!(spec.primary_key, vec![2, 0]);
+    }
+
+    #[test]
+    fn truncated_optional_metadata_is_malformed() {
+        let opt = [names(&["a"]), vec![SIMPLE_PRIMARY_KEY, 5, 0]].concat();
+        let cols: [(u8, &[u8], bool); 1] = [(MYSQL_TYPE_LONG as u8, &[], false)];
+        let err = TableSpec::from_table_map(&table_map("d", "t", &cols, &opt)).unwrap_err();
+        assert!(matches!(err, SchemaError::Malformed { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("table map of d.t is malformed"),
+            "{err}"
+        );
+    }
+
+    /// Decodes a row with our spec and with mysql_common's generic decoder; they must agree.
+    #[test]
+    fn decoded_rows_agree_with_mysql_common() {
+        let cols: [(u8, &[u8], bool); 6] = [
+            (MYSQL_TYPE_LONG as u8, &[], false),
+            (MYSQL_TYPE_LONGLONG as u8, &[], true),
+            (MYSQL_TYPE_NEWDECIMAL as u8, &[4, 2], true),
+            (MYSQL_TYPE_VARCHAR as u8, &[80, 0], true),
+            (MYSQL_TYPE_DATETIME2 as u8, &[0], true),
+            (MYSQL_TYPE_INT24 as u8, &[], true),
+        ];
+        let opt = [
+            tlv(SIGNEDNESS, &[0b0100_0000]),
+            tlv(DEFAULT_CHARSET, &ints(&[255])),
+            names(&["id", "big", "d", "s", "at", "m"]),
+        ]
+        .concat();
+        let tme = table_map("d", "t", &cols, &opt);
+        let spec = TableSpec::from_table_map(&tme).unwrap();
+        let dt = 0x80_0000_0000u64 + ((((2024 * 13 + 1) << 5 | 2) << 17) | 3 << 12 | 4 << 6 | 5);
+        let row = image(&[
+            Some(&(-5i32).to_le_bytes()),
+            Some(&u64::MAX.to_le_bytes()),
+            Some(&[0x73, 0xdd]),
+            Some(b"\x02hi"),
+            Some(&dt.to_be_bytes()[3..]),
+            // Positive: mysql_common does not sign-extend MEDIUMINT (it reads -8388608 as
+            // 8388608), which the encoding's own tests cover.
+            Some(&[0xff, 0xff, 0x7f]),
+        ]);
+        let ev = rows_event(Kind::Write, 6, &row);
+        let ours = crate::encoding::decode_rows(&spec, &ev).unwrap();
+        let ours = ours[0].after.clone().unwrap();
+        let (_, theirs) = ev.rows(&tme).next().unwrap().unwrap();
+        let theirs = theirs.unwrap().unwrap();
+        let as_text = |v: &BinlogValue<'_>| match v {
+            BinlogValue::Value(MyValue::Int(i)) => i.to_string(),
+            BinlogValue::Value(MyValue::UInt(u)) => u.to_string(),
+            BinlogValue::Value(MyValue::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+            BinlogValue::Value(MyValue::Date(y, mo, d, h, mi, s, _)) => {
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            }
+            other => format!("{other:?}"),
+        };
+        for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+            let o = o.as_str().map_or_else(|| o.to_string(), str::to_owned);
+            assert_eq!(o, as_text(t), "column {i}");
+        }
+    }
 }

@@ -20,9 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::binlog::events::{
-    Event, GtidEvent, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
-};
+use mysql_common::binlog::events::{Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent};
 
 use crate::change::{Change, ChangeKind};
 use crate::encoding;
@@ -188,9 +186,9 @@ impl Assembler {
         let here = BinlogPosition::new(&*self.file, start);
         let out = match event_type {
             4 => {
-                if let Ok(rotate) = event.read_event::<RotateEvent<'_>>() {
-                    self.file = Arc::from(&*rotate.name());
-                    self.end = rotate.position();
+                if let Some((file, pos)) = rotate_target(event) {
+                    self.file = Arc::from(file.as_str());
+                    self.end = pos;
                 }
                 return Ok(None);
             }
@@ -516,6 +514,30 @@ fn build_change(
         row_after: pair.after.as_ref().map(object),
         schema_version: version,
     }
+}
+
+/// The file and offset a ROTATE event points to.
+///
+/// The fake ROTATE that opens a stream arrives before any FORMAT_DESCRIPTION, so the parser
+/// cannot know whether it ends in a CRC32; MariaDB sends one and MySQL does not. The trailing
+/// four bytes are dropped exactly when they are the CRC32 of the rest of the event.
+fn rotate_target(event: &Event) -> Option<(String, u64)> {
+    use mysql_common::proto::MySerialize;
+    let data = event.data();
+    let pos = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
+    let mut name = &data[8..];
+    if data.len() >= 12 {
+        let (body, crc) = data.split_at(data.len() - 4);
+        let mut header = Vec::with_capacity(19);
+        event.header().serialize(&mut header);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header);
+        hasher.update(body);
+        if hasher.finalize().to_le_bytes() == crc {
+            name = &body[8..];
+        }
+    }
+    Some((String::from_utf8_lossy(name).into_owned(), pos))
 }
 
 /// The statement's first word, for classification (never logged with the rest of the text).

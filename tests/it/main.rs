@@ -2,4 +2,5 @@
 
 mod cli;
 mod servers;
+mod stream_basic;
 mod support;

@@ -1,0 +1,347 @@
+//! Running `bintrail stream` as a real process against test servers, and reading back what it
+//! wrote: full row images from `binlog_events` and the stream's `stream_state` row.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use bintrail::position::{BinlogPosition, GtidSet};
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+
+use super::{bintrail_cmd, temp_dir, unique, wait_until, TestServer};
+
+/// Where the workload should be read from, captured before it runs.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// Position mode from this file:offset.
+    Position(BinlogPosition),
+    /// GTID mode after this set.
+    Gtid(String),
+}
+
+impl Start {
+    /// The `--start-*` flags.
+    pub fn flags(&self) -> Vec<String> {
+        match self {
+            Start::Position(p) => vec![
+                "--start-file".into(),
+                p.file.clone(),
+                "--start-pos".into(),
+                p.pos.to_string(),
+            ],
+            Start::Gtid(set) => vec!["--start-gtid".into(), set.clone()],
+        }
+    }
+}
+
+/// The source's current end of binlog: (file:pos, executed GTID set text).
+pub async fn source_end(source: &TestServer) -> (BinlogPosition, String) {
+    let mut conn = source.conn(None).await;
+    let sql = match source.flavor {
+        super::Flavor::Mysql => "SHOW BINARY LOG STATUS",
+        super::Flavor::Mariadb => "SHOW MASTER STATUS",
+    };
+    let row: mysql_async::Row = conn.query_first(sql).await.unwrap().unwrap();
+    let pos = BinlogPosition::new(
+        row.get::<String, _>(0).unwrap(),
+        row.get::<u64, _>(1).unwrap(),
+    );
+    let gtid_sql = match source.flavor {
+        super::Flavor::Mysql => "SELECT @@gtid_executed",
+        super::Flavor::Mariadb => "SELECT @@gtid_binlog_pos",
+    };
+    let gtids: String = conn
+        .query_first(gtid_sql)
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    conn.disconnect().await.ok();
+    (pos, gtids.replace('\n', ""))
+}
+
+/// A start point in the given mode at the source's current end.
+pub async fn start_here(source: &TestServer, gtid_mode: bool) -> Start {
+    let (pos, gtids) = source_end(source).await;
+    if gtid_mode {
+        Start::Gtid(gtids)
+    } else {
+        Start::Position(pos)
+    }
+}
+
+/// A fresh index database on the shared index server, initialised with `bintrail init`.
+pub struct Index {
+    /// Database name.
+    pub db: String,
+}
+
+impl Index {
+    /// Creates and initialises a new index database.
+    pub fn new() -> Index {
+        let db = unique("idx");
+        let out = super::bintrail(&["init", "--index-dsn", &TestServer::index().dsn(Some(&db))]);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Index { db }
+    }
+
+    /// The index DSN.
+    pub fn dsn(&self) -> String {
+        TestServer::index().dsn(Some(&self.db))
+    }
+
+    /// Every change in the index, in event_id order, as comparable rows.
+    pub async fn changes(&self) -> Vec<Row> {
+        let mut conn = TestServer::index().conn(Some(&self.db)).await;
+        let rows: Vec<mysql_async::Row> = conn
+            .query(
+                "SELECT schema_name, table_name, event_type, pk_values, changed_columns, row_before, row_after \
+                 FROM binlog_events ORDER BY event_id",
+            )
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+        rows.into_iter()
+            .map(|r| {
+                let json = |i: usize| -> Value {
+                    r.get::<Option<String>, _>(i)
+                        .flatten()
+                        .map(|s| serde_json::from_str(&s).unwrap())
+                        .unwrap_or(Value::Null)
+                };
+                Row {
+                    table: format!(
+                        "{}.{}",
+                        r.get::<String, _>(0).unwrap(),
+                        r.get::<String, _>(1).unwrap()
+                    ),
+                    kind: r.get(2).unwrap(),
+                    pk: r.get(3).unwrap(),
+                    changed: json(4),
+                    before: json(5),
+                    after: json(6),
+                }
+            })
+            .collect()
+    }
+
+    /// The stream's checkpoint: (binlog position, GTID set text, rows_done).
+    pub async fn checkpoint(
+        &self,
+        server_id: u32,
+    ) -> Option<(BinlogPosition, Option<String>, u64)> {
+        let mut conn = TestServer::index().conn(Some(&self.db)).await;
+        let row: Option<(String, u64, Option<String>, u64)> = conn
+            .exec_first(
+                "SELECT binlog_file, binlog_position, gtid_set, rows_done FROM stream_state WHERE server_id = ?",
+                (server_id,),
+            )
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+        row.map(|(f, p, g, r)| (BinlogPosition::new(f, p), g, r))
+    }
+
+    /// Waits until the stream's checkpoint covers the source's current end.
+    pub async fn wait_caught_up(&self, source: &TestServer, server_id: u32) {
+        let (pos, gtids) = source_end(source).await;
+        let target: GtidSet = gtids.parse().unwrap();
+        wait_until(
+            Duration::from_secs(60),
+            "the checkpoint to reach the source's end",
+            || async {
+                let cp = self.checkpoint(server_id).await;
+                let done = match &cp {
+                    Some((_, Some(set), 0)) => {
+                        set.parse::<GtidSet>().unwrap().contains_set(&target)
+                    }
+                    Some((p, None, 0)) => p.compare(&pos).is_some_and(|o| o.is_ge()),
+                    _ => false,
+                };
+                if done {
+                    Ok(())
+                } else {
+                    Err(format!("checkpoint {cp:?}, source end {pos} / {gtids}"))
+                }
+            },
+        )
+        .await
+    }
+}
+
+/// One stored change, as compared in tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// `schema.table`.
+    pub table: String,
+    /// 1 insert, 2 update, 3 delete.
+    pub kind: u8,
+    /// pk_values.
+    pub pk: String,
+    /// changed_columns (null unless update).
+    pub changed: Value,
+    /// row_before.
+    pub before: Value,
+    /// row_after.
+    pub after: Value,
+}
+
+/// An expected insert.
+pub fn ins(table: &str, pk: &str, after: Value) -> Row {
+    Row {
+        table: table.into(),
+        kind: 1,
+        pk: pk.into(),
+        changed: Value::Null,
+        before: Value::Null,
+        after,
+    }
+}
+
+/// An expected update.
+pub fn upd(table: &str, pk: &str, changed: &[&str], before: Value, after: Value) -> Row {
+    Row {
+        table: table.into(),
+        kind: 2,
+        pk: pk.into(),
+        changed: changed.iter().map(|c| Value::from(*c)).collect(),
+        before,
+        after,
+    }
+}
+
+/// An expected delete.
+pub fn del(table: &str, pk: &str, before: Value) -> Row {
+    Row {
+        table: table.into(),
+        kind: 3,
+        pk: pk.into(),
+        changed: Value::Null,
+        before,
+        after: Value::Null,
+    }
+}
+
+/// Asserts two change lists are equal, printing the first differences readably.
+pub fn assert_changes(actual: &[Row], expected: &[Row]) {
+    if actual == expected {
+        return;
+    }
+    let mut report = format!(
+        "index holds {} changes, expected {}\n",
+        actual.len(),
+        expected.len()
+    );
+    for i in 0..actual.len().max(expected.len()) {
+        let (a, e) = (actual.get(i), expected.get(i));
+        if a != e {
+            report.push_str(&format!("#{i}\n  actual:   {a:?}\n  expected: {e:?}\n"));
+        }
+    }
+    panic!("{report}");
+}
+
+/// A running `bintrail stream` process, killed when dropped.
+pub struct Stream {
+    child: Option<Child>,
+    log: PathBuf,
+    /// Its --server-id.
+    pub server_id: u32,
+}
+
+impl Stream {
+    /// Starts `bintrail stream` from `source` into `index` with extra flags.
+    pub fn start(source: &TestServer, index: &Index, server_id: u32, extra: &[String]) -> Stream {
+        let log = temp_dir("stream").join("stream.log");
+        let mut args: Vec<String> = vec![
+            "stream".into(),
+            "--source-dsn".into(),
+            source.dsn(None),
+            "--index-dsn".into(),
+            index.dsn(),
+            "--server-id".into(),
+            server_id.to_string(),
+            "--checkpoint-interval".into(),
+            "1".into(),
+            "--log-format".into(),
+            "text".into(),
+        ];
+        args.extend_from_slice(extra);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = bintrail_cmd(&argv)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Stream {
+            child: Some(child),
+            log,
+            server_id,
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub async fn stop(mut self) -> i32 {
+        let child = self.child.take().unwrap();
+        let pid = child.id() as i32;
+        send_signal(pid, "TERM");
+        self.wait_exit(child).await
+    }
+
+    /// SIGKILL (a crash), then waits for it to be gone.
+    pub async fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    /// Waits for the process to exit by itself; returns its status code.
+    pub async fn exit_code(mut self) -> i32 {
+        let child = self.child.take().unwrap();
+        self.wait_exit(child).await
+    }
+
+    async fn wait_exit(&self, mut child: Child) -> i32 {
+        let status = wait_until(Duration::from_secs(60), "bintrail stream to exit", || {
+            let r = child.try_wait();
+            async move {
+                match r {
+                    Ok(Some(status)) => Ok(status),
+                    _ => Err(self.log()),
+                }
+            }
+        })
+        .await;
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+/// Sends a signal by name with the system's `kill` (no libc binding needed in tests).
+pub fn send_signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
