@@ -3,6 +3,8 @@
 //! Logging is best-effort: if journald cannot be reached, text on stderr is used instead and a
 //! warning says so.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::config::LogFormat;
@@ -31,7 +33,12 @@ pub fn init_logging(format: LogFormat) {
             .init();
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .init();
     }
 }

@@ -333,6 +333,25 @@ pub fn row_object(table: &TableSpec, values: &[Value]) -> Map<String, Value> {
         .collect()
 }
 
+/// The image as JSON object text with keys in table order, written without building a map or
+/// cloning values (the same object as [`row_object`], cheaper and in column order).
+pub fn row_json(table: &TableSpec, values: &[Value]) -> String {
+    let mut out = Vec::with_capacity(32 * values.len() + 2);
+    out.push(b'{');
+    for (i, (c, v)) in table.columns.iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing a str or a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &c.name);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, v);
+    }
+    out.push(b'}');
+    // serde_json writes UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The row's identity as text: the key's values in key order, joined by `|`.
 ///
 /// The key is the primary key in its own column order; without one, `unique_key` (the first
@@ -627,6 +646,16 @@ mod tests {
         let after = [json!(1), json!("anna"), json!("")];
         assert_eq!(changed_columns(&t, &before, &after), vec!["name", "note"]);
         assert!(changed_columns(&t, &before, &before).is_empty());
+    }
+
+    #[test]
+    fn row_json_is_the_row_object_in_column_order() {
+        let t = people();
+        let values = [json!(1), json!("a\"b"), Value::Null];
+        let text = row_json(&t, &values);
+        assert_eq!(text, r#"{"id":1,"name":"a\"b","note":null}"#);
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed, Value::Object(row_object(&t, &values)));
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub(crate) fn time2(cur: &mut Cursor<'_>, meta: u16) -> Result<String, Fault> {
 fn time2_packed(cur: &mut Cursor<'_>, fsp: u8) -> Result<i64, Fault> {
     const INT_OFS: i64 = 0x80_0000;
     Ok(match fsp {
-        1 | 2 | 3 | 4 => {
+        1..=4 => {
             let mut int = cur.uint_be(3)? as i64 - INT_OFS;
             let (width, scale) = if fsp <= 2 { (1, 10_000) } else { (2, 100) };
             let mut frac = cur.uint_be(width)? as i64;

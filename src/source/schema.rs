@@ -788,7 +788,8 @@ mod tests {
             (spec.schema.as_str(), spec.table.as_str()),
             ("shop", "items")
         );
-        let got: Vec<(&str, ColumnType, u16, bool, Option<u16>, bool)> = spec
+        type Row<'a> = (&'a str, ColumnType, u16, bool, Option<u16>, bool);
+        let got: Vec<Row<'_>> = spec
             .columns
             .iter()
             .map(|c| {
