@@ -19,15 +19,15 @@ pub struct ConnectError {
     pub address: String,
     /// User name.
     pub user: String,
-    /// The driver's error.
+    /// The driver's error (boxed: it is large, and errors travel through many `Result`s).
     #[source]
-    pub source: mysql_async::Error,
+    pub source: Box<mysql_async::Error>,
 }
 
 impl ConnectError {
     /// Whether retrying later may help (network trouble rather than refused credentials or TLS).
     pub fn is_transient(&self) -> bool {
-        matches!(self.source, mysql_async::Error::Io(_))
+        matches!(*self.source, mysql_async::Error::Io(_))
     }
 }
 
@@ -55,7 +55,7 @@ pub async fn connect(
         role,
         address: dsn.address(),
         user: dsn.user.clone(),
-        source,
+        source: Box::new(source),
     };
     match Conn::new(opts(dsn, database, tls.ssl_opts())).await {
         Ok(conn) => Ok(conn),

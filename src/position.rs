@@ -594,7 +594,7 @@ mod tests {
     fn malformed_gtid_sets_are_rejected() {
         for bad in [
             "nonsense",
-            &format!("{U1}"),
+            U1,
             &format!("{U1}:0"),
             &format!("{U1}:5-3"),
             &format!("{U1}:1-x"),

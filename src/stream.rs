@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use mysql_async::prelude::Queryable;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -80,16 +81,15 @@ pub async fn run(
     cancel: CancellationToken,
     progress: watch::Sender<Progress>,
 ) -> Result<(), StreamError> {
-    let mut index = connect(
-        "index",
-        &config.index.dsn,
-        Some(&config.index.database),
-        &config.tls,
-    )
-    .await
-    .map_err(SourceError::from)?;
-    mysql_async::prelude::Queryable::query_drop(&mut index, SESSION_SETUP).await?;
+    // Without selecting the database, so that a missing one is reported as "run init".
+    let mut index = connect("index", &config.index.dsn, None, &config.tls)
+        .await
+        .map_err(SourceError::from)?;
+    index.query_drop(SESSION_SETUP).await?;
     ddl::ensure_ready(&mut index, &config.index.database).await?;
+    index
+        .query_drop(format!("USE {}", crate::sql::ident(&config.index.database)))
+        .await?;
 
     let (source_conn, info) = source::open(config).await?;
     let (source_conn, from) = resolve_start(config, &mut index, source_conn, &info).await?;

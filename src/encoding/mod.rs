@@ -21,7 +21,7 @@
 //! | TINYINT, SMALLINT, MEDIUMINT, INT, BIGINT (signed or UNSIGNED, from the table metadata) | number, exact | `18446744073709551615`, `-9223372036854775808` |
 //! | MEDIUMINT | number (3 bytes, sign-extended unless UNSIGNED) | `-8388608` |
 //! | DECIMAL(p,s) | string with the exact digits and exactly s decimals | `"-12.50"`, `"0.000000000000000000000000000001"` |
-//! | FLOAT | number: the f32's shortest decimal form, read as f64 | `3.4028235e38` |
+//! | FLOAT | number: the f32's shortest decimal form, read as f64 (prints `3.4028235e+38`, not `3.4028234663852886e+38`) | `3.4028235e+38` |
 //! | DOUBLE | number (f64) | `-2.5e-300` |
 //! | BIT(n) | number (unsigned, from big-endian bytes) | `5` |
 //! | YEAR | number; 0 stays 0 | `2024`, `0` |
@@ -38,7 +38,7 @@
 //! | JSON (MySQL binary JSON) | the document itself, not a string; inside it DATE is `"YYYY-MM-DD"`, DATETIME/TIMESTAMP `"YYYY-MM-DD HH:MM:SS.ffffff"`, TIME `"HH:MM:SS.ffffff"` (MySQL's JSON text forms), DECIMAL a string of its exact digits (serde_json has no exact decimal numbers here), other opaque values `"base64:type<N>:<base64>"`; an empty value (0 bytes) is null | `{"d":"2024-01-02","n":"1.50"}` |
 //! | JSON on MariaDB (a text column flagged `json_text`) | the parsed document | `[1,2]` |
 //! | GEOMETRY | base64 of MySQL's internal form (4-byte SRID, then WKB) | `"AAAAAAEBAAAA…"` |
-//! | VECTOR | array of numbers, each an f32 as for FLOAT | `[1.5,-2]` |
+//! | VECTOR | array of numbers, each an f32 as for FLOAT | `[1.5,-2.0,0.1]` |
 //! | generated columns (virtual or stored) | whatever the image carries, by their type | |
 //!
 //! Row identity ([`pk_values`]) and change detection ([`changed_columns`]) work on the decoded

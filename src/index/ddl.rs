@@ -61,12 +61,19 @@ const CREATE_STREAM_STATE: &str = "CREATE TABLE IF NOT EXISTS `stream_state` (
   PRIMARY KEY (`server_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
-/// Every index table, its CREATE statement and the columns (name, DATA_TYPE) it must have.
-const TABLES: [(&str, &str, &[(&str, &str)]); 2] = [
-    (
-        BINLOG_EVENTS,
-        CREATE_BINLOG_EVENTS,
-        &[
+/// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
+struct IndexTable {
+    name: &'static str,
+    create: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+}
+
+/// Every index table.
+const TABLES: [IndexTable; 2] = [
+    IndexTable {
+        name: BINLOG_EVENTS,
+        create: CREATE_BINLOG_EVENTS,
+        columns: &[
             ("event_id", "bigint"),
             ("stream_id", "int"),
             ("binlog_file", "varchar"),
@@ -86,11 +93,11 @@ const TABLES: [(&str, &str, &[(&str, &str)]); 2] = [
             ("row_after", "json"),
             ("schema_version", "int"),
         ],
-    ),
-    (
-        STREAM_STATE,
-        CREATE_STREAM_STATE,
-        &[
+    },
+    IndexTable {
+        name: STREAM_STATE,
+        create: CREATE_STREAM_STATE,
+        columns: &[
             ("server_id", "int"),
             ("mode", "varchar"),
             ("binlog_file", "varchar"),
@@ -103,7 +110,7 @@ const TABLES: [(&str, &str, &[(&str, &str)]); 2] = [
             ("last_event_time", "datetime"),
             ("last_checkpoint", "datetime"),
         ],
-    ),
+    },
 ];
 
 /// Why the index tables cannot be created or used.
@@ -168,7 +175,12 @@ pub async fn init(conn: &mut Conn, database: &str) -> Result<InitReport, DdlErro
             .map_err(server)?;
     }
     let mut tables = Vec::new();
-    for (table, create, _) in TABLES {
+    for IndexTable {
+        name: table,
+        create,
+        ..
+    } in TABLES
+    {
         let exists = check_table(conn, database, table).await?;
         if !exists {
             conn.query_drop(format!("USE {}", ident(database)))
@@ -186,7 +198,7 @@ pub async fn init(conn: &mut Conn, database: &str) -> Result<InitReport, DdlErro
 
 /// Checks that every index table exists with a compatible shape (run before streaming).
 pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
-    for (table, _, _) in TABLES {
+    for IndexTable { name: table, .. } in TABLES {
         if !check_table(conn, database, table).await? {
             return Err(DdlError::Missing {
                 database: database.to_string(),
@@ -219,8 +231,8 @@ async fn check_table(
     }
     let expected = TABLES
         .iter()
-        .find(|(t, _, _)| *t == table)
-        .map(|(_, _, cols)| *cols)
+        .find(|t| t.name == table)
+        .map(|t| t.columns)
         .unwrap_or(&[]);
     let mut problems = Vec::new();
     for (name, data_type) in expected {

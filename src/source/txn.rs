@@ -61,7 +61,7 @@ pub enum TxnError {
         position: BinlogPosition,
         /// The decoder's error.
         #[source]
-        source: encoding::DecodeError,
+        source: Box<encoding::DecodeError>,
     },
     /// An event that mysql_common cannot parse.
     #[error("malformed binlog event at {position}: {reason}")]
@@ -376,7 +376,7 @@ impl Assembler {
         let (spec, version) = cached.spec.clone().expect("spec resolved above");
         let pairs = encoding::decode_rows(&spec, &rows).map_err(|source| TxnError::Decode {
             position: here.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let header = event.header();
         let end = u64::from(header.log_pos());
@@ -494,9 +494,7 @@ fn build_change(
         }
         _ => None,
     };
-    let object = |v: &Vec<serde_json::Value>| {
-        serde_json::Value::Object(encoding::row_object(spec, v)).to_string()
-    };
+    let object = |v: &Vec<serde_json::Value>| encoding::row_json(spec, v);
     Change {
         binlog_file: m.txn.file.clone(),
         start_pos: m.start,

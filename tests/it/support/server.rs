@@ -115,6 +115,8 @@ impl TestServer {
             sh = repo_root().join("scripts/server.sh").display(),
             dir = self.dir.display(),
         );
+        // The watcher must outlive this process, so it is deliberately never waited for.
+        #[allow(clippy::zombie_processes)]
         Command::new("setsid")
             .args(["bash", "-c", &script])
             .stdin(Stdio::null())

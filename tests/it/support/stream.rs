@@ -97,12 +97,21 @@ impl Index {
 
     /// Every change in the index, in event_id order, as comparable rows.
     pub async fn changes(&self) -> Vec<Row> {
+        self.select("TRUE").await
+    }
+
+    /// The changes one stream wrote, in event_id order.
+    pub async fn changes_of(&self, server_id: u32) -> Vec<Row> {
+        self.select(&format!("stream_id = {server_id}")).await
+    }
+
+    async fn select(&self, condition: &str) -> Vec<Row> {
         let mut conn = TestServer::index().conn(Some(&self.db)).await;
         let rows: Vec<mysql_async::Row> = conn
-            .query(
+            .query(format!(
                 "SELECT schema_name, table_name, event_type, pk_values, changed_columns, row_before, row_after \
-                 FROM binlog_events ORDER BY event_id",
-            )
+                 FROM binlog_events WHERE {condition} ORDER BY event_id"
+            ))
             .await
             .unwrap();
         conn.disconnect().await.ok();
@@ -285,6 +294,11 @@ impl Stream {
             log,
             server_id,
         }
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     /// What it has logged so far.
