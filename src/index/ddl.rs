@@ -20,6 +20,8 @@ use crate::sql::ident;
 pub const BINLOG_EVENTS: &str = "binlog_events";
 /// One checkpoint row per stream.
 pub const STREAM_STATE: &str = "stream_state";
+/// Ranges of the source's history that a stream skipped (purged binlogs, `--on-gap=skip`).
+pub const STREAM_GAPS: &str = "stream_gaps";
 
 const CREATE_BINLOG_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `binlog_events` (
   `event_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
@@ -61,6 +63,17 @@ const CREATE_STREAM_STATE: &str = "CREATE TABLE IF NOT EXISTS `stream_state` (
   PRIMARY KEY (`server_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
+const CREATE_STREAM_GAPS: &str = "CREATE TABLE IF NOT EXISTS `stream_gaps` (
+  `gap_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `server_id` INT UNSIGNED NOT NULL COMMENT 'the stream that skipped',
+  `gap_from` TEXT CHARACTER SET ascii NOT NULL COMMENT 'checkpoint that could not be resumed (file:pos or GTID set)',
+  `gap_to` TEXT CHARACTER SET ascii NOT NULL COMMENT 'where streaming continued (file:pos or GTID set)',
+  `detected_at` DATETIME(3) NOT NULL COMMENT 'UTC',
+  `reason` TEXT NOT NULL COMMENT 'the source''s own words',
+  PRIMARY KEY (`gap_id`),
+  KEY `k_stream` (`server_id`, `detected_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
 /// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
 struct IndexTable {
     name: &'static str,
@@ -69,7 +82,7 @@ struct IndexTable {
 }
 
 /// Every index table.
-const TABLES: [IndexTable; 2] = [
+const TABLES: [IndexTable; 3] = [
     IndexTable {
         name: BINLOG_EVENTS,
         create: CREATE_BINLOG_EVENTS,
@@ -109,6 +122,18 @@ const TABLES: [IndexTable; 2] = [
             ("events_indexed", "bigint"),
             ("last_event_time", "datetime"),
             ("last_checkpoint", "datetime"),
+        ],
+    },
+    IndexTable {
+        name: STREAM_GAPS,
+        create: CREATE_STREAM_GAPS,
+        columns: &[
+            ("gap_id", "bigint"),
+            ("server_id", "int"),
+            ("gap_from", "text"),
+            ("gap_to", "text"),
+            ("detected_at", "datetime"),
+            ("reason", "text"),
         ],
     },
 ];
