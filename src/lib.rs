@@ -15,4 +15,5 @@ pub mod service;
 pub mod source;
 pub mod sql;
 pub mod stream;
+pub mod telemetry;
 pub mod tls;

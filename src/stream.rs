@@ -8,11 +8,21 @@
 //!   commit everything received before the failure.
 //! - A batch closes on `batch_size` rows or on the `checkpoint_interval` timer, whichever comes
 //!   first; the timer also records progress when every event was filtered out.
+//! - A start point that did not come from a checkpoint (start flags, `--reset`, the source's
+//!   current end) is made durable before the first event is read, so a crash before the first
+//!   flush cannot move the stream past changes it never indexed.
+//!
+//! # Restarts
+//! The supervisor ([`run`]) retries transient failures (network, a restarted or frozen server, a
+//! stalled connection, a failed flush) with capped exponential backoff and jitter, each attempt
+//! resuming from the durable checkpoint, so a failed flush's rows are read again, never dropped.
+//! Definite failures stop the stream with their reason.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::change::Change;
@@ -24,20 +34,18 @@ use crate::position::{BinlogPosition, Checkpoint, ResumePoint};
 use crate::source::txn::{Assembler, Chunk};
 use crate::source::{self, SourceError, SourceInfo};
 use crate::sql::SESSION_SETUP;
+use crate::telemetry::{FlushReport, Phase, Telemetry};
 
 /// Chunks in flight between reader and writer at most.
 const CHANNEL_BOUND: usize = 16;
-
-/// What the writer has made durable so far, published after every commit.
-#[derive(Clone, Debug, Default)]
-pub struct Progress {
-    /// The last committed checkpoint.
-    pub checkpoint: Option<Checkpoint>,
-    /// Rows committed by this process.
-    pub rows_written: u64,
-    /// Timestamp of the last event covered by the checkpoint.
-    pub last_event_time: Option<u32>,
-}
+/// An index transaction that takes longer than this is abandoned and retried on a new connection.
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
+/// First retry delay after a transient failure; doubles per attempt up to [`BACKOFF_CAP`].
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest retry delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// A run that lasted this long counts as healthy: the next failure starts the backoff anew.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// Why the stream stopped.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +68,9 @@ pub enum StreamError {
     /// A task panicked or was aborted.
     #[error("internal error: {0}")]
     Task(String),
+    /// An index transaction did not finish in time (a hung index server).
+    #[error("an index transaction did not finish within {0:?}; the index server may be hung")]
+    FlushTimeout(Duration),
 }
 
 impl StreamError {
@@ -70,17 +81,83 @@ impl StreamError {
             StreamError::Writer(e) => e.is_transient(),
             StreamError::Index(e) => matches!(e, mysql_async::Error::Io(_)),
             StreamError::Ddl(_) | StreamError::State(_) => false,
-            StreamError::Task(_) => true,
+            StreamError::Task(_) | StreamError::FlushTimeout(_) => true,
         }
     }
 }
 
-/// Runs the stream until `cancel` fires (Ok) or an error stops it.
+/// Runs the stream until `cancel` fires (Ok) or a definite error stops it, retrying transient
+/// failures from the durable checkpoint.
 pub async fn run(
     config: &StreamConfig,
     cancel: CancellationToken,
-    progress: watch::Sender<Progress>,
+    telemetry: Arc<Telemetry>,
 ) -> Result<(), StreamError> {
+    let mut config = config.clone();
+    let mut attempt: u32 = 0;
+    loop {
+        let started = Instant::now();
+        let outcome = run_once(&config, &cancel, &telemetry).await;
+        // --reset applies to the first run only; a reconnect resumes from the checkpoint.
+        config.reset = false;
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                attempt = if started.elapsed() >= HEALTHY_RUN {
+                    1
+                } else {
+                    attempt + 1
+                };
+                telemetry
+                    .transient_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                telemetry.set_phase(Phase::Reconnecting);
+                let delay = backoff(attempt);
+                tracing::warn!(
+                    server_id = config.server_id,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    error = %e,
+                    "transient failure; reconnecting and resuming from the last checkpoint"
+                );
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                telemetry
+                    .reconnects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => {
+                telemetry
+                    .definite_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Capped exponential backoff with ±25 % jitter, so that many streams do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(BACKOFF_CAP);
+    // Jitter from the clock's low bits: good enough to de-synchronise, no RNG dependency.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    capped.mul_f64(factor)
+}
+
+/// One connection's worth of streaming: connect, resume, read and write until cancelled or failed.
+async fn run_once(
+    config: &StreamConfig,
+    cancel: &CancellationToken,
+    telemetry: &Arc<Telemetry>,
+) -> Result<(), StreamError> {
+    telemetry.set_phase(Phase::Starting);
     // Without selecting the database, so that a missing one is reported as "run init".
     let mut index = connect("index", &config.index.dsn, None, &config.tls)
         .await
@@ -91,8 +168,8 @@ pub async fn run(
         .query_drop(format!("USE {}", crate::sql::ident(&config.index.database)))
         .await?;
 
-    let (source_conn, info) = source::open(config).await?;
-    let (source_conn, from) = resolve_start(config, &mut index, source_conn, &info).await?;
+    let (mut source_conn, info) = source::open(config).await?;
+    let (from, durable) = resolve_start(config, &mut index, &mut source_conn, &info).await?;
     let _ = index.disconnect().await;
     // information_schema lookups need a connection of their own: the first one becomes the
     // binlog stream.
@@ -100,14 +177,18 @@ pub async fn run(
         .await
         .map_err(SourceError::from)?;
 
-    let writer = Writer::open(
+    let mut writer = Writer::open(
         &config.index,
         &config.tls,
         config.server_id,
         info.identity.clone(),
     )
     .await?;
+    if !durable {
+        writer.flush(&[], &from, None).await?;
+    }
     let stream = source::request(source_conn, &info, config.server_id, &from).await?;
+    telemetry.set_phase(Phase::Streaming);
     tracing::info!(
         server_id = config.server_id,
         source = %config.source,
@@ -127,8 +208,9 @@ pub async fn run(
         lookup,
         tx,
         reader_cancel.clone(),
+        telemetry.clone(),
     ));
-    let written = write_loop(writer, rx, config, progress).await;
+    let written = write_loop(writer, rx, config, telemetry).await;
     if written.is_err() {
         reader_cancel.cancel();
     }
@@ -139,12 +221,13 @@ pub async fn run(
 }
 
 /// Chooses where to start: checkpoint (unless --reset), else start flags, else the current end.
+/// The flag says whether the start point is already durable (it came from the checkpoint).
 async fn resolve_start(
     config: &StreamConfig,
     index: &mut mysql_async::Conn,
-    mut source_conn: mysql_async::Conn,
+    source_conn: &mut mysql_async::Conn,
     info: &SourceInfo,
-) -> Result<(mysql_async::Conn, Checkpoint), StreamError> {
+) -> Result<(Checkpoint, bool), StreamError> {
     if config.reset {
         match state::reset(index, config.server_id).await? {
             Some(old) => tracing::info!(
@@ -169,7 +252,7 @@ async fn resolve_start(
             rows_done = saved.checkpoint.rows_done,
             "resuming from this stream's checkpoint"
         );
-        return Ok((source_conn, saved.checkpoint));
+        return Ok((saved.checkpoint, true));
     }
     let from = match &config.start {
         Some(StartAt::Position(p)) => Checkpoint {
@@ -184,7 +267,7 @@ async fn resolve_start(
             rows_done: 0,
             in_flight: None,
         },
-        None => source::current_end(&mut source_conn, info).await?,
+        None => source::current_end(source_conn, info).await?,
     };
     let origin = if config.start.is_some() {
         "the start flags"
@@ -198,7 +281,7 @@ async fn resolve_start(
         binlog_pos = from.position.pos,
         "no checkpoint: starting from {origin}"
     );
-    Ok((source_conn, from))
+    Ok((from, false))
 }
 
 /// Accumulates chunks and flushes them with their checkpoint on size or time.
@@ -206,8 +289,8 @@ async fn write_loop(
     mut writer: Writer,
     mut rx: mpsc::Receiver<Chunk>,
     config: &StreamConfig,
-    progress: watch::Sender<Progress>,
-) -> Result<(), WriterError> {
+    telemetry: &Telemetry,
+) -> Result<(), StreamError> {
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(config.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -218,27 +301,22 @@ async fn write_loop(
                 Some(chunk) => {
                     batch.add(chunk);
                     if batch.rows.len() >= config.batch_size {
-                        batch.flush(&mut writer, &progress).await?;
+                        batch.flush(&mut writer, telemetry).await?;
                     }
                 }
                 None => {
-                    batch.flush(&mut writer, &progress).await?;
+                    batch.flush(&mut writer, telemetry).await?;
                     writer.close().await;
                     return Ok(());
                 }
             },
             _ = tick.tick() => {
-                if batch.flush(&mut writer, &progress).await? {
-                    let p = progress.borrow();
-                    if let Some(cp) = &p.checkpoint {
-                        tracing::info!(
-                            checkpoint = %cp.resume,
-                            binlog_file = %cp.position.file,
-                            binlog_pos = cp.position.pos,
-                            rows_written = p.rows_written,
-                            "checkpoint"
-                        );
-                    }
+                if batch.flush(&mut writer, telemetry).await? {
+                    tracing::info!(
+                        checkpoint = %telemetry.checkpoint(),
+                        rows_indexed = telemetry.rows_indexed.load(std::sync::atomic::Ordering::Relaxed),
+                        "checkpoint"
+                    );
                 }
             }
         }
@@ -266,31 +344,41 @@ impl Batch {
         }
     }
 
-    /// Writes what is pending; `Ok(false)` when there was nothing to write.
+    /// Writes what is pending; `Ok(false)` when there was nothing to write. On failure the rows
+    /// are dropped from memory: the supervisor reconnects and reads them again from the source.
     async fn flush(
         &mut self,
         writer: &mut Writer,
-        progress: &watch::Sender<Progress>,
-    ) -> Result<bool, WriterError> {
+        telemetry: &Telemetry,
+    ) -> Result<bool, StreamError> {
         let Some(checkpoint) = self.checkpoint.take() else {
             return Ok(false);
         };
         let started = Instant::now();
-        writer
-            .flush(&self.rows, &checkpoint, self.last_event_time)
-            .await?;
+        telemetry.flush_begins();
+        let result = tokio::time::timeout(
+            FLUSH_DEADLINE,
+            writer.flush(&self.rows, &checkpoint, self.last_event_time),
+        )
+        .await;
         let rows = self.rows.len() as u64;
-        tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, checkpoint = %checkpoint.resume, "flushed");
+        let text = checkpoint.resume.to_string();
+        let committed = matches!(result, Ok(Ok(())));
+        telemetry.flush_ends(
+            committed.then_some(FlushReport {
+                rows,
+                checkpoint: &text,
+                last_event_time: self.last_event_time,
+            }),
+            started.elapsed(),
+        );
+        match result {
+            Err(_) => return Err(StreamError::FlushTimeout(FLUSH_DEADLINE)),
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(())) => {}
+        }
+        tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, checkpoint = %text, "flushed");
         self.rows.clear();
-        let last_event_time = self.last_event_time;
-        progress.send_modify(|p| {
-            p.checkpoint = Some(checkpoint);
-            p.rows_written += rows;
-            p.last_event_time = last_event_time;
-        });
         Ok(true)
     }
 }
-
-/// How long a graceful stop may take before the process gives up on the drain.
-pub const STOP_DEADLINE: Duration = Duration::from_secs(60);

@@ -2,7 +2,10 @@
 //! status the outcome deserves (0 stopped cleanly, 1 transient failure, 3 definite error).
 
 use bintrail::config::StreamConfig;
-use bintrail::stream::{self, Progress};
+use std::sync::Arc;
+
+use bintrail::stream;
+use bintrail::telemetry::{Phase, Telemetry};
 use tokio_util::sync::CancellationToken;
 
 use super::{runtime, Failure, Kind};
@@ -13,9 +16,9 @@ pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
     let config = StreamConfig::new(cmd.into_args()).map_err(Failure::usage)?;
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
-        tokio::spawn(stop_on_signal(cancel.clone()));
-        let (progress, _watch) = tokio::sync::watch::channel(Progress::default());
-        let outcome = stream::run(&config, cancel, progress).await;
+        let telemetry = Arc::new(Telemetry::new());
+        tokio::spawn(stop_on_signal(cancel.clone(), telemetry.clone()));
+        let outcome = stream::run(&config, cancel, telemetry).await;
         match outcome {
             Ok(()) => {
                 tracing::info!(server_id = config.server_id, "stopped");
@@ -34,7 +37,7 @@ pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
 }
 
 /// Cancels the stream on the first SIGTERM or SIGINT.
-async fn stop_on_signal(cancel: CancellationToken) {
+async fn stop_on_signal(cancel: CancellationToken, telemetry: Arc<Telemetry>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -51,5 +54,6 @@ async fn stop_on_signal(cancel: CancellationToken) {
         signal = name,
         "stopping: draining, flushing and checkpointing"
     );
+    telemetry.set_phase(Phase::Stopping);
     cancel.cancel();
 }

@@ -356,6 +356,7 @@ pub async fn read(
     mut lookup: Conn,
     tx: mpsc::Sender<Chunk>,
     cancel: CancellationToken,
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 ) -> Result<(), SourceError> {
     loop {
         let next = tokio::select! {
@@ -370,6 +371,7 @@ pub async fn read(
             }
             Ok(Some(Ok(event))) => event,
         };
+        telemetry.source_activity(event.header().timestamp());
         let chunk = loop {
             match assembler.feed(&event) {
                 Err(TxnError::NeedColumns {
