@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use bintrail::config::{ConfigError, IndexConfig, LogFormat, StreamArgs};
+use bintrail::config::{ConfigError, IndexConfig, LogFormat, OnGap, StreamArgs};
 use bintrail::tls::{SslMode, TlsConfig, TlsError};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -200,6 +200,12 @@ pub struct StreamCmd {
     /// uuid:1-100 or MariaDB 0-1-100); selects GTID mode
     #[arg(long, env = "BINTRAIL_START_GTID", value_name = "GTID_SET")]
     pub start_gtid: Option<String>,
+
+    /// When the binlogs needed to resume were purged: fail (say exactly what is gone, exit 3) or
+    /// skip (continue from the oldest binlog the source has and record the gap in stream_gaps)
+    #[arg(long, env = "BINTRAIL_ON_GAP", default_value = "fail", value_name = "ACTION",
+          value_parser = PossibleValuesParser::new(OnGap::NAMES))]
+    pub on_gap: String,
 }
 
 impl StreamCmd {
@@ -223,6 +229,7 @@ impl StreamCmd {
             start_file: self.start_file,
             start_pos: self.start_pos,
             start_gtid: self.start_gtid,
+            on_gap: self.on_gap,
         }
     }
 }

@@ -34,6 +34,21 @@ pub enum StartAt {
     Gtid(GtidSet),
 }
 
+/// What to do when the binlogs needed to resume were purged from the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnGap {
+    /// Refuse to start, saying exactly what is gone (the default).
+    #[default]
+    Fail,
+    /// Continue from the oldest position the source still has and record the gap.
+    Skip,
+}
+
+impl OnGap {
+    /// The flag values, in the order they are documented.
+    pub const NAMES: [&'static str; 2] = ["fail", "skip"];
+}
+
 /// The `stream` command's raw inputs, as strings and numbers, before validation.
 #[derive(Clone, Debug, Default)]
 pub struct StreamArgs {
@@ -71,6 +86,8 @@ pub struct StreamArgs {
     pub start_pos: Option<u64>,
     /// `--start-gtid`.
     pub start_gtid: Option<String>,
+    /// `--on-gap`.
+    pub on_gap: String,
 }
 
 /// Everything `stream` needs, validated.
@@ -94,6 +111,8 @@ pub struct StreamConfig {
     pub reset: bool,
     /// Where to start without a checkpoint; `None` means the source's current end.
     pub start: Option<StartAt>,
+    /// What to do about purged binlogs.
+    pub on_gap: OnGap,
 }
 
 /// The index connection, validated: a DSN that names the index database.
@@ -184,6 +203,17 @@ impl StreamConfig {
         let mode: SslMode = args.ssl_mode.parse()?;
         let tls = TlsConfig::new(mode, args.ssl_ca, args.ssl_cert, args.ssl_key)?;
         let start = start_at(args.start_file, args.start_pos, args.start_gtid)?;
+        let on_gap = match args.on_gap.as_str() {
+            "" | "fail" => OnGap::Fail,
+            "skip" => OnGap::Skip,
+            other => {
+                return Err(ConfigError::Range {
+                    flag: "--on-gap",
+                    value: other.to_string(),
+                    expected: "fail or skip",
+                })
+            }
+        };
         Ok(StreamConfig {
             source,
             index,
@@ -194,6 +224,7 @@ impl StreamConfig {
             tls,
             reset: args.reset,
             start,
+            on_gap,
         })
     }
 }

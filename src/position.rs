@@ -286,6 +286,79 @@ impl GtidSet {
     }
 }
 
+impl GtidSet {
+    /// Adds every transaction of `other` (MariaDB: each domain keeps the later position).
+    pub fn union(&mut self, other: &GtidSet) {
+        match (self, other) {
+            (GtidSet::Mysql(a), GtidSet::Mysql(b)) => {
+                for (key, ivs) in b {
+                    let mine = a.entry(key.clone()).or_default();
+                    mine.extend_from_slice(ivs);
+                    merge(mine);
+                }
+            }
+            (GtidSet::Mariadb(a), GtidSet::Mariadb(b)) => {
+                for (d, (srv, seq)) in b {
+                    let e = a.entry(*d).or_insert((*srv, *seq));
+                    if e.1 < *seq {
+                        *e = (*srv, *seq);
+                    }
+                }
+            }
+            (me, other) if me.is_empty() => *me = other.clone(),
+            _ => {}
+        }
+    }
+
+    /// The transactions of `self` that `other` lacks (MySQL); for MariaDB, the domains of `self`
+    /// that are ahead of `other`.
+    pub fn subtract(&self, other: &GtidSet) -> GtidSet {
+        match (self, other) {
+            (GtidSet::Mysql(a), GtidSet::Mysql(b)) => {
+                let mut out = BTreeMap::new();
+                for (key, ivs) in a {
+                    let holes = b.get(key).map(Vec::as_slice).unwrap_or(&[]);
+                    let left: Vec<(u64, u64)> =
+                        ivs.iter().flat_map(|iv| minus(*iv, holes)).collect();
+                    if !left.is_empty() {
+                        out.insert(key.clone(), left);
+                    }
+                }
+                GtidSet::Mysql(out)
+            }
+            (GtidSet::Mariadb(a), GtidSet::Mariadb(b)) => GtidSet::Mariadb(
+                a.iter()
+                    .filter(|(d, (_, seq))| b.get(d).is_none_or(|(_, s)| s < seq))
+                    .map(|(d, v)| (*d, *v))
+                    .collect(),
+            ),
+            (me, _) => me.clone(),
+        }
+    }
+}
+
+/// The parts of interval `iv` not covered by the sorted, merged `holes`.
+fn minus(iv: (u64, u64), holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut start = iv.0;
+    for &(a, b) in holes {
+        if b < start || a > iv.1 {
+            continue;
+        }
+        if a > start {
+            out.push((start, a - 1));
+        }
+        start = b.saturating_add(1);
+        if start > iv.1 {
+            return out;
+        }
+    }
+    if start <= iv.1 {
+        out.push((start, iv.1));
+    }
+    out
+}
+
 fn merge(ivs: &mut Vec<(u64, u64)>) {
     ivs.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(ivs.len());
@@ -583,6 +656,21 @@ mod tests {
         let m2: GtidSet = "0-2-9".parse().unwrap();
         assert!(m1.contains_set(&m2));
         assert!(!m2.contains_set(&m1));
+    }
+
+    #[test]
+    fn union_and_subtract_are_set_operations() {
+        let purged: GtidSet = format!("{U1}:1-100,{U2}:1-5").parse().unwrap();
+        let done: GtidSet = format!("{U1}:1-40:50-60").parse().unwrap();
+        assert_eq!(
+            purged.subtract(&done).to_string(),
+            format!("{U1}:41-49:61-100,{U2}:1-5")
+        );
+        let mut all = done.clone();
+        all.union(&purged);
+        assert_eq!(all.to_string(), format!("{U1}:1-100,{U2}:1-5"));
+        let m: GtidSet = "0-1-10,1-1-5".parse().unwrap();
+        assert_eq!(m.subtract(&"0-1-10".parse().unwrap()).to_string(), "1-1-5");
     }
 
     #[test]

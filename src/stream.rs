@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::change::Change;
-use crate::config::{StartAt, StreamConfig};
+use crate::config::{OnGap, StartAt, StreamConfig};
 use crate::connect::connect;
 use crate::index::writer::{Writer, WriterError};
 use crate::index::{ddl, state};
@@ -68,6 +68,9 @@ pub enum StreamError {
     /// A task panicked or was aborted.
     #[error("internal error: {0}")]
     Task(String),
+    /// A purged range was recorded as a gap; the stream restarts past it.
+    #[error("restarting after recording a gap in the source's history")]
+    RestartAfterGap,
     /// An index transaction did not finish in time (a hung index server).
     #[error("an index transaction did not finish within {0:?}; the index server may be hung")]
     FlushTimeout(Duration),
@@ -81,7 +84,9 @@ impl StreamError {
             StreamError::Writer(e) => e.is_transient(),
             StreamError::Index(e) => matches!(e, mysql_async::Error::Io(_)),
             StreamError::Ddl(_) | StreamError::State(_) => false,
-            StreamError::Task(_) | StreamError::FlushTimeout(_) => true,
+            StreamError::Task(_) | StreamError::FlushTimeout(_) | StreamError::RestartAfterGap => {
+                true
+            }
         }
     }
 }
@@ -187,7 +192,20 @@ async fn run_once(
     if !durable {
         writer.flush(&[], &from, None).await?;
     }
-    let stream = source::request(source_conn, &info, config.server_id, &from).await?;
+    let from = match source::find_gap(&mut source_conn, &info, &from).await? {
+        Some(gap) => skip_gap(config, &mut writer, gap).await?,
+        None => from,
+    };
+    let stream = match source::request(source_conn, &info, config.server_id, &from).await {
+        Ok(stream) => stream,
+        Err(e) => match source::mariadb_gap(&e, &from) {
+            Some(gap) => {
+                skip_gap(config, &mut writer, gap).await?;
+                return Err(StreamError::RestartAfterGap);
+            }
+            None => return Err(e.into()),
+        },
+    };
     telemetry.set_phase(Phase::Streaming);
     tracing::info!(
         server_id = config.server_id,
@@ -218,6 +236,26 @@ async fn run_once(
     written?;
     read?;
     Ok(())
+}
+
+/// Refuses a purged gap (`--on-gap=fail`), or records it and returns where to continue.
+async fn skip_gap(
+    config: &StreamConfig,
+    writer: &mut Writer,
+    gap: source::Gap,
+) -> Result<Checkpoint, StreamError> {
+    if config.on_gap == OnGap::Fail {
+        return Err(gap.refuse().into());
+    }
+    writer.record_gap(&gap.from, &gap.to, &gap.what).await?;
+    tracing::error!(
+        server_id = config.server_id,
+        gap_from = %gap.from,
+        gap_to = %gap.to.resume,
+        reason = %gap.what,
+        "GAP IN THE INDEX: binlogs were purged before they were indexed; skipping to the oldest available position (--on-gap=skip); recorded in stream_gaps"
+    );
+    Ok(gap.to)
 }
 
 /// Chooses where to start: checkpoint (unless --reset), else start flags, else the current end.

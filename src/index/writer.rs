@@ -125,6 +125,38 @@ impl Writer {
         result.map_err(WriterError::from)
     }
 
+    /// Records a skipped range of history and moves the checkpoint past it, in one transaction.
+    pub async fn record_gap(
+        &mut self,
+        gap_from: &str,
+        to: &Checkpoint,
+        reason: &str,
+    ) -> Result<(), WriterError> {
+        let mut insert = String::from(
+            "INSERT INTO stream_gaps (server_id, gap_from, gap_to, detected_at, reason) VALUES (",
+        );
+        insert.push_str(&self.server_id.to_string());
+        insert.push(',');
+        push_str_literal(&mut insert, gap_from);
+        insert.push(',');
+        push_str_literal(&mut insert, &to.resume.to_string());
+        insert.push_str(", UTC_TIMESTAMP(3), ");
+        push_str_literal(&mut insert, reason);
+        insert.push(')');
+        let checkpoint_sql = state::upsert_sql(self.server_id, to, &self.source_uuid, 0, None);
+        let result = async {
+            self.conn.query_drop("START TRANSACTION").await?;
+            self.conn.query_drop(&insert).await?;
+            self.conn.query_drop(&checkpoint_sql).await?;
+            self.conn.query_drop("COMMIT").await
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.conn.query_drop("ROLLBACK").await;
+        }
+        result.map_err(WriterError::from)
+    }
+
     /// Multi-row INSERTs, each below the statement size limit.
     fn insert_statements(&self, rows: &[Change]) -> Result<Vec<String>, WriterError> {
         let mut out = Vec::new();

@@ -98,6 +98,16 @@ pub enum SourceError {
     /// A table's columns cannot be known for sure.
     #[error(transparent)]
     Columns(#[from] columns::ColumnsError),
+    /// The binlogs needed to resume are gone from the source.
+    #[error("the binlogs needed to resume from {from} were purged from the source: {what}. Those changes can no longer reach the index. To continue anyway, restart with --on-gap=skip (streams from the oldest binlog the source still has, {oldest}, and records the gap in stream_gaps, shown by `bintrail status`), or with --reset and a --start-file/--start-gtid of your choice")]
+    Purged {
+        /// The resume point that cannot be served.
+        from: String,
+        /// What exactly is missing.
+        what: String,
+        /// The oldest point the source can still serve.
+        oldest: String,
+    },
     /// The binlog could not be indexed from here on.
     #[error(transparent)]
     Txn(#[from] TxnError),
@@ -291,6 +301,108 @@ pub async fn current_end(conn: &mut Conn, info: &SourceInfo) -> Result<Checkpoin
         rows_done: 0,
         in_flight: None,
     })
+}
+
+/// A part of the source's history that was purged before it was indexed.
+#[derive(Clone, Debug)]
+pub struct Gap {
+    /// The resume point that cannot be served.
+    pub from: String,
+    /// What exactly is missing, in the source's terms.
+    pub what: String,
+    /// Where streaming can continue.
+    pub to: Checkpoint,
+}
+
+impl Gap {
+    /// The definite error for refusing to skip this gap.
+    pub fn refuse(&self) -> SourceError {
+        SourceError::Purged {
+            from: self.from.clone(),
+            what: self.what.clone(),
+            oldest: self.to.resume.to_string(),
+        }
+    }
+}
+
+/// Checks that the source still has every binlog needed to resume from `from`.
+pub async fn find_gap(
+    conn: &mut Conn,
+    info: &SourceInfo,
+    from: &Checkpoint,
+) -> Result<Option<Gap>, SourceError> {
+    match &from.resume {
+        ResumePoint::Position(p) => {
+            let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
+            let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+            let Some(oldest) = names.first() else {
+                return Ok(None);
+            };
+            let oldest = BinlogPosition::new(oldest.clone(), 4);
+            let purged = !names.contains(&p.file) && p.compare(&oldest).is_some_and(|o| o.is_lt());
+            Ok(purged.then(|| Gap {
+                from: p.to_string(),
+                what: format!(
+                    "binlog {} is gone; the oldest binlog on the source is {}",
+                    p.file, oldest.file
+                ),
+                to: Checkpoint {
+                    resume: ResumePoint::Position(oldest.clone()),
+                    position: oldest,
+                    rows_done: 0,
+                    in_flight: None,
+                },
+            }))
+        }
+        ResumePoint::Gtid(done) if info.flavor == Flavor::Mysql => {
+            let text: String = conn
+                .query_first("SELECT @@gtid_purged")
+                .await?
+                .unwrap_or_default();
+            let Ok(purged) = text.replace('\n', "").parse::<GtidSet>() else {
+                return Ok(None);
+            };
+            let missing = purged.subtract(done);
+            if missing.is_empty() {
+                return Ok(None);
+            }
+            let mut to = done.clone();
+            to.union(&purged);
+            Ok(Some(Gap {
+                from: from.resume.to_string(),
+                what: format!("transactions {missing} were purged before they were indexed"),
+                to: Checkpoint {
+                    resume: ResumePoint::Gtid(to),
+                    position: BinlogPosition::new("", 4),
+                    rows_done: 0,
+                    in_flight: None,
+                },
+            }))
+        }
+        // MariaDB has no gtid_purged; a purged GTID state is reported by the dump request (1236).
+        ResumePoint::Gtid(_) => Ok(None),
+    }
+}
+
+/// The gap a MariaDB GTID request refused with "binlog files have been purged".
+pub fn mariadb_gap(error: &SourceError, from: &Checkpoint) -> Option<Gap> {
+    match error {
+        SourceError::Refused {
+            code: 1236,
+            message,
+            ..
+        } if message.contains("purged") => Some(Gap {
+            from: from.resume.to_string(),
+            what: message.clone(),
+            to: Checkpoint {
+                resume: ResumePoint::Gtid(GtidSet::Mariadb(Default::default())),
+                position: BinlogPosition::new("", 4),
+                rows_done: 0,
+                in_flight: None,
+            },
+        }),
+        _ => None,
+    }
 }
 
 /// Registers as replica `server_id` and requests the binlog from `from`.

@@ -97,9 +97,7 @@ fn init_twice_is_harmless_and_a_foreign_table_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_without_init_says_to_run_init() {
     let source = TestServer::shared(Flavor::Mysql);
-    let index = crate::support::stream::Index {
-        db: unique("noinit"),
-    };
+    let index = crate::support::stream::Index::uninitialised(TestServer::index());
     let stream = Stream::start(source, &index, server_id(), &[]);
     let (code, log) = stream_exit(stream).await;
     assert_eq!(code, 3, "{log}");

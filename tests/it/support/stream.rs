@@ -71,28 +71,59 @@ pub async fn start_here(source: &TestServer, gtid_mode: bool) -> Start {
     }
 }
 
-/// A fresh index database on the shared index server, initialised with `bintrail init`.
+/// A fresh index database, initialised with `bintrail init`.
 pub struct Index {
     /// Database name.
     pub db: String,
+    /// Port of the index server.
+    pub port: u16,
 }
 
 impl Index {
-    /// Creates and initialises a new index database.
+    /// Creates and initialises a new index database on the shared index server.
     pub fn new() -> Index {
-        let db = unique("idx");
-        let out = super::bintrail(&["init", "--index-dsn", &TestServer::index().dsn(Some(&db))]);
+        Index::on(TestServer::index())
+    }
+
+    /// Creates and initialises a new index database on `server`.
+    pub fn on(server: &TestServer) -> Index {
+        let index = Index::uninitialised(server);
+        let out = super::bintrail(&["init", "--index-dsn", &index.dsn()]);
         assert!(
             out.status.success(),
             "init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Index { db }
+        index
+    }
+
+    /// A name for an index database that `init` has not created.
+    pub fn uninitialised(server: &TestServer) -> Index {
+        Index {
+            db: unique("idx"),
+            port: server.port,
+        }
     }
 
     /// The index DSN.
     pub fn dsn(&self) -> String {
-        TestServer::index().dsn(Some(&self.db))
+        format!("mysql://root@127.0.0.1:{}/{}", self.port, self.db)
+    }
+
+    /// A connection to the index database.
+    pub async fn conn(&self) -> mysql_async::Conn {
+        self.try_conn().await.expect("connect to the index")
+    }
+
+    /// A connection to the index database, or `None` while the server is down.
+    pub async fn try_conn(&self) -> Option<mysql_async::Conn> {
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(self.port)
+            .user(Some("root"))
+            .db_name(Some(self.db.clone()))
+            .prefer_socket(false);
+        mysql_async::Conn::new(opts).await.ok()
     }
 
     /// Every change in the index, in event_id order, as comparable rows.
@@ -106,7 +137,7 @@ impl Index {
     }
 
     async fn select(&self, condition: &str) -> Vec<Row> {
-        let mut conn = TestServer::index().conn(Some(&self.db)).await;
+        let mut conn = self.conn().await;
         let rows: Vec<mysql_async::Row> = conn
             .query(format!(
                 "SELECT schema_name, table_name, event_type, pk_values, changed_columns, row_before, row_after \
@@ -144,7 +175,7 @@ impl Index {
         &self,
         server_id: u32,
     ) -> Option<(BinlogPosition, Option<String>, u64)> {
-        let mut conn = TestServer::index().conn(Some(&self.db)).await;
+        let mut conn = self.conn().await;
         let row: Option<(String, u64, Option<String>, u64)> = conn
             .exec_first(
                 "SELECT binlog_file, binlog_position, gtid_set, rows_done FROM stream_state WHERE server_id = ?",
@@ -308,36 +339,38 @@ impl Stream {
 
     /// SIGTERM, then waits for the exit status.
     pub async fn stop(mut self) -> i32 {
-        let child = self.child.take().unwrap();
-        let pid = child.id() as i32;
+        let pid = self.child.as_ref().expect("running").id() as i32;
         send_signal(pid, "TERM");
-        self.wait_exit(child).await
+        self.wait_exit().await
     }
 
     /// SIGKILL (a crash), then waits for it to be gone.
     pub async fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().ok();
-        child.wait().ok();
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
     }
 
     /// Waits for the process to exit by itself; returns its status code.
     pub async fn exit_code(mut self) -> i32 {
-        let child = self.child.take().unwrap();
-        self.wait_exit(child).await
+        self.wait_exit().await
     }
 
-    async fn wait_exit(&self, mut child: Child) -> i32 {
+    /// Polls for the exit; on timeout the panic leaves the child to `Drop`, which kills it.
+    async fn wait_exit(&mut self) -> i32 {
         let status = wait_until(Duration::from_secs(60), "bintrail stream to exit", || {
-            let r = child.try_wait();
+            let r = self.child.as_mut().expect("running").try_wait();
+            let log = self.log();
             async move {
                 match r {
                     Ok(Some(status)) => Ok(status),
-                    _ => Err(self.log()),
+                    _ => Err(log),
                 }
             }
         })
         .await;
+        self.child = None;
         status.code().unwrap_or(-1)
     }
 }
