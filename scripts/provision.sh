@@ -407,6 +407,41 @@ provision_mariadb() {
     echo "mariadb: provisioned $ver at $final"
 }
 
+# ---------------------------------------------------------------------------
+# Tools the service, packaging and TLS tests call: systemd-analyze (package
+# systemd; it is only run offline, never started as PID 1 here), openssl
+# (test certificates), unshare/mount (util-linux, mount: essential on Debian)
+# and dpkg-deb (dpkg). Nothing is done when they are all present.
+TEST_TOOLS=(systemd-analyze:systemd openssl:openssl unshare:util-linux mount:mount dpkg-deb:dpkg)
+
+install_test_tools() {
+    local want=() t
+    for t in "${TEST_TOOLS[@]}"; do
+        command -v "${t%%:*}" >/dev/null || want+=("${t#*:}")
+    done
+    ((${#want[@]})) || return 0
+    log "installing ${want[*]} with apt-get (for the service and TLS tests)"
+    local own_policy=0 rc=0 aptlog="$CACHE/.tools-apt.log"
+    # Installing systemd into a container must not start anything.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    : >"$aptlog"
+    apt_tools() { apt-get install -y -q --no-install-recommends "${want[@]}" </dev/null >>"$aptlog" 2>&1; }
+    apt_tools || { apt-get update -q </dev/null >>"$aptlog" 2>&1 && apt_tools; } || rc=$?
+    if [[ $own_policy == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [[ $rc != 0 ]]; then
+        cat "$aptlog" >&2
+        die "apt-get install of ${want[*]} failed"
+    fi
+    rm -f "$aptlog"
+    for t in "${TEST_TOOLS[@]}"; do
+        command -v "${t%%:*}" >/dev/null || die "${t%%:*} still missing after installing ${t#*:}"
+    done
+}
+
 mkdir -p "$CACHE"
 # Concurrent provisions (two test runs at once) would race on apt and on the
 # final renames; serialize them.
@@ -417,4 +452,5 @@ flock 9
 rm -rf "$CACHE"/.mysql-tmp.* "$CACHE"/.mariadb-tmp.*
 provision_mysql
 provision_mariadb
+install_test_tools
 finish

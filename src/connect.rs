@@ -1,17 +1,25 @@
 //! Opening connections to the source and the index: DSN + TLS config → a live `Conn`.
 //!
-//! `tls.rs` decides what TLS to ask for; this module carries out `preferred`'s one special
-//! case (a server that does not offer TLS is used in plaintext, with a warning) and sets the
-//! session up the way the rest of the code assumes.
+//! `tls.rs` decides what TLS to ask for and how to explain a TLS failure; this module carries
+//! out the two retries the modes need (`preferred` against a server without TLS goes on in
+//! plaintext with a warning; `verify-ca` retries once with the certificate's own name, see
+//! `tls.rs`), bounds the handshake in time, and classifies failures: network trouble is
+//! transient, refused credentials and TLS problems are not (retrying cannot fix them).
 
-use mysql_async::{Conn, DriverError, Opts, OptsBuilder};
+use std::time::Duration;
+
+use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::dsn::Dsn;
-use crate::tls::TlsConfig;
+use crate::tls::{tls_failure, TlsConfig};
+
+/// A server that accepts TCP but does not complete the handshake in this time (a frozen or
+/// overloaded server) counts as unreachable, so a reconnect can never hang forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot connect to the {role} at {address} as '{user}': {source}")]
+#[error("cannot connect to the {role} at {address} as '{user}': {reason}")]
 pub struct ConnectError {
     /// "source" or "index".
     pub role: &'static str,
@@ -19,6 +27,10 @@ pub struct ConnectError {
     pub address: String,
     /// User name.
     pub user: String,
+    /// What went wrong, in the user's terms (TLS failures explained, never a password).
+    pub reason: String,
+    /// Whether retrying later may help.
+    pub transient: bool,
     /// The driver's error (boxed: it is large, and errors travel through many `Result`s).
     #[source]
     pub source: Box<mysql_async::Error>,
@@ -27,7 +39,29 @@ pub struct ConnectError {
 impl ConnectError {
     /// Whether retrying later may help (network trouble rather than refused credentials or TLS).
     pub fn is_transient(&self) -> bool {
-        matches!(*self.source, mysql_async::Error::Io(_))
+        self.transient
+    }
+
+    fn new(role: &'static str, dsn: &Dsn, tls: &TlsConfig, source: mysql_async::Error) -> Self {
+        let (reason, transient) = match (tls_failure(&source), &source) {
+            (Some(failure), _) => (tls.explain(&failure, &dsn.host), false),
+            (None, mysql_async::Error::Server(e)) if e.code == 1045 && tls.cert.is_none() => (
+                format!(
+                    "{source} (if the account was created REQUIRE X509 or SUBJECT/ISSUER, give --ssl-cert and --ssl-key)"
+                ),
+                false,
+            ),
+            (None, mysql_async::Error::Io(_)) => (source.to_string(), true),
+            (None, _) => (source.to_string(), false),
+        };
+        ConnectError {
+            role,
+            address: dsn.address(),
+            user: dsn.user.clone(),
+            reason,
+            transient,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -44,6 +78,22 @@ fn opts(dsn: &Dsn, database: Option<&str>, tls: Option<mysql_async::SslOpts>) ->
         .into()
 }
 
+/// One attempt, bounded by [`CONNECT_TIMEOUT`].
+async fn attempt(opts: Opts) -> Result<Conn, mysql_async::Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+        Ok(result) => result,
+        Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the server accepted the connection but did not complete the handshake within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            ),
+        ))),
+    }
+}
+
 /// Connects as `role` ("source" or "index"), honouring `--ssl-mode`.
 pub async fn connect(
     role: &'static str,
@@ -51,24 +101,32 @@ pub async fn connect(
     database: Option<&str>,
     tls: &TlsConfig,
 ) -> Result<Conn, ConnectError> {
-    let err = |source| ConnectError {
-        role,
-        address: dsn.address(),
-        user: dsn.user.clone(),
-        source: Box::new(source),
+    let mut err = match attempt(opts(dsn, database, tls.ssl_opts())).await {
+        Ok(conn) => return Ok(conn),
+        Err(e) => e,
     };
-    match Conn::new(opts(dsn, database, tls.ssl_opts())).await {
-        Ok(conn) => Ok(conn),
-        Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
-            if tls.allows_plaintext_fallback() =>
-        {
-            tracing::warn!(
-                role,
-                address = %dsn.address(),
-                "server does not offer TLS; connecting in plaintext because --ssl-mode is preferred (use --ssl-mode required to refuse)"
-            );
-            Conn::new(opts(dsn, database, None)).await.map_err(err)
-        }
-        Err(e) => Err(err(e)),
+    let failure = tls_failure(&err);
+    if failure == Some(crate::tls::TlsFailure::NotOffered) && tls.allows_plaintext_fallback() {
+        tracing::warn!(
+            role,
+            address = %dsn.address(),
+            "server does not offer TLS; connecting in plaintext because --ssl-mode is preferred (use --ssl-mode required to refuse)"
+        );
+        return attempt(opts(dsn, database, None))
+            .await
+            .map_err(|e| ConnectError::new(role, dsn, tls, e));
     }
+    if let Some(name) = failure.and_then(|f| tls.retry_name(&f)) {
+        tracing::debug!(
+            role,
+            address = %dsn.address(),
+            certificate_name = %name,
+            "verify-ca: the certificate names another host; checking its chain under that name"
+        );
+        match attempt(opts(dsn, database, tls.ssl_opts_for_name(&name))).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => err = e,
+        }
+    }
+    Err(ConnectError::new(role, dsn, tls, err))
 }

@@ -6,6 +6,20 @@
 //! against `--ssl-ca`; `verify-full` checks the chain and the host name. `--ssl-cert`/`--ssl-key`
 //! present a client certificate. Every path is checked for readability when the config is built,
 //! so a typo fails before any connection is tried.
+//!
+//! # How the modes map onto mysql_async + rustls (TLS 1.2 and 1.3, ring provider)
+//! - `preferred`, `required`: `danger_accept_invalid_certs`, so no certificate is checked.
+//! - `verify-ca`: built-in roots off, `--ssl-ca` as the only root, host name not checked. mysql_async
+//!   0.37.1 means to skip the name check with `danger_skip_domain_validation`, but on rustls 0.23
+//!   that flag is inert (it matches the error's text, which rustls changed: mysql_async issue
+//!   #404, fixed upstream after 0.37.1). So when the chain is fine but the name is not, the
+//!   connection code retries once with the name the certificate itself presents
+//!   ([`TlsConfig::retry_name`] and [`TlsConfig::ssl_opts_for_name`]): the chain is then fully
+//!   checked against `--ssl-ca` and the name matches by construction. A certificate without any
+//!   subjectAltName cannot be accepted this way (rustls ignores the CN); that is refused with a
+//!   message saying so.
+//! - `verify-full`: built-in roots off, `--ssl-ca` as the only root, chain and host name checked
+//!   (DNS name or IP address subjectAltName).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -114,6 +128,18 @@ pub enum TlsError {
         /// The OS error.
         reason: String,
     },
+    /// A file that is readable but holds no usable PEM item.
+    #[error("{flag} '{path}' holds no {what} in PEM form ({reason})")]
+    NotPem {
+        /// The flag.
+        flag: &'static str,
+        /// The path given.
+        path: String,
+        /// What was expected in it.
+        what: &'static str,
+        /// What the PEM reader said.
+        reason: String,
+    },
     /// A certificate option with `--ssl-mode disabled`.
     #[error("{flag} was given with --ssl-mode disabled: drop it or choose another --ssl-mode")]
     UnusedWithDisabled {
@@ -166,6 +192,7 @@ impl TlsConfig {
         ] {
             if let Some(path) = path {
                 check_readable(flag, path)?;
+                check_pem(flag, path)?;
             }
         }
         Ok(TlsConfig {
@@ -209,6 +236,165 @@ impl TlsConfig {
     pub fn allows_plaintext_fallback(&self) -> bool {
         self.mode == SslMode::Preferred
     }
+
+    /// For `verify-ca` only: the name to retry with after `failure`, when the chain may be fine
+    /// and only the host name did not match (see the module docs).
+    pub fn retry_name(&self, failure: &TlsFailure) -> Option<String> {
+        match (self.mode, failure) {
+            (SslMode::VerifyCa, TlsFailure::WrongName { presented, .. }) => {
+                presented.iter().find_map(|n| retry_form(n))
+            }
+            _ => None,
+        }
+    }
+
+    /// The options of [`ssl_opts`](Self::ssl_opts), checking the certificate against `name`
+    /// instead of the host connected to (the `verify-ca` retry).
+    pub fn ssl_opts_for_name(&self, name: &str) -> Option<SslOpts> {
+        self.ssl_opts()
+            .map(|o| o.with_danger_tls_hostname_override(Some(name.to_string())))
+    }
+
+    /// What to tell the user about a TLS failure when connecting to `host`.
+    pub fn explain(&self, failure: &TlsFailure, host: &str) -> String {
+        let mode = self.mode;
+        let ca = self
+            .ca
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match failure {
+            TlsFailure::NotOffered => format!(
+                "the server does not offer TLS, and --ssl-mode {mode} requires it: enable TLS on the server, or use --ssl-mode preferred to allow plaintext"
+            ),
+            TlsFailure::WrongName { presented, .. } if presented.is_empty() => format!(
+                "the server's TLS certificate has no subjectAltName, so it names no host; --ssl-mode {mode} cannot accept it with this TLS client (rustls ignores the CN): give the server a certificate whose subjectAltName lists '{host}', or use --ssl-mode required"
+            ),
+            TlsFailure::WrongName { presented, .. } => format!(
+                "the server's TLS certificate is not valid for the host name '{host}' (it is valid for {}); --ssl-mode {mode} checks the host name: connect by a name the certificate lists, or use --ssl-mode verify-ca to check only the chain",
+                presented.iter().map(|n| display_name(n)).collect::<Vec<_>>().join(", ")
+            ),
+            TlsFailure::UnknownIssuer => format!(
+                "the server's TLS certificate was not issued by the CA in --ssl-ca '{ca}' (--ssl-mode {mode}): give the CA that signed the server's certificate"
+            ),
+            TlsFailure::BadCertificate(why) => {
+                format!("the server's TLS certificate was refused (--ssl-mode {mode}): {why}")
+            }
+            TlsFailure::Other(why) => format!("TLS failed (--ssl-mode {mode}): {why}"),
+        }
+    }
+}
+
+/// A TLS failure of a connection attempt, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The server does not offer TLS at all.
+    NotOffered,
+    /// The certificate chain is not checked yet, but the name did not match: `presented` are the
+    /// certificate's subjectAltNames as rustls/webpki render them.
+    WrongName {
+        /// The name checked.
+        expected: String,
+        /// The names the certificate carries.
+        presented: Vec<String>,
+    },
+    /// The chain does not lead to a trusted root (`--ssl-ca`).
+    UnknownIssuer,
+    /// Another certificate problem (expired, bad signature, …).
+    BadCertificate(String),
+    /// Anything else about TLS (handshake, unreadable client key, …).
+    Other(String),
+}
+
+/// Classifies `e` if it is a TLS failure.
+pub fn tls_failure(e: &mysql_async::Error) -> Option<TlsFailure> {
+    use mysql_async::{DriverError, Error, IoError};
+    let rustls_error = match e {
+        Error::Driver(DriverError::NoClientSslFlagFromServer) => {
+            return Some(TlsFailure::NotOffered)
+        }
+        Error::Driver(DriverError::NoKeyFound) => {
+            return Some(TlsFailure::Other(
+                "no private key found in --ssl-key".into(),
+            ))
+        }
+        Error::Io(IoError::Tls(mysql_async::TlsError::Tls(e))) => e,
+        Error::Io(IoError::Tls(other)) => return Some(TlsFailure::Other(other.to_string())),
+        Error::Io(IoError::Io(io)) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    Some(classify(rustls_error))
+}
+
+fn classify(e: &rustls::Error) -> TlsFailure {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::NotValidForNameContext {
+            expected,
+            presented,
+        }) => TlsFailure::WrongName {
+            expected: expected.to_str().into_owned(),
+            presented: presented.clone(),
+        },
+        rustls::Error::InvalidCertificate(C::NotValidForName) => TlsFailure::WrongName {
+            expected: String::new(),
+            presented: Vec::new(),
+        },
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => TlsFailure::UnknownIssuer,
+        rustls::Error::InvalidCertificate(other) => TlsFailure::BadCertificate(other.to_string()),
+        other => TlsFailure::Other(other.to_string()),
+    }
+}
+
+/// `DnsName("db.example.com")` → `db.example.com`, `IpAddress(10.0.0.1)` → `10.0.0.1`.
+fn display_name(presented: &str) -> String {
+    let inner = presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .or_else(|| {
+            presented
+                .strip_prefix("IpAddress(")
+                .and_then(|r| r.strip_suffix(')'))
+        });
+    inner.unwrap_or(presented).to_string()
+}
+
+/// A presented name as a name to verify against: a wildcard `*.example.com` is matched by any
+/// one label in its place; other kinds (URI, directory name) are not usable.
+fn retry_form(presented: &str) -> Option<String> {
+    if !(presented.starts_with("DnsName(") || presented.starts_with("IpAddress(")) {
+        return None;
+    }
+    let name = display_name(presented);
+    let name = match name.strip_prefix("*.") {
+        Some(rest) => format!("bintrail.{rest}"),
+        None => name,
+    };
+    rustls::pki_types::ServerName::try_from(name.as_str())
+        .is_ok()
+        .then_some(name)
+}
+
+/// The CA and client certificate must hold PEM certificates, the key a PEM private key, so
+/// that a wrong file is a usage error naming the flag rather than a TLS failure at connect time.
+fn check_pem(flag: &'static str, path: &Path) -> Result<(), TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (what, result) = if flag == "--ssl-key" {
+        ("private key", PrivateKeyDer::from_pem_file(path).map(drop))
+    } else {
+        let first = CertificateDer::pem_file_iter(path).and_then(|mut it| {
+            it.next()
+                .unwrap_or(Err(rustls::pki_types::pem::Error::NoItemsFound))
+        });
+        ("certificate", first.map(drop))
+    };
+    result.map_err(|e| TlsError::NotPem {
+        flag,
+        path: path.display().to_string(),
+        what,
+        reason: format!("{e:?}"),
+    })
 }
 
 fn check_readable(flag: &'static str, path: &Path) -> Result<(), TlsError> {
@@ -267,6 +453,99 @@ mod tests {
             TlsConfig::new(SslMode::Required, None, Some("/etc/hostname".into()), None),
             Err(TlsError::HalfIdentity { .. })
         ));
+    }
+
+    /// A file holding one PEM certificate block (its DER is not checked here).
+    fn pem_file() -> PathBuf {
+        let path = std::env::temp_dir().join(format!("bintrail-tls-{}.pem", std::process::id()));
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn a_file_without_pem_content_is_refused_with_its_flag() {
+        let err = TlsConfig::new(SslMode::VerifyCa, Some("/etc/hostname".into()), None, None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--ssl-ca '/etc/hostname' holds no certificate in PEM form"),
+            "{err}"
+        );
+        assert!(TlsConfig::new(SslMode::VerifyCa, Some(pem_file()), None, None).is_ok());
+    }
+
+    #[test]
+    fn verify_ca_retries_with_a_name_the_certificate_presents() {
+        let ca = TlsConfig::new(SslMode::VerifyCa, Some(pem_file()), None, None).unwrap();
+        let wrong = TlsFailure::WrongName {
+            expected: "127.0.0.1".into(),
+            presented: vec![
+                "DirectoryName".into(),
+                "DnsName(\"*.db.example\")".into(),
+                "IpAddress(10.9.9.9)".into(),
+            ],
+        };
+        assert_eq!(
+            ca.retry_name(&wrong).as_deref(),
+            Some("bintrail.db.example")
+        );
+        let full = TlsConfig::new(SslMode::VerifyFull, Some(pem_file()), None, None).unwrap();
+        assert_eq!(full.retry_name(&wrong), None, "verify-full checks the name");
+        let msg = full.explain(&wrong, "127.0.0.1");
+        assert!(
+            msg.contains("not valid for the host name '127.0.0.1'"),
+            "{msg}"
+        );
+        assert!(msg.contains("*.db.example, 10.9.9.9"), "{msg}");
+        let none = TlsFailure::WrongName {
+            expected: "127.0.0.1".into(),
+            presented: vec![],
+        };
+        assert_eq!(ca.retry_name(&none), None);
+        assert!(ca.explain(&none, "h").contains("no subjectAltName"));
+    }
+
+    #[test]
+    fn rustls_name_errors_are_classified_by_variant_not_text() {
+        let e =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+                presented: vec!["DnsName(\"other.example\")".into()],
+            });
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let err = mysql_async::Error::Io(mysql_async::IoError::Io(io));
+        assert!(matches!(
+            tls_failure(&err),
+            Some(TlsFailure::WrongName { expected, .. }) if expected == "127.0.0.1"
+        ));
+    }
+
+    #[test]
+    fn the_process_default_provider_is_ring_with_tls_1_2_and_1_3() {
+        // mysql_async builds its config with ClientConfig::builder(), which picks the provider
+        // from the crate features and panics if both ring and aws-lc-rs are compiled in.
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        // builder() offers DEFAULT_VERSIONS; TLS 1.2 is in it only with the `tls12` feature.
+        let versions: Vec<_> = rustls::DEFAULT_VERSIONS.iter().map(|v| v.version).collect();
+        assert!(
+            versions.contains(&rustls::ProtocolVersion::TLSv1_2),
+            "{versions:?}"
+        );
+        assert!(
+            versions.contains(&rustls::ProtocolVersion::TLSv1_3),
+            "{versions:?}"
+        );
+        let ring = rustls::crypto::ring::default_provider();
+        let names = |p: &rustls::crypto::CryptoProvider| -> Vec<_> {
+            p.cipher_suites.iter().map(|s| s.suite()).collect()
+        };
+        assert_eq!(names(config.crypto_provider()), names(&ring));
     }
 
     #[test]

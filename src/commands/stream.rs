@@ -1,30 +1,52 @@
-//! `bintrail stream`: validate, run the pipeline until SIGTERM/SIGINT or an error, exit with the
-//! status the outcome deserves (0 stopped cleanly, 1 transient failure, 3 definite error).
+//! `bintrail stream`: validate, run the pipeline under the service layer (signals, sd-notify,
+//! optional metrics) until SIGTERM/SIGINT or an error, and exit with the status the outcome
+//! deserves (0 stopped cleanly, 1 transient failure or abandoned drain, 3 definite error).
 
-use bintrail::config::StreamConfig;
 use std::sync::Arc;
 
+use bintrail::config::StreamConfig;
+use bintrail::metrics::{self, Metrics};
+use bintrail::service::{Ended, Service, DRAIN_DEADLINE};
 use bintrail::stream;
-use bintrail::telemetry::{Phase, Telemetry};
+use bintrail::telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{runtime, Failure, Kind};
 use crate::cli::StreamCmd;
 
 /// Validates the flags, then runs the stream until it is stopped.
 pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
+    let metrics_addr = cmd.metrics_addr;
     let config = StreamConfig::new(cmd.into_args()).map_err(Failure::usage)?;
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
         let telemetry = Arc::new(Telemetry::new());
-        tokio::spawn(stop_on_signal(cancel.clone(), telemetry.clone()));
-        let outcome = stream::run(&config, cancel, telemetry).await;
-        match outcome {
-            Ok(()) => {
+        let service = Service::from_env(telemetry.clone(), config.heartbeat_interval);
+        // Metrics keep answering during the drain; they stop with the process.
+        let metrics_stop = CancellationToken::new();
+        if let Some(addr) = metrics_addr {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|e| Failure::new(Kind::Runtime, e))?;
+            let metrics = Arc::new(Metrics::new(
+                telemetry.clone(),
+                service.health(),
+                config.server_id,
+            ));
+            tokio::spawn(metrics::serve(listener, metrics, metrics_stop.clone()));
+        }
+        // Every line the pipeline logs carries the stream's server id (SERVER_ID in journald).
+        let span = tracing::info_span!("stream", server_id = config.server_id);
+        let pipeline = stream::run(&config, cancel.clone(), telemetry);
+        let ended = service.run(cancel, pipeline).instrument(span).await;
+        metrics_stop.cancel();
+        match ended {
+            Ended::Finished(Ok(())) => {
                 tracing::info!(server_id = config.server_id, "stopped");
                 Ok(())
             }
-            Err(e) => {
+            Ended::Finished(Err(e)) => {
                 let kind = if e.is_transient() {
                     Kind::Runtime
                 } else {
@@ -32,28 +54,13 @@ pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
                 };
                 Err(Failure::new(kind, e))
             }
+            Ended::Abandoned => Err(Failure::new(
+                Kind::Runtime,
+                format!(
+                    "the drain did not finish (within {} s, or a second signal came): stopped without the final checkpoint; the next start resumes from the last one",
+                    DRAIN_DEADLINE.as_secs()
+                ),
+            )),
         }
     })
-}
-
-/// Cancels the stream on the first SIGTERM or SIGINT.
-async fn stop_on_signal(cancel: CancellationToken, telemetry: Arc<Telemetry>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop with SIGKILL only");
-        return;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(
-        signal = name,
-        "stopping: draining, flushing and checkpointing"
-    );
-    telemetry.set_phase(Phase::Stopping);
-    cancel.cancel();
 }

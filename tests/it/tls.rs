@@ -1,0 +1,408 @@
+//! `--ssl-mode` with MySQL's meanings, against MySQL 9.7 with certificates made here by the
+//! `openssl` CLI (a CA, a server certificate for localhost/127.0.0.1, one for another name, a
+//! client certificate, and an unrelated CA), and against MariaDB without TLS. The client is the
+//! real binary: `bintrail init` for the matrix, `bintrail stream` for one end-to-end run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+
+use crate::service::ServiceStream;
+use crate::support::{bintrail, temp_dir, unique, wait_until, Flavor, TestServer};
+
+const TLS_PASSWORD: &str = "tls-Secret-1";
+const X509_PASSWORD: &str = "x509-Secret-1";
+
+/// Certificates for the tests, in one directory.
+struct Certs {
+    dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl CLI");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Certs {
+    fn generate() -> Certs {
+        let dir = temp_dir("certs");
+        for ca in ["ca", "other-ca"] {
+            openssl(
+                &dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-keyout",
+                    &format!("{ca}-key.pem"),
+                    "-out",
+                    &format!("{ca}.pem"),
+                    "-subj",
+                    &format!("/CN=bintrail test {ca}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            );
+        }
+        let leaf = |name: &str, cn: &str, ext: &str| {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            openssl(
+                &dir,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-keyout",
+                    &format!("{name}-key.pem"),
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
+            );
+            openssl(
+                &dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-days",
+                    "2",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca-key.pem",
+                    "-CAcreateserial",
+                    "-extfile",
+                    &format!("{name}.ext"),
+                    "-out",
+                    &format!("{name}-cert.pem"),
+                ],
+            );
+        };
+        let server = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n";
+        leaf(
+            "server",
+            "localhost",
+            &format!("{server}subjectAltName=DNS:localhost,IP:127.0.0.1\n"),
+        );
+        leaf(
+            "elsewhere",
+            "db.example.com",
+            &format!("{server}subjectAltName=DNS:db.example.com\n"),
+        );
+        leaf(
+            "client",
+            "bintrail",
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+        );
+        Certs { dir }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+}
+
+/// `bintrail init` as `user` against `host:port`; returns (exit code, stderr).
+fn init(user: &str, password: &str, host: &str, port: u16, tls: &[&str]) -> (i32, String) {
+    let dsn = format!("mysql://{user}:{password}@{host}:{port}/tls_idx");
+    let mut args = vec!["init", "--index-dsn", &dsn];
+    args.extend_from_slice(tls);
+    let out = bintrail(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !stderr.contains(password) || password.is_empty(),
+        "password leaked: {stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn ok(what: &str, (code, stderr): (i32, String)) {
+    assert_eq!(code, 0, "{what} should connect: {stderr}");
+}
+
+fn fails(what: &str, (code, stderr): (i32, String), says: &str) {
+    assert_ne!(code, 0, "{what} should fail");
+    assert!(
+        stderr.contains(says),
+        "{what}: expected {says:?} in: {stderr}"
+    );
+}
+
+async fn use_server_cert(server: &TestServer, certs: &Certs, name: &str) {
+    server
+        .exec(&format!(
+            "SET GLOBAL ssl_cert = '{}', ssl_key = '{}'; ALTER INSTANCE RELOAD TLS",
+            certs.path(&format!("{name}-cert.pem")),
+            certs.path(&format!("{name}-key.pem"))
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn ssl_modes_keep_mysql_meanings_against_mysql_9_7() {
+    let certs = Certs::generate();
+    let (ca, cert, key) = (
+        format!("--ssl-ca={}", certs.path("ca.pem")),
+        format!("--ssl-cert={}", certs.path("server-cert.pem")),
+        format!("--ssl-key={}", certs.path("server-key.pem")),
+    );
+    let server = TestServer::start(Flavor::Mysql, &[&ca, &cert, &key]);
+    let port = server.port;
+    server
+        .exec(&format!(
+            "CREATE USER 'tls_user'@'%' IDENTIFIED WITH caching_sha2_password BY '{TLS_PASSWORD}' REQUIRE SSL;
+             GRANT ALL ON *.* TO 'tls_user'@'%';
+             CREATE USER 'x509_user'@'%' IDENTIFIED BY '{X509_PASSWORD}' REQUIRE X509;
+             GRANT ALL ON *.* TO 'x509_user'@'%'"
+        ))
+        .await;
+    let ca_file = certs.path("ca.pem");
+    let other_ca = certs.path("other-ca.pem");
+    let (client_cert, client_key) = (certs.path("client-cert.pem"), certs.path("client-key.pem"));
+    let tls = |user: &str, pw: &str, host: &str, flags: &[&str]| init(user, pw, host, port, flags);
+    let u = ("tls_user", TLS_PASSWORD);
+
+    // disabled: plaintext (the REQUIRE SSL account is refused, root without a password is not).
+    fails(
+        "disabled",
+        tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "disabled"]),
+        "cannot connect",
+    );
+    ok(
+        "disabled as root",
+        tls("root", "", "127.0.0.1", &["--ssl-mode", "disabled"]),
+    );
+    // preferred / required: TLS without checks (a REQUIRE SSL account gets in).
+    ok(
+        "preferred",
+        tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "preferred"]),
+    );
+    ok(
+        "required",
+        tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "required"]),
+    );
+    // verify-ca / verify-full with the right CA, by IP and by name.
+    ok(
+        "verify-ca",
+        tls(
+            u.0,
+            u.1,
+            "127.0.0.1",
+            &["--ssl-mode", "verify-ca", "--ssl-ca", &ca_file],
+        ),
+    );
+    ok(
+        "verify-full by IP",
+        tls(
+            u.0,
+            u.1,
+            "127.0.0.1",
+            &["--ssl-mode", "verify-full", "--ssl-ca", &ca_file],
+        ),
+    );
+    ok(
+        "verify-full by name",
+        tls(
+            u.0,
+            u.1,
+            "localhost",
+            &["--ssl-mode", "verify-full", "--ssl-ca", &ca_file],
+        ),
+    );
+    // The wrong CA.
+    for mode in ["verify-ca", "verify-full"] {
+        fails(
+            &format!("{mode} with another CA"),
+            tls(
+                u.0,
+                u.1,
+                "127.0.0.1",
+                &["--ssl-mode", mode, "--ssl-ca", &other_ca],
+            ),
+            "was not issued by the CA in --ssl-ca",
+        );
+    }
+    // TLS 1.2 and TLS 1.3 each on their own.
+    for version in ["TLSv1.2", "TLSv1.3"] {
+        server
+            .exec(&format!(
+                "SET GLOBAL tls_version = '{version}'; ALTER INSTANCE RELOAD TLS"
+            ))
+            .await;
+        ok(
+            version,
+            tls(
+                u.0,
+                u.1,
+                "127.0.0.1",
+                &["--ssl-mode", "verify-full", "--ssl-ca", &ca_file],
+            ),
+        );
+    }
+    server
+        .exec("SET GLOBAL tls_version = 'TLSv1.2,TLSv1.3'; ALTER INSTANCE RELOAD TLS")
+        .await;
+
+    // A certificate for another name: only verify-full minds.
+    use_server_cert(&server, &certs, "elsewhere").await;
+    fails(
+        "verify-full, certificate for another name",
+        tls(
+            u.0,
+            u.1,
+            "127.0.0.1",
+            &["--ssl-mode", "verify-full", "--ssl-ca", &ca_file],
+        ),
+        "certificate is not valid for the host name '127.0.0.1' (it is valid for db.example.com)",
+    );
+    ok(
+        "verify-ca, certificate for another name",
+        tls(
+            u.0,
+            u.1,
+            "127.0.0.1",
+            &["--ssl-mode", "verify-ca", "--ssl-ca", &ca_file],
+        ),
+    );
+    ok(
+        "required, certificate for another name",
+        tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "required"]),
+    );
+    use_server_cert(&server, &certs, "server").await;
+
+    // A REQUIRE X509 account gets in only with the client certificate.
+    let full = ["--ssl-mode", "verify-full", "--ssl-ca", &ca_file];
+    fails(
+        "X509 without a client certificate",
+        tls("x509_user", X509_PASSWORD, "127.0.0.1", &full),
+        "--ssl-cert",
+    );
+    let with_cert = [
+        &full[..],
+        &["--ssl-cert", &client_cert, "--ssl-key", &client_key],
+    ]
+    .concat();
+    ok(
+        "X509 with the client certificate",
+        tls("x509_user", X509_PASSWORD, "127.0.0.1", &with_cert),
+    );
+
+    // And a whole stream over verify-full with the client certificate: source and index on this
+    // server (caching_sha2_password over TLS).
+    let db = unique("tls");
+    server
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10))"
+        ))
+        .await;
+    let source_dsn = format!("mysql://x509_user:{X509_PASSWORD}@localhost:{port}/");
+    let index_dsn = format!("mysql://x509_user:{X509_PASSWORD}@127.0.0.1:{port}/tls_idx");
+    let stream = ServiceStream::start(&source_dsn, &index_dsn, 4301, &with_cert, &[]);
+    wait_until(Duration::from_secs(60), "the stream to start", || async {
+        let log = stream.log();
+        if log.contains("streaming") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    server
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')"))
+        .await;
+    wait_until(Duration::from_secs(30), "2 changes over TLS", || async {
+        let mut conn = server.conn(Some("tls_idx")).await;
+        let n: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM binlog_events WHERE schema_name = ?",
+                (db.as_str(),),
+            )
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+        if n == Some(2) {
+            Ok(())
+        } else {
+            Err(format!("{n:?}; log: {}", stream.log()))
+        }
+    })
+    .await;
+    let log = stream.log();
+    assert!(!log.contains(X509_PASSWORD), "password in the log: {log}");
+    assert_eq!(stream.stop().await, 0);
+    std::fs::remove_dir_all(&certs.dir).ok();
+}
+
+#[tokio::test]
+async fn a_server_without_tls_is_plaintext_only_when_preferred() {
+    // The MariaDB build here offers no TLS; the index (MySQL) does.
+    let mariadb = TestServer::shared(Flavor::Mariadb);
+    let index = crate::support::stream::Index::new();
+    let stream = ServiceStream::start(
+        &mariadb.dsn(None),
+        &index.dsn(),
+        4302,
+        &["--ssl-mode", "preferred"],
+        &[],
+    );
+    let log = wait_until(Duration::from_secs(60), "the stream to start", || async {
+        let log = stream.log();
+        if log.contains("streaming") {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("server does not offer TLS; connecting in plaintext")
+            && l.contains("role=\"source\"")),
+        "preferred connects and warns: {log}"
+    );
+    assert_eq!(stream.stop().await, 0);
+
+    let out = bintrail(&[
+        "stream",
+        "--source-dsn",
+        &mariadb.dsn(None),
+        "--index-dsn",
+        &index.dsn(),
+        "--server-id",
+        "4303",
+        "--ssl-mode",
+        "required",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a definite error, no retry loop: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot connect to the source")
+            && stderr
+                .contains("the server does not offer TLS, and --ssl-mode required requires it"),
+        "{stderr}"
+    );
+}
