@@ -1,0 +1,124 @@
+//! `bintrail rotate`: retention by hourly partitions, once or `--every` interval until
+//! SIGTERM/SIGINT.
+
+use std::time::Duration;
+
+use bintrail::history::open_index;
+use bintrail::history::rotate::{self, Plan};
+use bintrail::history::time::{format_duration, format_utc, now, parse_duration};
+use tokio_util::sync::CancellationToken;
+
+use super::{runtime, Failure, Kind};
+use crate::cli::RotateCmd;
+
+/// Rotates once, or every `--every` until stopped.
+pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
+    let retain = cmd
+        .retain
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| Failure::usage(format!("--retain: {e}")))?;
+    if retain.is_some_and(|r| r < 3_600) {
+        return Err(Failure::usage(
+            "--retain must be at least 1h: retention drops whole hourly partitions",
+        ));
+    }
+    let every = cmd
+        .every
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| Failure::usage(format!("--every: {e}")))?;
+    if every.is_some_and(|e| e < 60) {
+        return Err(Failure::usage("--every must be at least 1m"));
+    }
+    if cmd.ahead > 8_000 {
+        return Err(Failure::usage(
+            "--ahead must be at most 8000 hours (MySQL allows 8192 partitions per table)",
+        ));
+    }
+    let (index, tls) = cmd.index.into_config().map_err(Failure::usage)?;
+    let (ahead, dry_run) = (cmd.ahead, cmd.dry_run);
+    runtime()?.block_on(async move {
+        let cancel = CancellationToken::new();
+        if every.is_some() {
+            tokio::spawn(cancel_on_signal(cancel.clone()));
+        }
+        loop {
+            let mut conn = open_index(&index, &tls)
+                .await
+                .map_err(|e| Failure::new(Kind::Runtime, e))?;
+            let at = now();
+            let plan = rotate::rotate(&mut conn, &index.database, at, retain, ahead, dry_run)
+                .await
+                .map_err(|e| {
+                    let kind = match e {
+                        rotate::RotateError::Server { .. } => Kind::Runtime,
+                        _ => Kind::Definite,
+                    };
+                    Failure::new(kind, e)
+                })?;
+            let _ = conn.disconnect().await;
+            report(&index.database, &plan, dry_run);
+            let Some(every) = every else { return Ok(()) };
+            tracing::info!(next_in = %format_duration(every), "rotated");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+                _ = cancel.cancelled() => return Ok(()),
+            }
+        }
+    })
+}
+
+/// Prints what the plan added and dropped (or would).
+fn report(database: &str, plan: &Plan, dry_run: bool) {
+    let (add, drop) = if dry_run {
+        ("would add", "would drop")
+    } else {
+        ("added", "dropped")
+    };
+    let names = plan.added_names();
+    match names.as_slice() {
+        [] => println!("{database}.binlog_events: partitions ahead are in place"),
+        [one] => println!("{database}.binlog_events: {add} partition {one}"),
+        [first, .., last] => println!(
+            "{database}.binlog_events: {add} {} hourly partitions, {first} to {last}",
+            names.len()
+        ),
+    }
+    match (plan.cutoff, plan.drop.as_slice()) {
+        (None, _) => {}
+        (Some(cutoff), []) => println!(
+            "{database}.binlog_events: no partition is wholly older than {} UTC",
+            format_utc(cutoff)
+        ),
+        (Some(cutoff), parts) => {
+            let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+            println!(
+                "{database}.binlog_events: {drop} {} partition(s) wholly older than {} UTC: {}",
+                parts.len(),
+                format_utc(cutoff),
+                names.join(", ")
+            );
+        }
+    }
+}
+
+/// Cancels `--every` on the first SIGTERM or SIGINT (the current rotation finishes first).
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop with SIGKILL only");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping after the current rotation");
+    cancel.cancel();
+}

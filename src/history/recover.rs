@@ -1,0 +1,429 @@
+//! `bintrail recover`: plans the reversal of a selection of changes, refusing when the SQL could
+//! not restore what was there.
+//!
+//! # When a reversal is refused
+//! Undoing changes c1 … cn (oldest to newest) by applying their inverses newest first restores
+//! each row to its state before c1, provided that the index holds every change made to those
+//! rows since c1, and that the statements mean today what they meant then. So [`plan`] refuses:
+//! * a selection that spans more than one stream (the same source indexed twice would be undone
+//!   twice; different sources cannot be ordered against each other);
+//! * a **gap**: a `stream_gaps` row of the stream detected at or after the oldest selected
+//!   change (the skipped history may hold changes to these rows);
+//! * **later changes**: changes to the same rows after the oldest selected one that the selection
+//!   leaves out (they would be overwritten), unless the caller accepts that;
+//! * a **schema change** that makes the SQL wrong: a stored column that the live table no longer
+//!   has, or a column whose name or binlog type differs from when the change was indexed (the
+//!   change's `schema_version` matches neither the live table's fingerprint nor the fingerprint
+//!   of the live columns it has). Columns added since are fine: inserts leave them to their
+//!   defaults, and a note says so;
+//! * a selection larger than its `--limit` (a partial reversal is not what was asked for).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::live::LiveTable;
+use super::query::{self, QueryError, StoredChange};
+use super::reversal::{self, ReversalError};
+use super::selection::Selection;
+use crate::change::ChangeKind;
+use crate::source::Flavor;
+
+/// A planned reversal, newest change first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// What was selected.
+    pub selection: Selection,
+    /// The changes, newest first.
+    pub changes: Vec<StoredChange>,
+    /// The statement undoing each change (`None`: nothing to undo).
+    pub statements: Vec<Option<String>>,
+    /// The live tables involved.
+    pub tables: Vec<LiveTable>,
+    /// Things the person applying the SQL should know.
+    pub notes: Vec<String>,
+}
+
+/// What the caller accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Reverse even when the same rows changed again later, outside the selection.
+    pub overwrite_later_changes: bool,
+}
+
+/// Why a reversal was refused or could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// Reading the selection failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// A lookup on the index failed.
+    #[error("reading the index: {0}")]
+    Index(#[source] mysql_async::Error),
+    /// A lookup on the source failed.
+    #[error("reading the source's information_schema: {0}")]
+    Source(#[source] mysql_async::Error),
+    /// Nothing matched.
+    #[error("no change in the index matches {0}")]
+    Nothing(String),
+    /// More matched than the limit.
+    #[error("more than {limit} changes match {selection}; a partial reversal is not what was asked for: narrow the selection or raise --limit")]
+    TooMany {
+        /// The limit.
+        limit: u64,
+        /// The selection.
+        selection: String,
+    },
+    /// Changes of several streams.
+    #[error("the selection holds changes indexed by streams {streams:?}; pick the one that reads this source with --server-id")]
+    MultipleStreams {
+        /// The streams.
+        streams: Vec<u32>,
+    },
+    /// History is missing.
+    #[error(transparent)]
+    Gap(Box<GapRefusal>),
+    /// The same rows changed again outside the selection.
+    #[error("{count} later change(s) to the selected rows are not in the selection, e.g. {example}; undoing would overwrite them. Widen the selection to include them (e.g. drop --until), or pass --overwrite-later-changes")]
+    LaterChanges {
+        /// How many.
+        count: usize,
+        /// One of them, described.
+        example: String,
+    },
+    /// The table no longer exists.
+    #[error("table {schema}.{table} does not exist on the source (dropped or renamed since the changes); nothing to restore into")]
+    TableMissing {
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+    },
+    /// The stored image names a column the live table lacks.
+    #[error("change #{event_id} to {schema}.{table} has column {column}, which the live table no longer has; the SQL would fail or lose that value")]
+    ColumnMissing {
+        /// The change.
+        event_id: u64,
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// A column was renamed, retyped or reordered since.
+    #[error("{schema}.{table} changed since change #{event_id} was indexed (schema_version {stored}, live table {live}): a column was renamed, retyped or reordered, so values cannot be written with today's column types")]
+    SchemaChanged {
+        /// The change.
+        event_id: u64,
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// The change's schema_version.
+        stored: u32,
+        /// The live table's fingerprint.
+        live: u32,
+    },
+    /// A change cannot be written as SQL.
+    #[error(transparent)]
+    Reversal(#[from] ReversalError),
+}
+
+/// A gap in the stream's history after the oldest selected change.
+#[derive(Debug, thiserror::Error)]
+#[error("stream {server_id} skipped part of the source's history (gap #{gap_id}, detected {detected_at}: from {from} to {to}: {reason}), after the oldest selected change ({oldest}); changes to these rows may be missing from the index, so undoing would not restore them. Select only changes after the gap (--since '{detected_at}')")]
+pub struct GapRefusal {
+    /// The stream.
+    pub server_id: u32,
+    /// The gap row.
+    pub gap_id: u64,
+    /// When it was detected, UTC.
+    pub detected_at: String,
+    /// Checkpoint that could not be resumed.
+    pub from: String,
+    /// Where streaming continued.
+    pub to: String,
+    /// The source's words.
+    pub reason: String,
+    /// Time of the oldest selected change.
+    pub oldest: String,
+}
+
+/// Selects the changes and plans their reversal, refusing as described in the module docs.
+/// `source` is a connection to the source (or a server with the same tables) of `flavor`.
+pub async fn plan(
+    index: &mut Conn,
+    source: &mut Conn,
+    flavor: Flavor,
+    sel: &Selection,
+    opts: Options,
+) -> Result<Recovery, RecoverError> {
+    let page = query::fetch(index, sel).await?;
+    if page.more {
+        return Err(RecoverError::TooMany {
+            limit: sel.limit,
+            selection: sel.describe(),
+        });
+    }
+    let mut changes = page.changes;
+    changes.reverse();
+    let oldest = changes
+        .last()
+        .ok_or_else(|| RecoverError::Nothing(sel.describe()))?;
+    let streams: BTreeSet<u32> = changes.iter().map(|c| c.stream_id).collect();
+    if streams.len() > 1 {
+        return Err(RecoverError::MultipleStreams {
+            streams: streams.into_iter().collect(),
+        });
+    }
+    let stream = oldest.stream_id;
+    check_gaps(index, stream, &oldest.event_timestamp).await?;
+    let mut notes = Vec::new();
+    if let Some((count, example)) = later_changes(index, &changes).await? {
+        if !opts.overwrite_later_changes {
+            return Err(RecoverError::LaterChanges { count, example });
+        }
+        notes.push(format!(
+            "{count} later change(s) to these rows are not in the selection and will be overwritten, e.g. {example}"
+        ));
+    }
+    let tables = live_tables(source, flavor, &changes).await?;
+    let mut statements = Vec::with_capacity(changes.len());
+    let mut checked = BTreeSet::new();
+    for c in &changes {
+        let t = tables
+            .iter()
+            .find(|t| t.schema == c.schema && t.table == c.table)
+            .ok_or_else(|| RecoverError::TableMissing {
+                schema: c.schema.clone(),
+                table: c.table.clone(),
+            })?;
+        if checked.insert((c.schema.clone(), c.table.clone(), c.schema_version)) {
+            if let Some(note) = check_schema(c, t)? {
+                notes.push(note);
+            }
+        }
+        statements.push(reversal::statement(c, t)?);
+    }
+    notes.extend(index_horizon(index, stream).await?);
+    Ok(Recovery {
+        selection: sel.clone(),
+        changes,
+        statements,
+        tables,
+        notes,
+    })
+}
+
+/// Refuses when a gap of `stream` was detected at or after `oldest` (UTC text).
+async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), RecoverError> {
+    type GapRow = (u64, String, String, String, String);
+    let gap: Option<GapRow> = index
+        .exec_first(
+            "SELECT gap_id, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), gap_from, gap_to, reason \
+             FROM stream_gaps WHERE server_id = ? AND detected_at >= ? ORDER BY detected_at LIMIT 1",
+            (stream, oldest),
+        )
+        .await
+        .map_err(RecoverError::Index)?;
+    match gap {
+        None => Ok(()),
+        Some((gap_id, detected_at, from, to, reason)) => {
+            Err(RecoverError::Gap(Box::new(GapRefusal {
+                server_id: stream,
+                gap_id,
+                detected_at,
+                from,
+                to,
+                reason,
+                oldest: oldest.to_string(),
+            })))
+        }
+    }
+}
+
+/// Changes to the selected rows, after the oldest selected change of each row, that the
+/// selection leaves out: their count and one described. Rows are looked up by table and
+/// `pk_hash` (the `k_table_pk` index), 500 keys per query.
+async fn later_changes(
+    index: &mut Conn,
+    changes: &[StoredChange],
+) -> Result<Option<(usize, String)>, RecoverError> {
+    let selected: BTreeSet<u64> = changes.iter().map(|c| c.event_id).collect();
+    // (schema, table) → pk_values → oldest selected event_id of that row.
+    let mut rows: BTreeMap<(&str, &str), BTreeMap<&str, u64>> = BTreeMap::new();
+    for c in changes {
+        let first = rows
+            .entry((&c.schema, &c.table))
+            .or_default()
+            .entry(&c.pk_values)
+            .or_insert(c.event_id);
+        *first = (*first).min(c.event_id);
+    }
+    let stream = changes.first().map_or(0, |c| c.stream_id);
+    let (mut count, mut example) = (0, None);
+    for ((schema, table), keys) in &rows {
+        let keys: Vec<(&str, u64)> = keys.iter().map(|(k, v)| (*k, *v)).collect();
+        for chunk in keys.chunks(500) {
+            let marks = vec!["SHA2(?, 256)"; chunk.len()].join(", ");
+            let mut params: Vec<mysql_async::Value> =
+                vec![(*schema).into(), (*table).into(), stream.into()];
+            params.extend(chunk.iter().map(|(k, _)| mysql_async::Value::from(*k)));
+            let found: Vec<(u64, String, String, u8)> = index
+                .exec(
+                    format!(
+                        "SELECT event_id, pk_values, DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s'), \
+                         event_type FROM binlog_events WHERE schema_name = ? AND table_name = ? \
+                         AND stream_id = ? AND pk_hash IN ({marks}) ORDER BY event_id"
+                    ),
+                    params,
+                )
+                .await
+                .map_err(RecoverError::Index)?;
+            for (id, pk, at, kind) in found {
+                let first = chunk.iter().find(|(k, _)| *k == pk).map(|(_, f)| *f);
+                if first.is_some_and(|f| id > f) && !selected.contains(&id) {
+                    count += 1;
+                    example.get_or_insert_with(|| {
+                        let kind = [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete]
+                            .into_iter()
+                            .find(|k| k.code() == kind)
+                            .map_or("change", ChangeKind::name);
+                        format!("#{id} {at} {kind} {schema}.{table} {pk}")
+                    });
+                }
+            }
+        }
+    }
+    Ok(example.map(|e| (count, e)))
+}
+
+/// The live shape of every table the changes touch.
+async fn live_tables(
+    source: &mut Conn,
+    flavor: Flavor,
+    changes: &[StoredChange],
+) -> Result<Vec<LiveTable>, RecoverError> {
+    let names: BTreeSet<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c.schema.as_str(), c.table.as_str()))
+        .collect();
+    let mut tables = Vec::with_capacity(names.len());
+    for (schema, table) in names {
+        let t = LiveTable::load(source, flavor, schema, table)
+            .await
+            .map_err(RecoverError::Source)?
+            .ok_or_else(|| RecoverError::TableMissing {
+                schema: schema.to_string(),
+                table: table.to_string(),
+            })?;
+        tables.push(t);
+    }
+    Ok(tables)
+}
+
+/// Checks that `c` was indexed under a shape its SQL can be written for (module docs); a note
+/// when the live table has columns added since.
+fn check_schema(c: &StoredChange, t: &LiveTable) -> Result<Option<String>, RecoverError> {
+    let live = t.fingerprint(|_| true).unwrap_or(0);
+    if c.schema_version == live {
+        return Ok(None);
+    }
+    let stored: BTreeSet<&String> = c
+        .row_before
+        .iter()
+        .chain(c.row_after.iter())
+        .flat_map(|m| m.keys())
+        .collect();
+    if let Some(gone) = stored.iter().find(|n| t.column_index(n).is_none()) {
+        return Err(RecoverError::ColumnMissing {
+            event_id: c.event_id,
+            schema: c.schema.clone(),
+            table: c.table.clone(),
+            column: gone.to_string(),
+        });
+    }
+    if t.fingerprint(|col| stored.contains(&col.name)) == Some(c.schema_version) {
+        let added: Vec<&str> = t
+            .columns
+            .iter()
+            .filter(|col| !stored.contains(&col.name))
+            .map(|col| col.name.as_str())
+            .collect();
+        return Ok(Some(format!(
+            "{}.{} has columns added since the changes were indexed: {}; rows restored by INSERT get their defaults",
+            c.schema,
+            c.table,
+            added.join(", ")
+        )));
+    }
+    Err(RecoverError::SchemaChanged {
+        event_id: c.event_id,
+        schema: c.schema.clone(),
+        table: c.table.clone(),
+        stored: c.schema_version,
+        live,
+    })
+}
+
+/// A note on how far the index reaches: changes made after the stream's checkpoint are not
+/// known, so they cannot be checked for.
+async fn index_horizon(index: &mut Conn, stream: u32) -> Result<Option<String>, RecoverError> {
+    let at: Option<String> = index
+        .exec_first(
+            "SELECT DATE_FORMAT(last_checkpoint, '%Y-%m-%d %H:%i:%s') FROM stream_state \
+             WHERE server_id = ?",
+            (stream,),
+        )
+        .await
+        .map_err(RecoverError::Index)?;
+    Ok(at.map(|at| {
+        format!("the index holds stream {stream}'s changes up to its checkpoint of {at} UTC; later changes to these rows are not checked")
+    }))
+}
+
+impl Recovery {
+    /// `reverses 3 changes (1 insert, 2 updates) to shop.orders, indexed by stream 42 from … to …
+    /// UTC, newest first`.
+    pub fn headline(&self) -> String {
+        let kinds: Vec<String> = [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete]
+            .into_iter()
+            .map(|k| (k, self.changes.iter().filter(|c| c.event_type == k).count()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| counted(n, k.name()))
+            .collect();
+        let tables: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.table))
+            .collect();
+        let (newest, oldest) = (self.changes.first(), self.changes.last());
+        let (to, from) = (
+            newest.map_or("", |c| c.event_timestamp.as_str()),
+            oldest.map_or("", |c| c.event_timestamp.as_str()),
+        );
+        let when = if from == to {
+            format!("at {to} UTC")
+        } else {
+            format!("from {from} to {to} UTC")
+        };
+        format!(
+            "reverses {} ({}) to {}, indexed by stream {} {when}, newest first",
+            counted(self.changes.len(), "change"),
+            kinds.join(", "),
+            tables.join(", "),
+            newest.map_or(0, |c| c.stream_id),
+        )
+    }
+}
+
+/// `1 change`, `2 changes`.
+fn counted(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
