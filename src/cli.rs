@@ -45,6 +45,31 @@ inside the DSNs, so they never appear in the process list."
 
     /// Create the change index's database and tables (idempotent; checks existing ones).
     Init(InitCmd),
+
+    /// Show every stream's checkpoint, progress, lag and gaps, and the index's size.
+    Status(StatusCmd),
+
+    /// Find changes in the index by table, primary key, time, type, GTID or changed column.
+    Query(QueryCmd),
+
+    /// Write the SQL that undoes the selected changes, newest first, in one transaction.
+    #[command(
+        long_about = "Selects changes exactly as `query` does and writes the SQL that reverses them, newest \
+first, in one transaction: DELETE for inserts, INSERT for deletes, UPDATE back to the before image for \
+updates, keyed by the live table's primary key. Values are written as exact literals for the live \
+column types, read from the source's information_schema (--source-dsn). Refuses, saying why, when the \
+selection spans a gap in the stream's history, when the selected rows changed again later outside the \
+selection (unless --overwrite-later-changes), or when the table's columns changed since in a way that \
+makes the SQL wrong."
+    )]
+    Recover(RecoverCmd),
+
+    /// Drop expired hours of binlog_events and add partitions ahead (retention).
+    Rotate(RotateCmd),
+
+    /// Set up streams as systemd services.
+    #[command(subcommand)]
+    Service(ServiceCmd),
 }
 
 /// `--log-format` values.
@@ -180,6 +205,16 @@ pub struct StreamCmd {
     )]
     pub checkpoint_interval: u64,
 
+    /// Seconds between heartbeats the source sends when idle; a source connection silent for
+    /// four heartbeats is treated as dead and reconnected
+    #[arg(
+        long,
+        env = "BINTRAIL_HEARTBEAT_INTERVAL",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub heartbeat_interval: u64,
+
     #[command(flatten)]
     pub tls: TlsArgs,
 
@@ -206,6 +241,11 @@ pub struct StreamCmd {
     #[arg(long, env = "BINTRAIL_ON_GAP", default_value = "fail", value_name = "ACTION",
           value_parser = PossibleValuesParser::new(OnGap::NAMES))]
     pub on_gap: String,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics and liveness on /healthz, e.g.
+    /// 127.0.0.1:9187 [default: off]
+    #[arg(long, env = "BINTRAIL_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl StreamCmd {
@@ -221,6 +261,7 @@ impl StreamCmd {
             tables: self.tables,
             batch_size: self.batch_size,
             checkpoint_interval: self.checkpoint_interval,
+            heartbeat_interval: self.heartbeat_interval,
             ssl_mode: self.tls.ssl_mode,
             ssl_ca: self.tls.ssl_ca,
             ssl_cert: self.tls.ssl_cert,
@@ -232,4 +273,265 @@ impl StreamCmd {
             on_gap: self.on_gap,
         }
     }
+}
+
+/// `bintrail service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCmd {
+    /// Write the systemd unit bintrail-stream-<ID>.service and its environment file for one
+    /// stream (validating the flags exactly as `stream` does); then `systemctl daemon-reload` and
+    /// `systemctl enable --now bintrail-stream-<ID>`
+    #[command(
+        long_about = "Writes ROOT/etc/systemd/system/bintrail-stream-<ID>.service and \
+ROOT/etc/bintrail/stream-<ID>.env (mode 0600). The unit runs `bintrail stream --server-id <ID>` as \
+Type=notify with a watchdog, restarts on failure (not on exit status 3, a definite error) and is \
+sandboxed. Every other stream flag, and the passwords (as BINTRAIL_SOURCE_PASSWORD and \
+BINTRAIL_INDEX_PASSWORD, never in the unit), go into the environment file. The flags are \
+validated exactly as `bintrail stream` validates them; nothing connects."
+    )]
+    Install(ServiceInstallCmd),
+}
+
+/// The `service install` flags: every `stream` flag, plus where to write.
+#[derive(Debug, Args)]
+pub struct ServiceInstallCmd {
+    #[command(flatten)]
+    pub stream: StreamCmd,
+
+    /// Write under this directory instead of / (packaging, or to look before installing)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The bintrail binary the unit runs
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/bintrail")]
+    pub exec: PathBuf,
+
+    /// Replace an existing unit and environment file of this stream
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The index connection of the read-side commands (`status`, `query`, `recover`, `rotate`).
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Index server and database: mysql://user:pass@host:3306/bintrail_index
+    #[arg(
+        long,
+        env = "BINTRAIL_INDEX_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub index_dsn: String,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl IndexArgs {
+    /// The validated index target and TLS setting.
+    pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
+        let index = IndexConfig::new(
+            &self.index_dsn,
+            std::env::var("BINTRAIL_INDEX_PASSWORD").ok(),
+        )?;
+        Ok((index, self.tls.into_config()?))
+    }
+}
+
+/// Parses `--source-dsn` of a read-side command; `BINTRAIL_SOURCE_PASSWORD` overrides its
+/// password.
+pub fn source_dsn(text: &str) -> Result<bintrail::dsn::Dsn, ConfigError> {
+    let mut dsn = bintrail::dsn::Dsn::parse(text).map_err(|source| ConfigError::Dsn {
+        flag: "--source-dsn",
+        source,
+    })?;
+    if let Ok(p) = std::env::var("BINTRAIL_SOURCE_PASSWORD") {
+        dsn.password = Some(bintrail::dsn::Secret::new(p));
+    }
+    Ok(dsn)
+}
+
+/// Which changes `query` and `recover` are about. Times are UTC; both ends are inclusive.
+#[derive(Debug, Args)]
+pub struct SelectionFlags {
+    /// Only changes indexed by the stream with this --server-id
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<u32>,
+
+    /// Schema (database) of the table
+    #[arg(long, value_name = "NAME")]
+    pub schema: Option<String>,
+
+    /// Table, with --schema or as schema.table
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Primary key value(s) in pk_values form: 12345, or 12345|2 for a two-column key (needs the
+    /// table); looked up through the pk_hash index
+    #[arg(long, value_name = "VALUES")]
+    pub pk: Option<String>,
+
+    /// Changes at or after this time: YYYY-MM-DD[ HH:MM:SS] (UTC), or a duration ago: 30m, 2h, 7d
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Changes at or before this time: YYYY-MM-DD[ HH:MM:SS] (UTC), or a duration ago
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only this kind of change
+    #[arg(long, value_name = "TYPE", value_parser = PossibleValuesParser::new(["insert", "update", "delete"]))]
+    pub event_type: Option<String>,
+
+    /// Only the changes of this transaction: uuid:N (MySQL) or domain-server-seq (MariaDB)
+    #[arg(long, value_name = "GTID")]
+    pub gtid: Option<String>,
+
+    /// Only updates that changed this column
+    #[arg(long, value_name = "NAME")]
+    pub changed_column: Option<String>,
+
+    /// At most this many changes (the newest)
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: u64,
+}
+
+impl SelectionFlags {
+    /// The raw filters for `Selection::new`.
+    pub fn into_args(self) -> bintrail::history::selection::SelectionArgs {
+        bintrail::history::selection::SelectionArgs {
+            server_id: self.server_id,
+            schema: self.schema,
+            table: self.table,
+            pk: self.pk,
+            since: self.since,
+            until: self.until,
+            event_type: self.event_type,
+            gtid: self.gtid,
+            changed_column: self.changed_column,
+            limit: self.limit,
+        }
+    }
+}
+
+/// `status --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// For people.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// `query --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// For people: before → after of the changed columns.
+    Table,
+    /// One JSON object per change and line, values exactly as stored.
+    Json,
+    /// RFC 4180 CSV with a header; images as JSON text.
+    Csv,
+}
+
+/// The `status` flags.
+#[derive(Debug, Args)]
+pub struct StatusCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// Also show how far each stream of this source is behind it (bytes, GTIDs, seconds)
+    #[arg(
+        long,
+        env = "BINTRAIL_SOURCE_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub source_dsn: Option<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: StatusFormat,
+
+    /// Exit with status 1 when a stream's last checkpoint is older than this (e.g. 5m), or when
+    /// there is no stream: a monitoring check. With --source-dsn a stream that is caught up is
+    /// never stale (on an idle source there is nothing to checkpoint)
+    #[arg(long, value_name = "DURATION")]
+    pub stale_after: Option<String>,
+}
+
+/// The `query` flags.
+#[derive(Debug, Args)]
+pub struct QueryCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub selection: SelectionFlags,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: QueryFormat,
+}
+
+/// The `recover` flags.
+#[derive(Debug, Args)]
+pub struct RecoverCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// The source (or a server with the same tables), whose information_schema gives the column
+    /// types the SQL is written for
+    #[arg(
+        long,
+        env = "BINTRAIL_SOURCE_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub source_dsn: String,
+
+    #[command(flatten)]
+    pub selection: SelectionFlags,
+
+    /// Write the SQL to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print what would be reversed instead of the SQL
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Reverse even when the selected rows changed again later, outside the selection (those
+    /// later changes are overwritten)
+    #[arg(long)]
+    pub overwrite_later_changes: bool,
+}
+
+/// The `rotate` flags.
+#[derive(Debug, Args)]
+pub struct RotateCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// Drop the hourly partitions of binlog_events whose every change is older than this
+    /// (e.g. 7d, 36h); without it, only partitions ahead are added
+    #[arg(long, env = "BINTRAIL_RETAIN", value_name = "DURATION")]
+    pub retain: Option<String>,
+
+    /// Hourly partitions to keep ready after the current hour
+    #[arg(
+        long,
+        env = "BINTRAIL_AHEAD",
+        default_value_t = 48,
+        value_name = "HOURS"
+    )]
+    pub ahead: u32,
+
+    /// Keep running and rotate at this interval (e.g. 1h) until SIGTERM/SIGINT
+    #[arg(long, env = "BINTRAIL_EVERY", value_name = "DURATION")]
+    pub every: Option<String>,
+
+    /// Print what would be added and dropped, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -70,6 +70,8 @@ pub struct StreamArgs {
     pub batch_size: u64,
     /// `--checkpoint-interval`, seconds.
     pub checkpoint_interval: u64,
+    /// `--heartbeat-interval`, seconds (0 means the default).
+    pub heartbeat_interval: u64,
     /// `--ssl-mode`.
     pub ssl_mode: String,
     /// `--ssl-ca`.
@@ -105,6 +107,9 @@ pub struct StreamConfig {
     pub batch_size: usize,
     /// Time between flushes/checkpoints at most.
     pub checkpoint_interval: Duration,
+    /// How often the source sends a heartbeat when idle; a connection silent for
+    /// [`StreamConfig::read_deadline`] is considered dead.
+    pub heartbeat_interval: Duration,
     /// TLS for both connections.
     pub tls: TlsConfig,
     /// Clear this stream's checkpoint before starting.
@@ -200,6 +205,10 @@ impl StreamConfig {
             86_400,
             "1..=86400 seconds",
         )?;
+        let heartbeat = match args.heartbeat_interval {
+            0 => crate::source::HEARTBEAT.as_secs(),
+            n => check_range("--heartbeat-interval", n, 1, 3600, "1..=3600 seconds")?,
+        };
         let mode: SslMode = args.ssl_mode.parse()?;
         let tls = TlsConfig::new(mode, args.ssl_ca, args.ssl_cert, args.ssl_key)?;
         let start = start_at(args.start_file, args.start_pos, args.start_gtid)?;
@@ -221,11 +230,19 @@ impl StreamConfig {
             filter,
             batch_size: batch_size as usize,
             checkpoint_interval: Duration::from_secs(interval),
+            heartbeat_interval: Duration::from_secs(heartbeat),
             tls,
             reset: args.reset,
             start,
             on_gap,
         })
+    }
+}
+
+impl StreamConfig {
+    /// Silence on the source connection longer than this (four heartbeats) means it is dead.
+    pub fn read_deadline(&self) -> Duration {
+        self.heartbeat_interval * 4
     }
 }
 

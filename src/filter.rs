@@ -88,6 +88,24 @@ impl Filter {
             })
     }
 
+    /// Whether a statement-logged change could touch a kept table: it runs with `default_schema`
+    /// selected and has `text`. Conservative: without lists, or when the default schema or any
+    /// kept schema's name appears, it may. The text is only searched, never logged.
+    pub fn statement_may_touch(&self, default_schema: &str, text: &[u8]) -> bool {
+        let kept: Vec<&str> = match (&self.schemas, &self.tables) {
+            (Some(s), _) => s.iter().map(String::as_str).collect(),
+            (None, Some(t)) => t.iter().map(|(s, _)| s.as_str()).collect(),
+            (None, None) => return true,
+        };
+        let lower = text.to_ascii_lowercase();
+        kept.iter().any(|schema| {
+            schema.eq_ignore_ascii_case(default_schema)
+                || lower
+                    .windows(schema.len().max(1))
+                    .any(|w| w.eq_ignore_ascii_case(schema.as_bytes()))
+        })
+    }
+
     /// A one-line description for logs: `schemas=all tables=shop.orders`.
     pub fn describe(&self) -> String {
         let schemas = match &self.schemas {
@@ -157,6 +175,19 @@ mod tests {
         assert!(f.matches("shop", "orders"));
         assert!(!f.matches("crm", "users"));
         assert!(!f.matches("shop", "items"));
+    }
+
+    #[test]
+    fn statements_elsewhere_cannot_touch_kept_schemas() {
+        let f = Filter::new(Some("shop"), None).unwrap();
+        assert!(f.statement_may_touch("shop", b"update t set a = 1"));
+        assert!(f.statement_may_touch("other", b"UPDATE Shop.t SET a = 1"));
+        assert!(!f.statement_may_touch("other", b"update t set a = 1"));
+        let all = Filter::new(None, None).unwrap();
+        assert!(all.statement_may_touch("other", b"update t set a = 1"));
+        let tables = Filter::new(None, Some("crm.users")).unwrap();
+        assert!(tables.statement_may_touch("crm", b"delete from users"));
+        assert!(!tables.statement_may_touch("app", b"delete from users"));
     }
 
     #[test]

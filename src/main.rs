@@ -25,6 +25,11 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         cli::Command::Stream(cmd) => commands::stream::run(cmd),
         cli::Command::Init(cmd) => commands::init::run(cmd),
+        cli::Command::Status(cmd) => commands::status::run(cmd),
+        cli::Command::Query(cmd) => commands::query::run(cmd),
+        cli::Command::Recover(cmd) => commands::recover::run(cmd),
+        cli::Command::Rotate(cmd) => commands::rotate::run(cmd),
+        cli::Command::Service(cmd) => commands::service::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -590,6 +590,10 @@ pub struct Checkpoint {
     pub rows_done: u64,
     /// The GTID of that partly written transaction (GTID mode), checked on resume.
     pub in_flight: Option<Gtid>,
+    /// Timestamp of the FORMAT_DESCRIPTION event that opens `position.file`: when that file was
+    /// created. A binlog of the same name with another creation time is another history
+    /// (RESET BINARY LOGS, a rebuilt source). 0 when unknown.
+    pub binlog_created: u32,
 }
 
 #[cfg(test)]

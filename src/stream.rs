@@ -18,12 +18,14 @@
 //! resuming from the durable checkpoint, so a failed flush's rows are read again, never dropped.
 //! Definite failures stop the stream with their reason.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::change::Change;
 use crate::config::{OnGap, StartAt, StreamConfig};
@@ -40,6 +42,8 @@ use crate::telemetry::{FlushReport, Phase, Telemetry};
 const CHANNEL_BOUND: usize = 16;
 /// An index transaction that takes longer than this is abandoned and retried on a new connection.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
+/// Start-up (connects, checks, binlog request) taking longer than this is retried.
+const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 /// First retry delay after a transient failure; doubles per attempt up to [`BACKOFF_CAP`].
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Longest retry delay.
@@ -68,9 +72,22 @@ pub enum StreamError {
     /// A task panicked or was aborted.
     #[error("internal error: {0}")]
     Task(String),
+    /// A position-mode checkpoint taken on another server.
+    #[error("the checkpoint of stream {server_id} was taken on source {recorded}, but --source-dsn now reaches {found}: in position mode a binlog offset only means something on the server that wrote it. If this server replaced the old one, restart with --reset and a --start-file/--start-pos (or --start-gtid) on this server")]
+    OtherSource {
+        /// The stream.
+        server_id: u32,
+        /// Identity stored with the checkpoint.
+        recorded: String,
+        /// Identity of the server reached now.
+        found: String,
+    },
     /// A purged range was recorded as a gap; the stream restarts past it.
     #[error("restarting after recording a gap in the source's history")]
     RestartAfterGap,
+    /// Connecting and positioning did not finish in time (a half-open connection).
+    #[error("connecting to the source and the index did not finish within {0:?}")]
+    SetupTimeout(Duration),
     /// An index transaction did not finish in time (a hung index server).
     #[error("an index transaction did not finish within {0:?}; the index server may be hung")]
     FlushTimeout(Duration),
@@ -83,10 +100,11 @@ impl StreamError {
             StreamError::Source(e) => e.is_transient(),
             StreamError::Writer(e) => e.is_transient(),
             StreamError::Index(e) => matches!(e, mysql_async::Error::Io(_)),
-            StreamError::Ddl(_) | StreamError::State(_) => false,
-            StreamError::Task(_) | StreamError::FlushTimeout(_) | StreamError::RestartAfterGap => {
-                true
-            }
+            StreamError::Ddl(_) | StreamError::State(_) | StreamError::OtherSource { .. } => false,
+            StreamError::Task(_)
+            | StreamError::FlushTimeout(_)
+            | StreamError::SetupTimeout(_)
+            | StreamError::RestartAfterGap => true,
         }
     }
 }
@@ -156,13 +174,17 @@ fn backoff(attempt: u32) -> Duration {
     capped.mul_f64(factor)
 }
 
-/// One connection's worth of streaming: connect, resume, read and write until cancelled or failed.
-async fn run_once(
-    config: &StreamConfig,
-    cancel: &CancellationToken,
-    telemetry: &Arc<Telemetry>,
-) -> Result<(), StreamError> {
-    telemetry.set_phase(Phase::Starting);
+/// Everything a run needs, connected and positioned.
+struct Started {
+    info: SourceInfo,
+    from: Checkpoint,
+    stream: mysql_async::BinlogStream,
+    writer: Writer,
+    lookup: mysql_async::Conn,
+}
+
+/// Connects to both servers, checks them, resolves the start point and requests the binlog.
+async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     // Without selecting the database, so that a missing one is reported as "run init".
     let mut index = connect("index", &config.index.dsn, None, &config.tls)
         .await
@@ -196,16 +218,35 @@ async fn run_once(
         Some(gap) => skip_gap(config, &mut writer, gap).await?,
         None => from,
     };
-    let stream = match source::request(source_conn, &info, config.server_id, &from).await {
-        Ok(stream) => stream,
-        Err(e) => match source::mariadb_gap(&e, &from) {
-            Some(gap) => {
-                skip_gap(config, &mut writer, gap).await?;
-                return Err(StreamError::RestartAfterGap);
-            }
-            None => return Err(e.into()),
-        },
+    let stream = source::request(source_conn, &info, config, &from).await?;
+    Ok(Started {
+        info,
+        from,
+        stream,
+        writer,
+        lookup,
+    })
+}
+
+/// One connection's worth of streaming: connect, resume, read and write until cancelled or failed.
+async fn run_once(
+    config: &StreamConfig,
+    cancel: &CancellationToken,
+    telemetry: &Arc<Telemetry>,
+) -> Result<(), StreamError> {
+    telemetry.set_phase(Phase::Starting);
+    // Every connect and query of the start-up can hang on a half-open connection.
+    let started = tokio::select! {
+        _ = cancel.cancelled() => return Ok(()),
+        r = tokio::time::timeout(SETUP_DEADLINE, start(config)) => r,
     };
+    let Started {
+        info,
+        from,
+        stream,
+        writer,
+        lookup,
+    } = started.map_err(|_| StreamError::SetupTimeout(SETUP_DEADLINE))??;
     telemetry.set_phase(Phase::Streaming);
     tracing::info!(
         server_id = config.server_id,
@@ -219,21 +260,43 @@ async fn run_once(
     let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
     let assembler = Assembler::new(config.filter.clone(), config.batch_size, &from);
     let reader_cancel = cancel.child_token();
-    let reader = tokio::spawn(source::read(
-        info.flavor,
+    let reader = source::Reader {
+        flavor: info.flavor,
+        read_deadline: config.read_deadline(),
         stream,
         assembler,
         lookup,
-        tx,
-        reader_cancel.clone(),
-        telemetry.clone(),
-    ));
-    let written = write_loop(writer, rx, config, telemetry).await;
+        telemetry: telemetry.clone(),
+    };
+    // The reader's log lines carry the caller's span (its SERVER_ID field).
+    let events_at_start = telemetry.events_received.load(Ordering::Relaxed);
+    let reader = tokio::spawn(source::read(reader, tx, reader_cancel.clone()).in_current_span());
+    let written = write_loop(writer, rx, config, telemetry, &from).await;
     if written.is_err() {
         reader_cancel.cancel();
     }
     let read = reader.await.map_err(|e| StreamError::Task(e.to_string()))?;
     written?;
+    if let Err(e) = &read {
+        // MariaDB answers a purged GTID state with an error instead of the first event.
+        let nothing_read = telemetry.events_received.load(Ordering::Relaxed) == events_at_start;
+        if nothing_read && source::is_mariadb_purged(e) {
+            let mut conn = connect("source", &config.source, None, &config.tls)
+                .await
+                .map_err(SourceError::from)?;
+            let gap = source::mariadb_gap(&mut conn, e, &from).await?;
+            let _ = conn.disconnect().await;
+            let mut writer = Writer::open(
+                &config.index,
+                &config.tls,
+                config.server_id,
+                info.identity.clone(),
+            )
+            .await?;
+            skip_gap(config, &mut writer, gap).await?;
+            return Err(StreamError::RestartAfterGap);
+        }
+    }
     read?;
     Ok(())
 }
@@ -256,6 +319,26 @@ async fn skip_gap(
         "GAP IN THE INDEX: binlogs were purged before they were indexed; skipping to the oldest available position (--on-gap=skip); recorded in stream_gaps"
     );
     Ok(gap.to)
+}
+
+/// In position mode an offset only means something on the server that wrote it: refuse a
+/// checkpoint taken on another source (GTIDs are global, so GTID mode may follow a failover).
+fn ensure_same_source(
+    config: &StreamConfig,
+    saved: &state::StreamState,
+    info: &SourceInfo,
+) -> Result<(), StreamError> {
+    let position_mode = matches!(saved.checkpoint.resume, ResumePoint::Position(_));
+    match &saved.source_uuid {
+        Some(recorded) if position_mode && !recorded.is_empty() && *recorded != info.identity => {
+            Err(StreamError::OtherSource {
+                server_id: config.server_id,
+                recorded: recorded.clone(),
+                found: info.identity.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Chooses where to start: checkpoint (unless --reset), else start flags, else the current end.
@@ -282,6 +365,7 @@ async fn resolve_start(
             ),
         }
     } else if let Some(saved) = state::load(index, config.server_id).await? {
+        ensure_same_source(config, &saved, info)?;
         tracing::info!(
             server_id = config.server_id,
             resume = %saved.checkpoint.resume,
@@ -298,12 +382,14 @@ async fn resolve_start(
             position: p.clone(),
             rows_done: 0,
             in_flight: None,
+            binlog_created: 0,
         },
         Some(StartAt::Gtid(set)) => Checkpoint {
             resume: ResumePoint::Gtid(set.clone()),
             position: BinlogPosition::new("", 4),
             rows_done: 0,
             in_flight: None,
+            binlog_created: 0,
         },
         None => source::current_end(source_conn, info).await?,
     };
@@ -328,8 +414,12 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Chunk>,
     config: &StreamConfig,
     telemetry: &Telemetry,
+    from: &Checkpoint,
 ) -> Result<(), StreamError> {
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        committed: Some(from.clone()),
+        ..Batch::default()
+    };
     let mut tick = tokio::time::interval(config.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -349,7 +439,11 @@ async fn write_loop(
                 }
             },
             _ = tick.tick() => {
-                if batch.flush(&mut writer, telemetry).await? {
+                if !batch.flush(&mut writer, telemetry).await? {
+                    // Idle: rewrite the same checkpoint, so its age in stream_state shows a live
+                    // stream and a hung index server is noticed even without traffic.
+                    batch.touch(&mut writer, telemetry).await?;
+                } else {
                     tracing::info!(
                         checkpoint = %telemetry.checkpoint(),
                         rows_indexed = telemetry.rows_indexed.load(std::sync::atomic::Ordering::Relaxed),
@@ -367,6 +461,8 @@ struct Batch {
     rows: Vec<Change>,
     checkpoint: Option<Checkpoint>,
     last_event_time: Option<u32>,
+    /// The last checkpoint committed, rewritten by [`Batch::touch`] when idle.
+    committed: Option<Checkpoint>,
 }
 
 impl Batch {
@@ -384,6 +480,18 @@ impl Batch {
 
     /// Writes what is pending; `Ok(false)` when there was nothing to write. On failure the rows
     /// are dropped from memory: the supervisor reconnects and reads them again from the source.
+    /// Rewrites the last committed checkpoint (no rows), refreshing `last_checkpoint`.
+    async fn touch(
+        &mut self,
+        writer: &mut Writer,
+        telemetry: &Telemetry,
+    ) -> Result<(), StreamError> {
+        if self.checkpoint.is_none() {
+            self.checkpoint = self.committed.clone();
+        }
+        self.flush(writer, telemetry).await.map(|_| ())
+    }
+
     async fn flush(
         &mut self,
         writer: &mut Writer,
@@ -417,6 +525,7 @@ impl Batch {
         }
         tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, checkpoint = %text, "flushed");
         self.rows.clear();
+        self.committed = Some(checkpoint);
         Ok(true)
     }
 }

@@ -3,6 +3,11 @@
 //! and the exit status it deserves.
 
 pub mod init;
+pub mod query;
+pub mod recover;
+pub mod rotate;
+pub mod service;
+pub mod status;
 pub mod stream;
 
 use std::fmt;

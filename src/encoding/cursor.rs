@@ -82,6 +82,25 @@ impl<'a> Cursor<'a> {
             .fold(0, |acc, b| acc << 8 | u64::from(*b)))
     }
 
+    /// A length-encoded integer (MySQL's `net_field_length`: one byte below 251, else 0xfc,
+    /// 0xfd or 0xfe followed by 2, 3 or 8 bytes); 0xfb (NULL) and 0xff are invalid here.
+    pub(crate) fn lenenc(&mut self) -> Result<u64, Fault> {
+        let start = self.pos;
+        let n = match self.u8()? {
+            x @ 0..=250 => Ok(u64::from(x)),
+            0xfc => self.uint_le(2),
+            0xfd => self.uint_le(3),
+            0xfe => self.uint_le(8),
+            x => Err(Fault::Invalid(format!(
+                "length-encoded integer starts with {x:#x}"
+            ))),
+        };
+        if n.is_err() {
+            self.pos = start;
+        }
+        n
+    }
+
     /// An unsigned big-endian integer of `n` (0..=8) bytes.
     #[inline]
     pub(crate) fn uint_be(&mut self, n: usize) -> Result<u64, Fault> {
@@ -113,6 +132,22 @@ mod tests {
         assert_eq!(c.remaining(), 3);
         assert_eq!(c.uint_le(3), Ok(0x030201));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn length_encoded_integers_read_all_four_widths() {
+        let bytes = [
+            0xfa, 0xfc, 0x01, 0x02, 0xfd, 0x01, 0x02, 0x03, 0xfe, 1, 0, 0, 0, 0, 0, 0, 0x80,
+        ];
+        let mut c = Cursor::new(&bytes);
+        assert_eq!(c.lenenc(), Ok(250));
+        assert_eq!(c.lenenc(), Ok(0x0201));
+        assert_eq!(c.lenenc(), Ok(0x030201));
+        assert_eq!(c.lenenc(), Ok(0x8000_0000_0000_0001));
+        let mut short = Cursor::new(&[0xfc, 0x01]);
+        assert!(short.lenenc().is_err());
+        assert_eq!(short.remaining(), 2, "a failed read does not move");
+        assert!(Cursor::new(&[0xfb]).lenenc().is_err());
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! * **Decoding is a single forward pass** over `rows_data()` with a bounds-checked cursor,
 //!   driven by the already-resolved [`TableSpec`]: no table-map parsing and no intermediate
 //!   value type per row, one `Vec` per image plus one `String` per text value.
+//! * **Partial JSON updates are stored whole.** A PARTIAL_UPDATE_ROWS_EVENT
+//!   (`binlog_row_value_options=PARTIAL_JSON`) may log a JSON column of its after image as a
+//!   list of diffs against the before image; the decoder applies them ([`jsondiff`]), so the
+//!   stored after image is the one the plain UPDATE_ROWS_EVENT would have carried.
 //!
 //! # Value encoding
 //!
@@ -47,14 +51,21 @@
 mod cursor;
 mod decimal;
 mod jsonb;
+mod jsondiff;
 mod temporal;
 mod text;
 mod value;
+
+mod sql_literal;
+pub use sql_literal::{
+    base64_decode, literal, push_comparand, push_literal, LiteralError, SqlType,
+};
 
 #[cfg(test)]
 pub(crate) mod testkit;
 
 use mysql_common::binlog::events::RowsEventData;
+use mysql_common::constants::ColumnType;
 use serde_json::{Map, Value};
 
 use crate::source::schema::TableSpec;
@@ -74,7 +85,7 @@ pub struct RowPair {
 /// Why a rows event could not be decoded. Every variant names the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// The event kind or a feature of it is not decoded (e.g. PARTIAL_UPDATE_ROWS_EVENT).
+    /// The event kind or a feature of it is not decoded.
     #[error("rows event on {schema}.{table}: {what} is not supported")]
     Unsupported {
         /// Database name.
@@ -108,7 +119,10 @@ pub enum DecodeError {
     /// The image leaves columns out (`binlog_row_image` is not FULL in the writing session).
     #[error(
         "rows event on {schema}.{table} has a partial row image, missing columns {missing:?}: \
-         the writing session has binlog_row_image MINIMAL or NOBLOB, bintrail needs FULL"
+         the writing session has binlog_row_image MINIMAL or NOBLOB, bintrail needs FULL; \
+         SET PERSIST binlog_row_image = 'FULL' on the source and reconnect every client, then \
+         restart the stream from a later position with --reset (the changes of that session \
+         cannot be indexed)"
     )]
     PartialImage {
         /// Database name.
@@ -202,17 +216,11 @@ impl DecodeError {
 }
 
 /// Decodes every row of a rows event: WRITE yields `after` only, DELETE `before` only, UPDATE
-/// both. v1 (MariaDB) and v2 (MySQL) events share the row format. PARTIAL_UPDATE_ROWS_EVENT
-/// (`binlog_row_value_options=PARTIAL_JSON`) is refused with [`DecodeError::Unsupported`].
+/// both. v1 (MariaDB) and v2 (MySQL) events share the row format. A PARTIAL_UPDATE_ROWS_EVENT
+/// (`binlog_row_value_options=PARTIAL_JSON`) yields the same pairs as the plain UPDATE would:
+/// its partial JSON columns are rebuilt from the before image.
 pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowPair>, DecodeError> {
-    if let RowsEventData::PartialUpdateRowsEvent(_) = ev {
-        return Err(DecodeError::Unsupported {
-            schema: table.schema.clone(),
-            table: table.table.clone(),
-            what: "partial_update_rows_event (set binlog_row_value_options='' on the source)"
-                .to_owned(),
-        });
-    }
+    let partial = matches!(ev, RowsEventData::PartialUpdateRowsEvent(_));
     let n = table.columns.len();
     if ev.num_columns() != n as u64 {
         return Err(DecodeError::ColumnCountMismatch {
@@ -231,9 +239,13 @@ pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowP
         let before = has_before
             .then(|| decode_image(table, &mut cur, row))
             .transpose()?;
-        let after = has_after
-            .then(|| decode_image(table, &mut cur, row))
-            .transpose()?;
+        let after = match (has_after, &before) {
+            (true, Some(before)) if partial => {
+                Some(decode_partial_after(table, &mut cur, row, before)?)
+            }
+            (true, _) => Some(decode_image(table, &mut cur, row)?),
+            (false, _) => None,
+        };
         rows.push(RowPair { before, after });
     }
     Ok(rows)
@@ -279,6 +291,60 @@ fn decode_image(
             Ok(v) => values.push(v),
             Err(f) => return Err(locate(table, &col.name, row, f)),
         }
+    }
+    Ok(values)
+}
+
+/// The after image of a PARTIAL_UPDATE_ROWS_EVENT row (MySQL `pack_row`, image type
+/// UPDATE_AI): a length-encoded `value_options`; when it has PARTIAL_JSON_UPDATES (bit 0), a
+/// bitmap with one bit per JSON column of the table (in table order, whether in the image or
+/// not) marking the columns logged as diffs; then a full image in which each marked, non-NULL
+/// JSON column holds a diff list instead of a document. Marked columns are rebuilt by applying
+/// their diffs to the before image's document.
+fn decode_partial_after(
+    table: &TableSpec,
+    cur: &mut Cursor<'_>,
+    row: usize,
+    before: &[Value],
+) -> Result<Vec<Value>, DecodeError> {
+    const PARTIAL_JSON_UPDATES: u64 = 1;
+    let shared = |f| locate(table, "partial json bitmap", row, f);
+    let options = cur.lenenc().map_err(shared)?;
+    let json_columns = table
+        .columns
+        .iter()
+        .filter(|c| c.col_type == ColumnType::MYSQL_TYPE_JSON)
+        .count();
+    let partial_bits = if options & PARTIAL_JSON_UPDATES != 0 {
+        cur.take(json_columns.div_ceil(8)).map_err(shared)?
+    } else {
+        &[]
+    };
+    let n = table.columns.len();
+    let nulls = cur
+        .take(n.div_ceil(8))
+        .map_err(|f| locate(table, "null bitmap", row, f))?;
+    let mut values = Vec::with_capacity(n);
+    // One bit per JSON column in table order; none at all without PARTIAL_JSON_UPDATES.
+    let mut json_is_partial = (0..json_columns).map(|bit| {
+        partial_bits
+            .get(bit / 8)
+            .is_some_and(|b| b & (1 << (bit % 8)) != 0)
+    });
+    for (i, col) in table.columns.iter().enumerate() {
+        let is_partial =
+            col.col_type == ColumnType::MYSQL_TYPE_JSON && json_is_partial.next().unwrap_or(false);
+        if nulls[i / 8] & (1 << (i % 8)) != 0 {
+            values.push(Value::Null);
+            continue;
+        }
+        let value = if is_partial {
+            let mut doc = before[i].clone();
+            jsondiff::apply_at(cur, &mut doc).map(|()| doc)
+        } else {
+            value::decode_value(col, cur)
+        };
+        values.push(value.map_err(|f| locate(table, &col.name, row, f))?);
     }
     Ok(values)
 }
@@ -542,11 +608,102 @@ mod tests {
         assert!(err.to_string().contains("binlog_row_image"), "{err}");
     }
 
+    /// `docs(id INT PRIMARY KEY, a JSON, n INT, b JSON)`.
+    fn docs() -> TableSpec {
+        TableSpec {
+            schema: "app".into(),
+            table: "docs".into(),
+            columns: vec![
+                ColumnSpec::new("id", MYSQL_TYPE_LONG, 0),
+                ColumnSpec::new("a", MYSQL_TYPE_JSON, 4),
+                ColumnSpec::new("n", MYSQL_TYPE_LONG, 0),
+                ColumnSpec::new("b", MYSQL_TYPE_JSON, 4),
+            ],
+            primary_key: vec![0],
+            unique_key: vec![],
+        }
+    }
+
+    /// `{"a": <int16>}` in MySQL's binary JSON.
+    fn doc_a(v: i16) -> Vec<u8> {
+        let [lo, hi] = v.to_le_bytes();
+        let doc = [
+            0x00, 0x01, 0x00, 0x0c, 0x00, 0x0b, 0x00, 0x01, 0x00, 0x05, lo, hi, b'a',
+        ];
+        [&(doc.len() as u32).to_le_bytes()[..], &doc].concat()
+    }
+
+    /// A diff list (4-byte length, then diffs) replacing `$.a` by an int16.
+    fn replace_a(v: i16) -> Vec<u8> {
+        let [lo, hi] = v.to_le_bytes();
+        let diff = [&[0u8, 3][..], b"$.a", &[3, 0x05, lo, hi]].concat();
+        [&(diff.len() as u32).to_le_bytes()[..], &diff].concat()
+    }
+
     #[test]
-    fn partial_json_updates_are_unsupported() {
-        let ev = rows_event(Kind::PartialUpdate, 3, &[]);
-        let err = decode_rows(&people(), &ev).unwrap_err();
-        assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");
+    fn partial_json_update_yields_the_same_pair_as_the_plain_update() {
+        let t = docs();
+        let int = |v: i32| v.to_le_bytes().to_vec();
+        let before = image(&[
+            Some(&int(1)),
+            Some(&doc_a(1)),
+            Some(&int(5)),
+            Some(&doc_a(7)),
+        ]);
+        let plain_after = image(&[
+            Some(&int(1)),
+            Some(&doc_a(2)),
+            Some(&int(6)),
+            Some(&doc_a(7)),
+        ]);
+        let plain = rows_event(Kind::Update, 4, &[before.clone(), plain_after].concat());
+        let expected = decode_rows(&t, &plain).unwrap();
+        assert_eq!(
+            Value::Array(expected[0].after.clone().unwrap()),
+            json!([1, {"a": 2}, 6, {"a": 7}])
+        );
+        // value_options 1 (PARTIAL_JSON_UPDATES), partial bits: a yes, b no.
+        let shared = [1u8, 0b01];
+        let partial_after = image(&[
+            Some(&int(1)),
+            Some(&replace_a(2)),
+            Some(&int(6)),
+            Some(&doc_a(7)),
+        ]);
+        let rows = [before.clone(), shared.to_vec(), partial_after].concat();
+        let ev = rows_event(Kind::PartialUpdate, 4, &[&rows[..], &rows[..]].concat());
+        let got = decode_rows(&t, &ev).unwrap();
+        assert_eq!(got, vec![expected[0].clone(), expected[0].clone()]);
+        // value_options 0: no partial bits follow, every column is whole.
+        let plain_after = image(&[
+            Some(&int(1)),
+            Some(&doc_a(2)),
+            Some(&int(6)),
+            Some(&doc_a(7)),
+        ]);
+        let rows = [before, vec![0], plain_after].concat();
+        let got = decode_rows(&t, &rows_event(Kind::PartialUpdate, 4, &rows)).unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn partial_json_update_that_cannot_apply_names_the_column() {
+        let t = docs();
+        let int = |v: i32| v.to_le_bytes().to_vec();
+        let before = image(&[Some(&int(1)), Some(&doc_a(1)), Some(&int(5)), None]);
+        // b is marked partial, but its before image is NULL: there is nothing to patch.
+        let after = image(&[
+            Some(&int(1)),
+            Some(&doc_a(1)),
+            Some(&int(5)),
+            Some(&replace_a(2)),
+        ]);
+        let rows = [before, vec![1, 0b10], after].concat();
+        let err = decode_rows(&t, &rows_event(Kind::PartialUpdate, 4, &rows)).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::InvalidValue { column, row: 0, .. } if column == "b"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,7 +16,17 @@ pub(crate) enum Codec {
     Latin1,
     /// utf8mb3, utf8mb4, ascii: must be valid UTF-8.
     Utf8(u16),
-    /// Anything else: accepted only when it happens to be valid UTF-8.
+    /// UTF-16 big-endian (utf16, ucs2).
+    Utf16Be(u16),
+    /// UTF-16 little-endian (utf16le).
+    Utf16Le(u16),
+    /// UTF-32 big-endian (utf32).
+    Utf32Be(u16),
+    /// A known character set bintrail does not convert (cp1251, sjis, …): only pure ASCII text
+    /// is certain to mean the same in it, anything else is refused.
+    AsciiOnly(u16),
+    /// A collation id this build does not know (e.g. newer MariaDB ids): accepted only when it
+    /// is valid UTF-8, which every such id of MariaDB's utf8mb3/utf8mb4 families produces.
     Other(u16),
 }
 
@@ -26,7 +36,31 @@ pub(crate) fn codec(charset: Option<u16>) -> Codec {
         None | Some(63) => Codec::Binary,
         Some(c) if is_latin1_collation(c) => Codec::Latin1,
         Some(c) if is_utf8_collation(c) => Codec::Utf8(c),
-        Some(c) => Codec::Other(c),
+        Some(c) => by_charset_name(c),
+    }
+}
+
+/// Classifies a collation by its character set's name (MySQL's ids; MariaDB's NO PAD variants
+/// are its base id + 1024).
+fn by_charset_name(id: u16) -> Codec {
+    use mysql_common::collations::{Collation, CollationId};
+    let base = if (1024..2048).contains(&id) {
+        id - 1024
+    } else {
+        id
+    };
+    let collation_id = CollationId::from(base);
+    if collation_id == CollationId::UNKNOWN_COLLATION_ID {
+        return Codec::Other(id);
+    }
+    match Collation::from(collation_id).charset() {
+        "utf8mb3" | "utf8mb4" | "utf8" | "ascii" => Codec::Utf8(id),
+        "latin1" => Codec::Latin1,
+        "utf16" | "ucs2" => Codec::Utf16Be(id),
+        "utf16le" => Codec::Utf16Le(id),
+        "utf32" => Codec::Utf32Be(id),
+        "binary" => Codec::Binary,
+        _ => Codec::AsciiOnly(id),
     }
 }
 
@@ -48,6 +82,35 @@ pub(crate) fn decode_text(bytes: &[u8], codec: Codec) -> Result<String, Fault> {
         Codec::Latin1 => Ok(latin1_to_string(bytes)),
         Codec::Utf8(c) => utf8(bytes).ok_or(Fault::InvalidText(c)),
         Codec::Other(c) => utf8(bytes).ok_or(Fault::UnsupportedCharset(c)),
+        Codec::AsciiOnly(c) if bytes.is_ascii() => utf8(bytes).ok_or(Fault::UnsupportedCharset(c)),
+        Codec::AsciiOnly(c) => Err(Fault::UnsupportedCharset(c)),
+        Codec::Utf16Be(c) | Codec::Utf16Le(c) => {
+            let little = matches!(codec, Codec::Utf16Le(_));
+            if bytes.len() % 2 != 0 {
+                return Err(Fault::InvalidText(c));
+            }
+            let units = bytes.chunks_exact(2).map(|p| {
+                let pair = [p[0], p[1]];
+                if little {
+                    u16::from_le_bytes(pair)
+                } else {
+                    u16::from_be_bytes(pair)
+                }
+            });
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| Fault::InvalidText(c))
+        }
+        Codec::Utf32Be(c) => {
+            if bytes.len() % 4 != 0 {
+                return Err(Fault::InvalidText(c));
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|q| char::from_u32(u32::from_be_bytes([q[0], q[1], q[2], q[3]])))
+                .collect::<Option<String>>()
+                .ok_or(Fault::InvalidText(c))
+        }
     }
 }
 
@@ -186,7 +249,12 @@ mod tests {
             (Some(45), Codec::Utf8(45)),
             (Some(33), Codec::Utf8(33)),
             (Some(11), Codec::Utf8(11)),
-            (Some(28), Codec::Other(28)),
+            (Some(28), Codec::AsciiOnly(28)),
+            (Some(54), Codec::Utf16Be(54)),
+            (Some(56), Codec::Utf16Le(56)),
+            (Some(60), Codec::Utf32Be(60)),
+            (Some(1070), Codec::Utf8(1070)),
+            (Some(4000), Codec::Other(4000)),
         ];
         for (charset, expected) in cases {
             assert_eq!(codec(charset), expected, "{charset:?}");
@@ -200,11 +268,25 @@ mod tests {
             Err(Fault::InvalidText(255))
         );
         assert_eq!(
-            decode_text(b"\xa4\xa4", Codec::Other(28)),
+            decode_text(b"\xa4\xa4", Codec::AsciiOnly(28)),
             Err(Fault::UnsupportedCharset(28))
         );
+        // cp1251 'РЇ' is D0 AF, which happens to be valid UTF-8 for 'Я': refused, not guessed.
         assert_eq!(
-            decode_text("ok €".as_bytes(), Codec::Other(28)),
+            decode_text(b"\xd0\xaf", Codec::AsciiOnly(51)),
+            Err(Fault::UnsupportedCharset(51))
+        );
+        assert_eq!(
+            decode_text(b"\x00a\x04\x2f", Codec::Utf16Be(54)),
+            Ok("aЯ".into())
+        );
+        assert_eq!(decode_text(b"a\x00", Codec::Utf16Le(56)), Ok("a".into()));
+        assert_eq!(
+            decode_text(b"\x00\x00\x00a", Codec::Utf32Be(60)),
+            Ok("a".into())
+        );
+        assert_eq!(
+            decode_text("ok €".as_bytes(), Codec::Other(4000)),
             Ok("ok €".into())
         );
         assert_eq!(

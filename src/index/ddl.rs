@@ -10,10 +10,28 @@
 //! `start_pos` form the unique identity of a change: a replay writes nothing twice.
 //! `event_timestamp` is part of every unique key so that the table can be range-partitioned by
 //! time for retention (dropping a partition is instant; deleting rows is not).
+//!
+//! # Partitions
+//! `init` creates `binlog_events` partitioned `BY RANGE (TO_SECONDS(event_timestamp))`, the
+//! layout of the established bintrail index: one partition per UTC hour, named `p_YYYYMMDDHH`
+//! after the hour it holds, from the current hour to [`DEFAULT_AHEAD_HOURS`] ahead, then the
+//! catch-all [`FUTURE_PARTITION`] (`VALUES LESS THAN MAXVALUE`), so that a row always has a
+//! partition to land in, whatever its time. `bintrail rotate` (`history::rotate`) keeps hours
+//! ahead by splitting the catch-all and drops expired hours whole, without reading them. The
+//! first partition also holds everything older than its hour (a stream started from an old
+//! binlog); it is dropped once its hour has expired.
+//!
+//! # Secondary indexes
+//! Each costs write throughput, so there is one per kind of lookup the read side makes:
+//! `uk_change` (the identity, makes replays no-ops), `k_table_pk` (`--pk`, and `--schema`/
+//! `--table` through its prefix; 16 hex digits of `pk_hash` are 64 bits, and the full column is
+//! compared after the index lookup), `k_time` (`--since`/`--until`, together with partition
+//! pruning) and `k_gtid` (`--gtid`).
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use crate::history::time::{format_hour, now, TO_SECONDS_EPOCH};
 use crate::sql::ident;
 
 /// The change rows.
@@ -22,6 +40,59 @@ pub const BINLOG_EVENTS: &str = "binlog_events";
 pub const STREAM_STATE: &str = "stream_state";
 /// Ranges of the source's history that a stream skipped (purged binlogs, `--on-gap=skip`).
 pub const STREAM_GAPS: &str = "stream_gaps";
+
+/// Width of one `binlog_events` partition: an hour, in seconds.
+pub const PARTITION_SECONDS: i64 = 3_600;
+/// Hourly partitions `init` creates ahead of the current hour.
+pub const DEFAULT_AHEAD_HOURS: u32 = 48;
+/// The catch-all partition for rows later than every hourly partition.
+pub const FUTURE_PARTITION: &str = "p_future";
+
+/// The name of the hourly partition that holds the hour starting at `start` (Unix seconds).
+pub fn partition_name(start: i64) -> String {
+    format!("p_{}", format_hour(start))
+}
+
+/// `TO_SECONDS` of a Unix time: the partition bound MySQL compares with.
+pub fn to_seconds(unix: i64) -> i64 {
+    unix + TO_SECONDS_EPOCH
+}
+
+/// The partition definitions for hourly upper bounds `uppers` (Unix seconds, ascending),
+/// followed by the catch-all: `PARTITION p_2026112514 VALUES LESS THAN (63963…), …`.
+pub fn partition_defs(uppers: &[i64]) -> String {
+    let mut defs: Vec<String> = uppers
+        .iter()
+        .map(|&u| {
+            format!(
+                "PARTITION {} VALUES LESS THAN ({})",
+                partition_name(u - PARTITION_SECONDS),
+                to_seconds(u)
+            )
+        })
+        .collect();
+    defs.push(format!(
+        "PARTITION {FUTURE_PARTITION} VALUES LESS THAN MAXVALUE"
+    ));
+    defs.join(",\n  ")
+}
+
+/// Upper bounds of the hours from the one containing `now` to `ahead` hours after it.
+pub fn hours_from(now: i64, ahead: u32) -> Vec<i64> {
+    let first = now.div_euclid(PARTITION_SECONDS) * PARTITION_SECONDS + PARTITION_SECONDS;
+    (0..=i64::from(ahead))
+        .map(|i| first + i * PARTITION_SECONDS)
+        .collect()
+}
+
+/// The CREATE statement of `binlog_events`, partitioned from the hour of `now` to `ahead`
+/// hours after it.
+fn create_binlog_events(now: i64, ahead: u32) -> String {
+    format!(
+        "{CREATE_BINLOG_EVENTS}\nPARTITION BY RANGE (TO_SECONDS(`event_timestamp`)) (\n  {}\n)",
+        partition_defs(&hours_from(now, ahead))
+    )
+}
 
 const CREATE_BINLOG_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `binlog_events` (
   `event_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
@@ -45,7 +116,8 @@ const CREATE_BINLOG_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `binlog_events` (
   PRIMARY KEY (`event_id`, `event_timestamp`),
   UNIQUE KEY `uk_change` (`stream_id`, `binlog_file`, `start_pos`, `row_in_event`, `event_timestamp`),
   KEY `k_table_pk` (`schema_name`, `table_name`, `pk_hash`(16)),
-  KEY `k_time` (`event_timestamp`)
+  KEY `k_time` (`event_timestamp`),
+  KEY `k_gtid` (`gtid`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 const CREATE_STREAM_STATE: &str = "CREATE TABLE IF NOT EXISTS `stream_state` (
@@ -60,6 +132,7 @@ const CREATE_STREAM_STATE: &str = "CREATE TABLE IF NOT EXISTS `stream_state` (
   `events_indexed` BIGINT UNSIGNED NOT NULL DEFAULT 0,
   `last_event_time` DATETIME NULL COMMENT 'UTC',
   `last_checkpoint` DATETIME(3) NOT NULL COMMENT 'UTC',
+  `binlog_created` INT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'creation time of binlog_file (Unix), to recognise a reset source',
   PRIMARY KEY (`server_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
@@ -122,6 +195,7 @@ const TABLES: [IndexTable; 3] = [
             ("events_indexed", "bigint"),
             ("last_event_time", "datetime"),
             ("last_checkpoint", "datetime"),
+            ("binlog_created", "int"),
         ],
     },
     IndexTable {
@@ -182,7 +256,19 @@ pub struct InitReport {
 }
 
 /// Creates the index database and tables that are missing; verifies the ones that exist.
+/// `binlog_events` gets hourly partitions from the current hour to [`DEFAULT_AHEAD_HOURS`]
+/// ahead.
 pub async fn init(conn: &mut Conn, database: &str) -> Result<InitReport, DdlError> {
+    init_at(conn, database, now(), DEFAULT_AHEAD_HOURS).await
+}
+
+/// [`init`] as of the Unix time `now`, with `ahead` hourly partitions after the current one.
+pub async fn init_at(
+    conn: &mut Conn,
+    database: &str,
+    now: i64,
+    ahead: u32,
+) -> Result<InitReport, DdlError> {
     let server = |source| DdlError::Server {
         database: database.to_string(),
         source,
@@ -211,7 +297,12 @@ pub async fn init(conn: &mut Conn, database: &str) -> Result<InitReport, DdlErro
             conn.query_drop(format!("USE {}", ident(database)))
                 .await
                 .map_err(server)?;
-            conn.query_drop(create).await.map_err(server)?;
+            let sql = if table == BINLOG_EVENTS {
+                create_binlog_events(now, ahead)
+            } else {
+                create.to_string()
+            };
+            conn.query_drop(sql).await.map_err(server)?;
         }
         tables.push((table, !exists));
     }
@@ -277,5 +368,28 @@ async fn check_table(
             table,
             problems: problems.join(", "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_cover_the_current_hour_then_hours_ahead_then_the_future() {
+        // 2026-11-25 14:30:00 UTC.
+        let now = 1_795_617_000;
+        assert_eq!(
+            hours_from(now, 2),
+            vec![1_795_618_800, 1_795_622_400, 1_795_626_000]
+        );
+        assert_eq!(
+            partition_defs(&hours_from(now, 1)),
+            "PARTITION p_2026112514 VALUES LESS THAN (63962838000),\n  \
+             PARTITION p_2026112515 VALUES LESS THAN (63962841600),\n  \
+             PARTITION p_future VALUES LESS THAN MAXVALUE"
+        );
+        assert!(create_binlog_events(now, 0)
+            .ends_with("PARTITION BY RANGE (TO_SECONDS(`event_timestamp`)) (\n  PARTITION p_2026112514 VALUES LESS THAN (63962838000),\n  PARTITION p_future VALUES LESS THAN MAXVALUE\n)"));
     }
 }

@@ -48,7 +48,7 @@ const SELECT: &str =
     "SELECT mode, binlog_file, binlog_position, gtid_set, rows_done, in_flight_gtid, \
      source_uuid, events_indexed, \
      DATE_FORMAT(last_event_time, '%Y-%m-%d %H:%i:%s'), \
-     DATE_FORMAT(last_checkpoint, '%Y-%m-%d %H:%i:%s.%f') \
+     DATE_FORMAT(last_checkpoint, '%Y-%m-%d %H:%i:%s.%f'), binlog_created \
      FROM stream_state WHERE server_id = ?";
 
 /// Reads a stream's state, if it has one.
@@ -81,10 +81,22 @@ fn parse_row(server_id: u32, row: Row) -> Result<StreamState, StateError> {
         u64,
         Option<String>,
         String,
+        u32,
     );
     let corrupt = |what: String| StateError::Corrupt { server_id, what };
-    let (mode, file, pos, gtid_set, rows_done, in_flight, source_uuid, events, last_event, last_cp): Cols =
-        mysql_async::from_row_opt(row).map_err(|e| corrupt(e.to_string()))?;
+    let (
+        mode,
+        file,
+        pos,
+        gtid_set,
+        rows_done,
+        in_flight,
+        source_uuid,
+        events,
+        last_event,
+        last_cp,
+        created,
+    ): Cols = mysql_async::from_row_opt(row).map_err(|e| corrupt(e.to_string()))?;
     let position = BinlogPosition::new(file, pos);
     let resume = match mode.as_str() {
         "position" => ResumePoint::Position(position.clone()),
@@ -110,6 +122,7 @@ fn parse_row(server_id: u32, row: Row) -> Result<StreamState, StateError> {
             position,
             rows_done,
             in_flight,
+            binlog_created: created,
         },
         source_uuid,
         events_indexed: events,
@@ -130,7 +143,8 @@ pub fn upsert_sql(
     let mut sql = String::with_capacity(512);
     sql.push_str(
         "INSERT INTO stream_state (server_id, mode, binlog_file, binlog_position, gtid_set, \
-         rows_done, in_flight_gtid, source_uuid, events_indexed, last_event_time, last_checkpoint) VALUES (",
+         rows_done, in_flight_gtid, source_uuid, events_indexed, last_event_time, last_checkpoint, \
+         binlog_created) VALUES (",
     );
     sql.push_str(&server_id.to_string());
     sql.push_str(", '");
@@ -153,13 +167,14 @@ pub fn upsert_sql(
         .map(|t| format!("FROM_UNIXTIME({t})"))
         .unwrap_or_else(|| "NULL".into());
     sql.push_str(&format!(
-        ", {rows}, {event_time}, UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE \
+        ", {rows}, {event_time}, UTC_TIMESTAMP(3), {created}) ON DUPLICATE KEY UPDATE \
          mode = VALUES(mode), binlog_file = VALUES(binlog_file), \
          binlog_position = VALUES(binlog_position), gtid_set = VALUES(gtid_set), \
          rows_done = VALUES(rows_done), in_flight_gtid = VALUES(in_flight_gtid), \
          source_uuid = VALUES(source_uuid), events_indexed = events_indexed + VALUES(events_indexed), \
          last_event_time = COALESCE(VALUES(last_event_time), last_event_time), \
-         last_checkpoint = VALUES(last_checkpoint)"
+         last_checkpoint = VALUES(last_checkpoint), binlog_created = VALUES(binlog_created)",
+        created = checkpoint.binlog_created
     ));
     sql
 }

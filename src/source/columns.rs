@@ -12,6 +12,7 @@ use mysql_common::constants::ColumnType;
 
 use super::schema::{SchemaError, ServerFlavor, TableSpec};
 use super::{Flavor, SourceError};
+use crate::position::BinlogPosition;
 
 /// Why a table's columns cannot be known for sure.
 #[derive(Debug, thiserror::Error)]
@@ -20,15 +21,26 @@ pub enum ColumnsError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
     /// The live table differs from the one the binlog event was written for.
-    #[error("cannot label the columns of {schema}.{table}: the binlog has no column names (binlog_row_metadata=MINIMAL) and the live table no longer matches the event ({detail}); set binlog_row_metadata=FULL on the source, or restart from a later position with --reset")]
+    #[error("cannot label the columns of {schema}.{table} for the rows event at {position}: the binlog has no column names (binlog_row_metadata=MINIMAL) and the live table may no longer match the event ({detail}); set binlog_row_metadata=FULL on the source, or restart from a later position with --reset")]
     Mismatch {
         /// Schema.
         schema: String,
         /// Table.
         table: String,
+        /// The rows event's position.
+        position: String,
         /// What differs.
         detail: String,
     },
+}
+
+/// Where and when the rows event that needs a layout was written.
+#[derive(Clone, Debug)]
+pub struct EventAt {
+    /// The rows event's position.
+    pub position: BinlogPosition,
+    /// Its timestamp (seconds since the epoch).
+    pub time: u32,
 }
 
 /// The layout of the table `tme` describes.
@@ -36,6 +48,7 @@ pub async fn resolve(
     conn: &mut Conn,
     flavor: Flavor,
     tme: &TableMapEvent<'_>,
+    at: &EventAt,
 ) -> Result<TableSpec, SourceError> {
     let server_flavor = match flavor {
         Flavor::Mysql => ServerFlavor::MySql,
@@ -46,7 +59,7 @@ pub async fn resolve(
         Err(SchemaError::NoColumnNames { .. }) => {
             let mut spec =
                 TableSpec::types_from_table_map(tme, server_flavor).map_err(ColumnsError::from)?;
-            fill_from_information_schema(conn, &mut spec).await?;
+            fill_from_information_schema(conn, &mut spec, at).await?;
             spec
         }
         Err(e) => return Err(ColumnsError::from(e).into()),
@@ -62,7 +75,33 @@ type ColumnRow = (String, String, String, Option<String>, Option<u16>);
 async fn fill_from_information_schema(
     conn: &mut Conn,
     spec: &mut TableSpec,
+    at: &EventAt,
 ) -> Result<(), SourceError> {
+    let mismatch = |detail: String| ColumnsError::Mismatch {
+        schema: spec.schema.clone(),
+        table: spec.table.clone(),
+        position: at.position.to_string(),
+        detail,
+    };
+    // A rename keeps the column count and types, so the check below cannot see it. MySQL and
+    // MariaDB move CREATE_TIME on every ALTER: a table changed after the event is refused.
+    // (One-second resolution: a change within the event's own second is not detected.)
+    let changed: Option<Option<u64>> = conn
+        .exec_first(
+            "SELECT UNIX_TIMESTAMP(CREATE_TIME) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&spec.schema, &spec.table),
+        )
+        .await?;
+    if let Some(Some(created)) = changed {
+        if created > u64::from(at.time) {
+            return Err(mismatch(format!(
+                "the table was created or altered {} s after the event",
+                created - u64::from(at.time)
+            ))
+            .into());
+        }
+    }
     let rows: Vec<ColumnRow> = conn
         .exec(
             "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.COLLATION_NAME, co.ID \
@@ -72,11 +111,6 @@ async fn fill_from_information_schema(
             (&spec.schema, &spec.table),
         )
         .await?;
-    let mismatch = |detail: String| ColumnsError::Mismatch {
-        schema: spec.schema.clone(),
-        table: spec.table.clone(),
-        detail,
-    };
     if rows.len() != spec.columns.len() {
         return Err(mismatch(format!(
             "the event has {} columns, the live table {}",

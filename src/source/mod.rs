@@ -26,10 +26,8 @@ use crate::position::{BinlogPosition, Checkpoint, GtidSet, ResumePoint};
 
 use self::txn::{Assembler, Chunk, TxnError};
 
-/// How often the source sends a heartbeat when idle.
+/// The default interval of source heartbeats (`--heartbeat-interval`).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// A connection silent for this long (no event, no heartbeat) is treated as dead.
-pub const READ_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Server software of the source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,37 +227,71 @@ pub async fn ensure_settings(
     Ok(())
 }
 
-/// Checks that the user may read the binlog (REPLICATION SLAVE / REPLICATION REPLICA).
+/// Checks that the user may read the binlog (REPLICATION SLAVE / REPLICATION REPLICA) and its
+/// position (REPLICATION CLIENT; MariaDB: BINLOG MONITOR).
 pub async fn ensure_privileges(conn: &mut Conn, user: &str) -> Result<(), SourceError> {
     let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
-    let has = grants.iter().any(|g| {
-        let g = g.to_ascii_uppercase();
-        let global = g.contains(" ON *.* ");
+    let global: Vec<String> = grants
+        .iter()
+        .map(|g| g.to_ascii_uppercase())
+        .filter(|g| g.contains(" ON *.* "))
+        .collect();
+    let has = |names: &[&str]| {
         global
-            && (g.contains("ALL PRIVILEGES")
-                || g.contains("REPLICATION SLAVE")
-                || g.contains("REPLICATION REPLICA"))
-    });
-    // Privileges can also come through roles; only refuse when nothing could grant it.
+            .iter()
+            .any(|g| g.contains("ALL PRIVILEGES") || names.iter().any(|n| g.contains(n)))
+    };
+    // Privileges can also come through roles; only refuse when nothing could grant them.
     let roles = grants
         .iter()
         .any(|g| g.to_ascii_uppercase().starts_with("GRANT `") && !g.contains(" ON "));
-    if !has && !roles {
-        return Err(SourceError::Privilege {
-            user: user.to_string(),
-            privilege: "REPLICATION SLAVE (REPLICATION REPLICA)",
-            fix: format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"),
-        });
+    if roles {
+        return Ok(());
     }
-    Ok(())
+    let missing = if !has(&["REPLICATION SLAVE", "REPLICATION REPLICA"]) {
+        Some("REPLICATION SLAVE (REPLICATION REPLICA)")
+    } else if !has(&["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"]) {
+        Some("REPLICATION CLIENT (MariaDB: BINLOG MONITOR)")
+    } else {
+        None
+    };
+    match missing {
+        None => Ok(()),
+        Some(privilege) => Err(SourceError::Privilege {
+            user: user.to_string(),
+            privilege,
+            fix: format!(
+                "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}' (MariaDB: GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}')"
+            ),
+        }),
+    }
 }
 
 /// The source's current end of binlog, as a checkpoint (GTID mode when the source has GTIDs).
 pub async fn current_end(conn: &mut Conn, info: &SourceInfo) -> Result<Checkpoint, SourceError> {
-    let status: Option<Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
-        Ok(row) => row,
-        Err(_) => conn.query_first("SHOW MASTER STATUS").await?,
-    };
+    // MySQL 8.2+ and MariaDB 10.5.2+ say SHOW BINARY LOG STATUS / SHOW BINLOG STATUS; older
+    // servers only know SHOW MASTER STATUS. Report the first error if every form fails.
+    let mut first_error = None;
+    let mut status: Option<Row> = None;
+    for sql in [
+        "SHOW BINARY LOG STATUS",
+        "SHOW BINLOG STATUS",
+        "SHOW MASTER STATUS",
+    ] {
+        match conn.query_first(sql).await {
+            Ok(row) => {
+                status = row;
+                first_error = None;
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
     let (file, pos) = status
         .and_then(|row| {
             let file: Option<String> = row.get(0);
@@ -300,6 +332,7 @@ pub async fn current_end(conn: &mut Conn, info: &SourceInfo) -> Result<Checkpoin
         position,
         rows_done: 0,
         in_flight: None,
+        binlog_created: 0,
     })
 }
 
@@ -351,6 +384,7 @@ pub async fn find_gap(
                     position: oldest,
                     rows_done: 0,
                     in_flight: None,
+                    binlog_created: 0,
                 },
             }))
         }
@@ -376,6 +410,7 @@ pub async fn find_gap(
                     position: BinlogPosition::new("", 4),
                     rows_done: 0,
                     in_flight: None,
+                    binlog_created: 0,
                 },
             }))
         }
@@ -384,35 +419,60 @@ pub async fn find_gap(
     }
 }
 
-/// The gap a MariaDB GTID request refused with "binlog files have been purged".
-pub fn mariadb_gap(error: &SourceError, from: &Checkpoint) -> Option<Gap> {
-    match error {
-        SourceError::Refused {
-            code: 1236,
-            message,
-            ..
-        } if message.contains("purged") => Some(Gap {
-            from: from.resume.to_string(),
-            what: message.clone(),
-            to: Checkpoint {
-                resume: ResumePoint::Gtid(GtidSet::Mariadb(Default::default())),
-                position: BinlogPosition::new("", 4),
-                rows_done: 0,
-                in_flight: None,
-            },
-        }),
-        _ => None,
-    }
+/// Whether a MariaDB dump request was refused because the GTID state's binlogs were purged.
+pub fn is_mariadb_purged(error: &SourceError) -> bool {
+    matches!(error, SourceError::Refused { code: 1236, message, .. } if message.contains("purged"))
+}
+
+/// The gap behind a MariaDB "binlog files have been purged" refusal: streaming can continue
+/// from the GTID state that opens the oldest binlog (its GTID_LIST event).
+pub async fn mariadb_gap(
+    conn: &mut Conn,
+    error: &SourceError,
+    from: &Checkpoint,
+) -> Result<Gap, SourceError> {
+    let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
+    let oldest: String = logs.first().and_then(|r| r.get(0)).unwrap_or_default();
+    // SHOW statements take no placeholders.
+    let events: Vec<Row> = conn
+        .query(format!(
+            "SHOW BINLOG EVENTS IN {} LIMIT 5",
+            crate::sql::str_literal(&oldest)
+        ))
+        .await?;
+    let list = events
+        .iter()
+        .find(|r| r.get::<String, _>(2).as_deref() == Some("Gtid_list"))
+        .and_then(|r| r.get::<String, _>(5))
+        .unwrap_or_default();
+    let state = list
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<GtidSet>()
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(GtidSet::Mariadb(Default::default()));
+    Ok(Gap {
+        from: from.resume.to_string(),
+        what: error.to_string(),
+        to: Checkpoint {
+            resume: ResumePoint::Gtid(state),
+            position: BinlogPosition::new(oldest, 4),
+            rows_done: 0,
+            in_flight: None,
+            binlog_created: 0,
+        },
+    })
 }
 
 /// Registers as replica `server_id` and requests the binlog from `from`.
 pub async fn request(
     mut conn: Conn,
     info: &SourceInfo,
-    server_id: u32,
+    config: &StreamConfig,
     from: &Checkpoint,
 ) -> Result<BinlogStream, SourceError> {
-    let period_ns = HEARTBEAT.as_nanos();
+    let server_id = config.server_id;
+    let period_ns = config.heartbeat_interval.as_nanos();
     conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
         .await?;
     if info.flavor == Flavor::Mariadb {
@@ -459,24 +519,43 @@ fn refine(e: mysql_async::Error, from: &ResumePoint) -> SourceError {
     }
 }
 
-/// Reads events until cancelled or failed, sending chunks to the writer. `lookup` is a second
-/// source connection for information_schema lookups (MINIMAL row metadata).
+/// The reading half of a run: the binlog stream and what turns it into chunks.
+pub struct Reader {
+    /// Source flavor (for table layout lookups).
+    pub flavor: Flavor,
+    /// Silence longer than this means the connection is dead.
+    pub read_deadline: Duration,
+    /// The requested binlog stream.
+    pub stream: BinlogStream,
+    /// Transaction assembly state.
+    pub assembler: Assembler,
+    /// A second source connection for information_schema lookups.
+    pub lookup: Conn,
+    /// Where activity is reported.
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+}
+
+/// Reads events until cancelled or failed, sending chunks to the writer.
 pub async fn read(
-    flavor: Flavor,
-    mut stream: BinlogStream,
-    mut assembler: Assembler,
-    mut lookup: Conn,
+    reader: Reader,
     tx: mpsc::Sender<Chunk>,
     cancel: CancellationToken,
-    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 ) -> Result<(), SourceError> {
+    let Reader {
+        flavor,
+        read_deadline,
+        mut stream,
+        mut assembler,
+        mut lookup,
+        telemetry,
+    } = reader;
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            next = tokio::time::timeout(READ_DEADLINE, stream.next()) => next,
+            next = tokio::time::timeout(read_deadline, stream.next()) => next,
         };
         let event = match next {
-            Err(_) => return Err(SourceError::Stalled(READ_DEADLINE)),
+            Err(_) => return Err(SourceError::Stalled(read_deadline)),
             Ok(None) => return Err(SourceError::Closed),
             Ok(Some(Err(e))) => {
                 return Err(refine(e, &ResumePoint::Position(assembler.position())))
@@ -495,7 +574,11 @@ pub async fn read(
                         .table_map(table_id)
                         .cloned()
                         .expect("NeedColumns names a cached table map");
-                    let spec = columns::resolve(&mut lookup, flavor, &tme).await?;
+                    let at = columns::EventAt {
+                        position: assembler.position(),
+                        time: event.header().timestamp(),
+                    };
+                    let spec = columns::resolve(&mut lookup, flavor, &tme, &at).await?;
                     tracing::debug!(
                         schema,
                         table,

@@ -16,11 +16,25 @@
 //! MariaDB: GTID (its own event, which replaces BEGIN) → … → XID/COMMIT; a GTID flagged
 //! standalone is followed by exactly one statement. A QUERY that is not BEGIN/COMMIT/ROLLBACK
 //! inside a BEGIN…COMMIT is a statement-logged change, which bintrail cannot index.
+//!
+//! # Compressed transactions
+//! With `binlog_transaction_compression=ON` MySQL writes GTID → TRANSACTION_PAYLOAD, whose
+//! zstd payload holds BEGIN … XID. mysql_async yields the payload event itself (its real
+//! offset and size), then each inner event with `log_pos` 0 and its uncompressed `event_size`
+//! (no checksum). Inner events have no offset of their own, so a change inside a payload is
+//! placed at the payload event: `start_pos`/`end_pos` are the payload's, and `row_in_event` is
+//! the rows event's byte offset inside the decompressed payload plus the row's index (unique,
+//! since a rows event of k rows is longer than k bytes, and independent of filters and of
+//! resume skipping). The transaction commits at the payload's end. A payload whose inner events
+//! stop before a commit (mysql_async drops a payload it cannot decompress) is an error, not a
+//! silently missing transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::binlog::events::{Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent};
+use mysql_common::binlog::events::{
+    Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent, TransactionPayloadEvent,
+};
 
 use crate::change::{Change, ChangeKind};
 use crate::encoding;
@@ -91,6 +105,16 @@ pub enum TxnError {
         /// Rows events that were to be skipped.
         rows_done: u64,
     },
+    /// The binlog file the checkpoint names was recreated: another history.
+    #[error("the source's binlog {file} is not the one the checkpoint was taken in (created at {found}, the checkpoint's at {expected}, Unix time): the source's binary logs were reset or the server was rebuilt; its offsets mean something else now. Restart with --reset and a --start-file/--start-gtid chosen for the new history (changes between the old checkpoint and the reset may be missing from the index)")]
+    DifferentHistory {
+        /// The binlog file.
+        file: String,
+        /// Creation time recorded with the checkpoint.
+        expected: u32,
+        /// Creation time the source reports now.
+        found: u32,
+    },
     /// A data change logged as a statement.
     #[error("a statement-logged data change ({kind}) at {position} cannot be indexed: a session used binlog_format=STATEMENT or MIXED; set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW and reconnect clients), then restart from a later position with --reset")]
     Statement {
@@ -124,6 +148,18 @@ struct Txn {
     skip: u64,
 }
 
+/// The TRANSACTION_PAYLOAD event whose inner events are being read.
+struct Payload {
+    /// Offset of the payload event: where its inner events are placed.
+    start: u64,
+    /// Offset after it; the transaction's commit position.
+    end: u64,
+    /// Bytes of the decompressed payload read so far (the next inner event's offset in it).
+    offset: u64,
+    /// Decompressed size the payload event announces.
+    size: u64,
+}
+
 /// Turns a binlog event stream into chunks.
 pub struct Assembler {
     filter: Filter,
@@ -136,6 +172,12 @@ pub struct Assembler {
     tables: HashMap<u64, CachedTable>,
     resume: Option<Checkpoint>,
     last_time: Option<u32>,
+    payload: Option<Payload>,
+    /// Creation time (FORMAT_DESCRIPTION timestamp) of the current binlog file.
+    file_created: u32,
+    /// Position mode resume: the file and creation time the checkpoint names, checked against
+    /// the first FORMAT_DESCRIPTION the source sends.
+    verify_created: Option<(String, u32)>,
 }
 
 impl Assembler {
@@ -156,6 +198,14 @@ impl Assembler {
             tables: HashMap::new(),
             resume: (from.rows_done > 0).then(|| from.clone()),
             last_time: None,
+            payload: None,
+            file_created: from.binlog_created,
+            verify_created: match from.resume {
+                ResumePoint::Position(_) if from.binlog_created != 0 => {
+                    Some((from.position.file.clone(), from.binlog_created))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -182,7 +232,14 @@ impl Assembler {
     pub fn feed(&mut self, event: &Event) -> Result<Option<Chunk>, TxnError> {
         let header = event.header();
         let event_type = header.event_type_raw();
-        let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+        let inner = header.log_pos() == 0 && self.payload.is_some();
+        if !inner && event_type != 40 {
+            self.check_payload_done()?;
+        }
+        let start = match &self.payload {
+            Some(p) if inner => p.start,
+            _ => u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
+        };
         let here = BinlogPosition::new(&*self.file, start);
         let out = match event_type {
             4 => {
@@ -205,6 +262,14 @@ impl Assembler {
                 let parsed = mariadb::parse_gtid(header.server_id(), event.data());
                 let standalone = parsed.as_ref().is_some_and(|g| g.standalone);
                 self.begin(start, parsed.map(|g| g.gtid), standalone)?;
+                // MariaDB's GTID event replaces BEGIN: what follows is inside the transaction.
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.begun = !standalone;
+                }
+                None
+            }
+            15 => {
+                self.on_format_description(header.timestamp())?;
                 None
             }
             2 => self.on_query(event, start, &here)?,
@@ -216,12 +281,46 @@ impl Assembler {
                 None
             }
             23..=25 | 30..=32 | 39 => self.on_rows(event, &here)?,
+            40 => {
+                self.check_payload_done()?;
+                let size = event
+                    .read_event::<TransactionPayloadEvent<'_>>()
+                    .map_err(|e| TxnError::Malformed {
+                        position: here.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .uncompressed_size();
+                self.payload = Some(Payload {
+                    start,
+                    end: u64::from(header.log_pos()),
+                    offset: 0,
+                    size,
+                });
+                None
+            }
             _ => None,
         };
         if header.log_pos() > 0 {
             self.end = u64::from(header.log_pos());
         }
+        if let Some(p) = self.payload.as_mut().filter(|_| inner) {
+            p.offset += u64::from(header.event_size());
+        }
         Ok(out)
+    }
+
+    /// Fails if the previous payload's inner events stopped before its commit.
+    fn check_payload_done(&mut self) -> Result<(), TxnError> {
+        match self.payload.take() {
+            None => Ok(()),
+            Some(p) => Err(TxnError::Malformed {
+                position: BinlogPosition::new(&*self.file, p.start),
+                reason: format!(
+                    "the compressed transaction payload yielded {} of its {} bytes of events and no commit (it did not decompress)",
+                    p.offset, p.size
+                ),
+            }),
+        }
     }
 
     fn begin(&mut self, start: u64, gtid: Option<Gtid>, standalone: bool) -> Result<(), TxnError> {
@@ -299,6 +398,10 @@ impl Assembler {
         let dml = ["INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"]
             .iter()
             .any(|k| word.eq_ignore_ascii_case(k));
+        if in_begun_txn && dml && !self.filter.statement_may_touch(&query.schema(), text) {
+            // A statement on schemas this stream does not index cannot affect its data.
+            return Ok(None);
+        }
         if in_begun_txn && dml {
             return Err(TxnError::Statement {
                 position: here.clone(),
@@ -314,6 +417,21 @@ impl Assembler {
             self.begin(start, None, true)?;
         }
         Ok(self.commit(event))
+    }
+
+    /// A FORMAT_DESCRIPTION opens every binlog file; its timestamp is the file's creation time.
+    fn on_format_description(&mut self, created: u32) -> Result<(), TxnError> {
+        if let Some((file, expected)) = self.verify_created.take() {
+            if *self.file == file && created != expected {
+                return Err(TxnError::DifferentHistory {
+                    file,
+                    expected,
+                    found: created,
+                });
+            }
+        }
+        self.file_created = created;
+        Ok(())
     }
 
     fn on_table_map(&mut self, tme: TableMapEvent<'static>) {
@@ -379,7 +497,19 @@ impl Assembler {
             source: Box::new(source),
         })?;
         let header = event.header();
-        let end = u64::from(header.log_pos());
+        // Inside a compressed payload: the payload's place, rows numbered from the event's
+        // offset in the decompressed payload (see the module documentation).
+        let (end, first_row) = match &self.payload {
+            Some(p) if header.log_pos() == 0 => (p.end, p.offset),
+            _ => (u64::from(header.log_pos()), 0),
+        };
+        let last_row = first_row + pairs.len() as u64;
+        if u32::try_from(last_row).is_err() {
+            return Err(TxnError::Malformed {
+                position: here.clone(),
+                reason: format!("row number {last_row} inside the compressed transaction does not fit row_in_event"),
+            });
+        }
         for (i, pair) in pairs.into_iter().enumerate() {
             let change = build_change(
                 &spec,
@@ -392,7 +522,7 @@ impl Assembler {
                     table: &cached.table,
                     start: here.pos,
                     end,
-                    row: i as u32,
+                    row: (first_row + i as u64) as u32,
                     timestamp: header.timestamp(),
                 },
             );
@@ -423,6 +553,7 @@ impl Assembler {
                 position,
                 rows_done: txn.row_events,
                 in_flight: txn.gtid.clone(),
+                binlog_created: self.file_created,
             },
             last_event_time: self.last_time,
         }
@@ -431,6 +562,11 @@ impl Assembler {
     fn commit(&mut self, event: &Event) -> Option<Chunk> {
         let header = event.header();
         let txn = self.txn.take();
+        // Inside a compressed payload the commit has no offset: the payload's end is it.
+        let commit_pos = match self.payload.take() {
+            Some(p) if header.log_pos() == 0 => p.end,
+            _ => u64::from(header.log_pos()),
+        };
         if let (Some(set), Some(gtid)) = (
             self.executed.as_mut(),
             txn.as_ref().and_then(|t| t.gtid.as_ref()),
@@ -441,7 +577,7 @@ impl Assembler {
                 set.add(gtid);
             }
         }
-        let position = BinlogPosition::new(&*self.file, u64::from(header.log_pos()));
+        let position = BinlogPosition::new(&*self.file, commit_pos);
         let resume = match &self.executed {
             Some(set) => ResumePoint::Gtid(set.clone()),
             None => ResumePoint::Position(position.clone()),
@@ -454,6 +590,7 @@ impl Assembler {
                 position,
                 rows_done: 0,
                 in_flight: None,
+                binlog_created: self.file_created,
             },
             last_event_time: self.last_time,
         })

@@ -42,10 +42,17 @@ async fn workload(source: &TestServer, table: String, stop: Arc<AtomicBool>) -> 
         let mut sql = String::from("BEGIN;");
         let mut txn = Vec::new();
         for _ in 0..=rng.below(4) {
-            match (rng.below(10), rows.keys().nth(rng.below(rows.len().max(1) as u64) as usize).copied()) {
+            match (
+                rng.below(10),
+                rows.keys()
+                    .nth(rng.below(rows.len().max(1) as u64) as usize)
+                    .copied(),
+            ) {
                 (0..=5, _) | (_, None) => {
                     let v = rng.below(1000) as u32;
-                    sql.push_str(&format!("INSERT INTO {table} VALUES ({next}, {v}, 'n{v}');"));
+                    sql.push_str(&format!(
+                        "INSERT INTO {table} VALUES ({next}, {v}, 'n{v}');"
+                    ));
                     txn.push(ins(&table, &next.to_string(), image(next, v)));
                     rows.insert(next, v);
                     next += 1;
@@ -53,8 +60,16 @@ async fn workload(source: &TestServer, table: String, stop: Arc<AtomicBool>) -> 
                 (6..=8, Some(id)) => {
                     let old = rows[&id];
                     let v = old + 1000;
-                    sql.push_str(&format!("UPDATE {table} SET v = {v}, note = 'n{v}' WHERE id = {id};"));
-                    txn.push(upd(&table, &id.to_string(), &["v", "note"], image(id, old), image(id, v)));
+                    sql.push_str(&format!(
+                        "UPDATE {table} SET v = {v}, note = 'n{v}' WHERE id = {id};"
+                    ));
+                    txn.push(upd(
+                        &table,
+                        &id.to_string(),
+                        &["v", "note"],
+                        image(id, old),
+                        image(id, v),
+                    ));
                     rows.insert(id, v);
                 }
                 (_, Some(id)) => {
@@ -85,7 +100,12 @@ async fn kill_loop(flavor: Flavor, gtid_mode: bool) {
         .await;
     let id = server_id();
     let mut flags = start_here(&source, gtid_mode).await.flags();
-    flags.extend(["--schemas".into(), schema.clone(), "--batch-size".into(), "5".into()]);
+    flags.extend([
+        "--schemas".into(),
+        schema.clone(),
+        "--batch-size".into(),
+        "5".into(),
+    ]);
 
     let stop = Arc::new(AtomicBool::new(false));
     let work = tokio::spawn({
@@ -99,10 +119,21 @@ async fn kill_loop(flavor: Flavor, gtid_mode: bool) {
         // every phase: reading, mid-batch, mid-flush, between flushes.
         let before = count(&index).await;
         let want = before + 1 + rng.below(25);
-        wait_until(Duration::from_secs(60), "progress before the next kill", || async {
-            let n = count(&index).await;
-            if n >= want { Ok(()) } else { Err(format!("{n} rows, waiting for {want}; log: {}", stream.log())) }
-        })
+        wait_until(
+            Duration::from_secs(60),
+            "progress before the next kill",
+            || async {
+                let n = count(&index).await;
+                if n >= want {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{n} rows, waiting for {want}; log: {}",
+                        stream.log()
+                    ))
+                }
+            },
+        )
         .await;
         if kill == KILLS / 2 {
             // The index server crashes under the running stream and comes back.
@@ -116,9 +147,16 @@ async fn kill_loop(flavor: Flavor, gtid_mode: bool) {
     let last = Stream::start(&source, &index, id, &flags);
     index.wait_caught_up(&source, id).await;
     let actual = index.changes().await;
-    assert!(expected.len() > 200, "workload too small: {}", expected.len());
+    assert!(
+        expected.len() > 200,
+        "workload too small: {}",
+        expected.len()
+    );
     assert_changes(&actual, &expected);
-    eprintln!("{flavor:?}: {KILLS} kills and one index crash survived; {} changes compared", actual.len());
+    eprintln!(
+        "{flavor:?}: {KILLS} kills and one index crash survived; {} changes compared",
+        actual.len()
+    );
     assert_eq!(last.stop().await, 0);
 }
 
@@ -130,7 +168,11 @@ async fn count(index: &Index) -> u64 {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let n: Option<u64> = conn.query_first("SELECT COUNT(*) FROM binlog_events").await.ok().flatten();
+    let n: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM binlog_events")
+        .await
+        .ok()
+        .flatten();
     conn.disconnect().await.ok();
     n.unwrap_or(0)
 }

@@ -1,9 +1,29 @@
 //! The one integration test binary (each extra binary is another slow link on 2 cores).
 
 mod cli;
+mod ddl;
+mod event_checks;
+mod exactly_once;
 mod filters;
+mod formats;
+mod gaps;
+mod history;
+mod huge;
+mod metrics;
+mod packaging;
+mod packet;
+mod privileges;
+mod query;
+mod reconnect;
+mod recover;
 mod refusals;
 mod resume;
+mod resume_cost;
+mod rotate;
 mod servers;
+mod service;
+mod status;
 mod stream_basic;
 mod support;
+mod tls;
+mod types;

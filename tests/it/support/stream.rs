@@ -298,10 +298,12 @@ impl Stream {
     /// Starts `bintrail stream` from `source` into `index` with extra flags.
     pub fn start(source: &TestServer, index: &Index, server_id: u32, extra: &[String]) -> Stream {
         let log = temp_dir("stream").join("stream.log");
-        let mut args: Vec<String> = vec![
-            "stream".into(),
-            "--source-dsn".into(),
-            source.dsn(None),
+        let mut args: Vec<String> = vec!["stream".into()];
+        // A test may point the stream elsewhere (a proxy) with its own --source-dsn.
+        if !extra.iter().any(|a| a == "--source-dsn") {
+            args.extend(["--source-dsn".into(), source.dsn(None)]);
+        }
+        args.extend([
             "--index-dsn".into(),
             index.dsn(),
             "--server-id".into(),
@@ -310,7 +312,7 @@ impl Stream {
             "1".into(),
             "--log-format".into(),
             "text".into(),
-        ];
+        ]);
         args.extend_from_slice(extra);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = bintrail_cmd(&argv)
@@ -325,6 +327,22 @@ impl Stream {
             log,
             server_id,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Its log file.
