@@ -126,30 +126,17 @@ impl TlsArgs {
     }
 }
 
-/// The `init` flags.
+/// The `init` flags: the index to create, and how to reach it.
 #[derive(Debug, Args)]
 pub struct InitCmd {
-    /// Index server and database to create: mysql://user:pass@host:3306/bintrail_index
-    #[arg(
-        long,
-        env = "BINTRAIL_INDEX_DSN",
-        hide_env_values = true,
-        value_name = "DSN"
-    )]
-    pub index_dsn: String,
-
     #[command(flatten)]
-    pub tls: TlsArgs,
+    pub index: IndexArgs,
 }
 
 impl InitCmd {
     /// The validated index target and TLS setting.
     pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
-        let index = IndexConfig::new(
-            &self.index_dsn,
-            std::env::var("BINTRAIL_INDEX_PASSWORD").ok(),
-        )?;
-        Ok((index, self.tls.into_config()?))
+        self.index.into_config()
     }
 }
 

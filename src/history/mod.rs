@@ -29,7 +29,7 @@ use mysql_async::Conn;
 use crate::config::IndexConfig;
 use crate::connect::{connect, ConnectError};
 use crate::dsn::Dsn;
-use crate::source::{Flavor, SourceInfo};
+use crate::source::SourceInfo;
 use crate::sql::SESSION_SETUP;
 use crate::tls::TlsConfig;
 
@@ -77,38 +77,11 @@ pub async fn open_index(index: &IndexConfig, tls: &TlsConfig) -> Result<Conn, Op
 /// what `source::current_end` needs to know about it.
 pub async fn open_source(dsn: &Dsn, tls: &TlsConfig) -> Result<(Conn, SourceInfo), OpenError> {
     let mut conn = connect("source", dsn, None, tls).await?;
-    let server = |source| OpenError::Server {
-        role: "source",
-        source,
-    };
-    let (version, server_id): (String, u32) = conn
-        .query_first("SELECT @@version, @@server_id")
+    let info = crate::source::inspect(&mut conn)
         .await
-        .map_err(server)?
-        .unwrap_or_default();
-    let flavor = if version.to_ascii_lowercase().contains("mariadb") {
-        Flavor::Mariadb
-    } else {
-        Flavor::Mysql
-    };
-    let (identity, gtids) = match flavor {
-        Flavor::Mysql => {
-            let (uuid, mode): (String, String) = conn
-                .query_first("SELECT @@server_uuid, @@gtid_mode")
-                .await
-                .map_err(server)?
-                .unwrap_or_default();
-            (uuid, mode.eq_ignore_ascii_case("ON"))
-        }
-        Flavor::Mariadb => (format!("server-id:{server_id}"), true),
-    };
-    let info = SourceInfo {
-        flavor,
-        version,
-        server_id,
-        identity,
-        gtids,
-        full_metadata: true,
-    };
+        .map_err(|source| OpenError::Server {
+            role: "source",
+            source,
+        })?;
     Ok((conn, info))
 }

@@ -143,7 +143,9 @@ pub async fn open(config: &StreamConfig) -> Result<(Conn, SourceInfo), SourceErr
     Ok((conn, info))
 }
 
-async fn inspect(conn: &mut Conn) -> Result<SourceInfo, SourceError> {
+/// Reads the source's flavor, version, server id, identity and GTID availability: the one place
+/// a server's flavor is decided.
+pub async fn inspect(conn: &mut Conn) -> Result<SourceInfo, mysql_async::Error> {
     let (version, server_id): (String, u32) = conn
         .query_first("SELECT @@version, @@server_id")
         .await?
