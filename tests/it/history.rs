@@ -5,7 +5,7 @@
 
 use crate::stream_basic::server_id;
 use crate::support::stream::{start_here, Index, Stream};
-use crate::support::{unique, wait_until, Flavor, TestServer};
+use crate::support::{unique, Flavor, TestServer};
 
 async fn seeded(source: &TestServer, schema: &str, index: &Index, id: u32) -> Vec<String> {
     source
@@ -46,19 +46,7 @@ async fn a_reset_source_is_not_resumed_by_offset() {
     let flags = seeded(&source, &schema, &index, id).await;
     // A new binlog.000001, created in a later second than the old one, with enough traffic to
     // reach past the checkpoint's offset.
-    let t0 = now(&source).await;
-    wait_until(
-        std::time::Duration::from_secs(5),
-        "the next second",
-        || async {
-            if now(&source).await > t0 {
-                Ok(())
-            } else {
-                Err("same second".into())
-            }
-        },
-    )
-    .await;
+    source.next_second().await;
     source.exec("RESET BINARY LOGS AND GTIDS").await;
     for i in 10..60 {
         source
@@ -84,16 +72,4 @@ async fn another_server_is_not_resumed_by_offset() {
     let id = server_id();
     let flags = seeded(&first, &schema, &index, id).await;
     refused(&second, &index, id, &flags, "was taken on source").await;
-}
-
-async fn now(source: &TestServer) -> u64 {
-    use mysql_async::prelude::Queryable;
-    let mut conn = source.conn(None).await;
-    let t: u64 = conn
-        .query_first("SELECT UNIX_TIMESTAMP()")
-        .await
-        .unwrap()
-        .unwrap();
-    conn.disconnect().await.ok();
-    t
 }

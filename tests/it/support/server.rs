@@ -169,6 +169,37 @@ impl TestServer {
         conn.disconnect().await.ok();
     }
 
+    /// Waits until the server's clock is in a later second than when called (for tests of
+    /// second-resolution timestamps such as binlog creation or CREATE_TIME).
+    pub async fn next_second(&self) {
+        let start = self.unix_time().await;
+        super::wait_until(
+            std::time::Duration::from_secs(5),
+            "the next second",
+            || async {
+                let t = self.unix_time().await;
+                if t > start {
+                    Ok(())
+                } else {
+                    Err(format!("still {t}"))
+                }
+            },
+        )
+        .await;
+    }
+
+    /// The server's clock, seconds since the epoch.
+    pub async fn unix_time(&self) -> u64 {
+        let mut conn = self.conn(None).await;
+        let t: u64 = conn
+            .query_first("SELECT UNIX_TIMESTAMP()")
+            .await
+            .unwrap()
+            .unwrap();
+        conn.disconnect().await.ok();
+        t
+    }
+
     /// Kills the server with SIGKILL (a crash).
     pub fn kill(&self) {
         check(
