@@ -194,3 +194,43 @@ async fn mariadb_gtid_mode_indexes_exactly_the_committed_changes() {
 async fn mariadb_position_mode_indexes_exactly_the_committed_changes() {
     mixed(Flavor::Mariadb, false).await;
 }
+
+/// MySQL 8.4+ tagged GTIDs (`uuid:tag:n`): indexed, checkpointed with their tag, and resumed
+/// from (the tagged set goes back to the server in COM_BINLOG_DUMP_GTID's tagged form).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_tagged_gtids_are_checkpointed_and_resumed() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let schema = unique("tag");
+    let table = format!("{schema}.t");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {schema}; CREATE TABLE {table} (id INT PRIMARY KEY)"
+        ))
+        .await;
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), schema.clone()]);
+    let tagged = |ids: &str| {
+        format!("SET gtid_next = 'AUTOMATIC:bintrail_test'; INSERT INTO {table} VALUES {ids}; SET gtid_next = 'AUTOMATIC'")
+    };
+    let first = Stream::start(source, &index, id, &flags);
+    source.exec(&tagged("(1), (2)")).await;
+    index.wait_caught_up(source, id).await;
+    let (_, set, _) = index.checkpoint(id).await.unwrap();
+    assert!(
+        set.unwrap_or_default().contains(":bintrail_test:"),
+        "the tag is in the checkpoint"
+    );
+    assert_eq!(first.stop().await, 0);
+
+    source.exec(&tagged("(3)")).await;
+    source
+        .exec(&format!("INSERT INTO {table} VALUES (4)"))
+        .await;
+    let second = Stream::start(source, &index, id, &flags);
+    index.wait_caught_up(source, id).await;
+    let row = |i: u32| ins(&table, &i.to_string(), json!({"id": i}));
+    assert_changes(&index.changes().await, &[row(1), row(2), row(3), row(4)]);
+    assert_eq!(second.stop().await, 0);
+}
