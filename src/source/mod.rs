@@ -8,6 +8,7 @@
 //! The server's flavor and version are read once, here.
 
 pub mod columns;
+pub mod gap;
 pub mod mariadb;
 pub mod schema;
 pub mod txn;
@@ -24,6 +25,7 @@ use crate::config::StreamConfig;
 use crate::connect::{connect, ConnectError};
 use crate::position::{BinlogPosition, Checkpoint, GtidSet, ResumePoint};
 
+pub use self::gap::{find_gap, is_mariadb_purged, mariadb_gap, Gap};
 use self::txn::{Assembler, Chunk, TxnError};
 
 /// The default interval of source heartbeats (`--heartbeat-interval`).
@@ -335,134 +337,6 @@ pub async fn current_end(conn: &mut Conn, info: &SourceInfo) -> Result<Checkpoin
         rows_done: 0,
         in_flight: None,
         binlog_created: 0,
-    })
-}
-
-/// A part of the source's history that was purged before it was indexed.
-#[derive(Clone, Debug)]
-pub struct Gap {
-    /// The resume point that cannot be served.
-    pub from: String,
-    /// What exactly is missing, in the source's terms.
-    pub what: String,
-    /// Where streaming can continue.
-    pub to: Checkpoint,
-}
-
-impl Gap {
-    /// The definite error for refusing to skip this gap.
-    pub fn refuse(&self) -> SourceError {
-        SourceError::Purged {
-            from: self.from.clone(),
-            what: self.what.clone(),
-            oldest: self.to.resume.to_string(),
-        }
-    }
-}
-
-/// Checks that the source still has every binlog needed to resume from `from`.
-pub async fn find_gap(
-    conn: &mut Conn,
-    info: &SourceInfo,
-    from: &Checkpoint,
-) -> Result<Option<Gap>, SourceError> {
-    match &from.resume {
-        ResumePoint::Position(p) => {
-            let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
-            let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
-            let Some(oldest) = names.first() else {
-                return Ok(None);
-            };
-            let oldest = BinlogPosition::new(oldest.clone(), 4);
-            let purged = !names.contains(&p.file) && p.compare(&oldest).is_some_and(|o| o.is_lt());
-            Ok(purged.then(|| Gap {
-                from: p.to_string(),
-                what: format!(
-                    "binlog {} is gone; the oldest binlog on the source is {}",
-                    p.file, oldest.file
-                ),
-                to: Checkpoint {
-                    resume: ResumePoint::Position(oldest.clone()),
-                    position: oldest,
-                    rows_done: 0,
-                    in_flight: None,
-                    binlog_created: 0,
-                },
-            }))
-        }
-        ResumePoint::Gtid(done) if info.flavor == Flavor::Mysql => {
-            let text: String = conn
-                .query_first("SELECT @@gtid_purged")
-                .await?
-                .unwrap_or_default();
-            let Ok(purged) = text.replace('\n', "").parse::<GtidSet>() else {
-                return Ok(None);
-            };
-            let missing = purged.subtract(done);
-            if missing.is_empty() {
-                return Ok(None);
-            }
-            let mut to = done.clone();
-            to.union(&purged);
-            Ok(Some(Gap {
-                from: from.resume.to_string(),
-                what: format!("transactions {missing} were purged before they were indexed"),
-                to: Checkpoint {
-                    resume: ResumePoint::Gtid(to),
-                    position: BinlogPosition::new("", 4),
-                    rows_done: 0,
-                    in_flight: None,
-                    binlog_created: 0,
-                },
-            }))
-        }
-        // MariaDB has no gtid_purged; a purged GTID state is reported by the dump request (1236).
-        ResumePoint::Gtid(_) => Ok(None),
-    }
-}
-
-/// Whether a MariaDB dump request was refused because the GTID state's binlogs were purged.
-pub fn is_mariadb_purged(error: &SourceError) -> bool {
-    matches!(error, SourceError::Refused { code: 1236, message, .. } if message.contains("purged"))
-}
-
-/// The gap behind a MariaDB "binlog files have been purged" refusal: streaming can continue
-/// from the GTID state that opens the oldest binlog (its GTID_LIST event).
-pub async fn mariadb_gap(
-    conn: &mut Conn,
-    error: &SourceError,
-    from: &Checkpoint,
-) -> Result<Gap, SourceError> {
-    let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
-    let oldest: String = logs.first().and_then(|r| r.get(0)).unwrap_or_default();
-    // SHOW statements take no placeholders.
-    let events: Vec<Row> = conn
-        .query(format!(
-            "SHOW BINLOG EVENTS IN {} LIMIT 5",
-            crate::sql::str_literal(&oldest)
-        ))
-        .await?;
-    let list = events
-        .iter()
-        .find(|r| r.get::<String, _>(2).as_deref() == Some("Gtid_list"))
-        .and_then(|r| r.get::<String, _>(5))
-        .unwrap_or_default();
-    let state = list
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<GtidSet>()
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(GtidSet::Mariadb(Default::default()));
-    Ok(Gap {
-        from: from.resume.to_string(),
-        what: error.to_string(),
-        to: Checkpoint {
-            resume: ResumePoint::Gtid(state),
-            position: BinlogPosition::new(oldest, 4),
-            rows_done: 0,
-            in_flight: None,
-            binlog_created: 0,
-        },
     })
 }
 
