@@ -1,0 +1,613 @@
+//! bintrail benchmark helper, driven by `scripts/bench.sh`. Each subcommand prints ONE JSON
+//! object on stdout; the script collects them and `report` renders the markdown table + JSON.
+//!
+//!   bench stream-until --bintrail BIN --source-dsn DSN --index-dsn DSN --server-id ID
+//!                      --target-gtid SET [--start-gtid SET] [--log FILE] [--timeout S]
+//!       runs `bintrail stream` from spawn until stream_state covers SET; wall time, CPU, VmHWM.
+//!   bench limit --index-dsn DSN --from TABLE --to TABLE --columns a,b,c
+//!       copies TABLE's rows (as read back) into another table with 1,000-row INSERTs, one
+//!       transaction each, all SQL built before the clock starts; rows/s.
+//!   bench lag --bintrail BIN --source-dsn DSN --index-dsn DSN --server-id ID --rate R --duration S
+//!       steady source writes while the stream runs; lag percentiles (see README).
+//!   bench report --dir DIR --out FILE
+//!       reads DIR/*.json pieces, prints the markdown table, writes FILE.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Row, Value};
+use serde_json::{json, Value as J};
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const SESSION_SETUP: &str = "SET NAMES utf8mb4 COLLATE utf8mb4_bin, time_zone = '+00:00', \
+     sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'";
+
+fn args() -> (String, HashMap<String, String>) {
+    let mut it = std::env::args().skip(1);
+    let cmd = it.next().unwrap_or_default();
+    let mut m = HashMap::new();
+    while let Some(k) = it.next() {
+        let k = k.trim_start_matches("--").to_string();
+        let v = it.next().unwrap_or_default();
+        m.insert(k, v);
+    }
+    (cmd, m)
+}
+
+fn get<'a>(m: &'a HashMap<String, String>, k: &str) -> &'a str {
+    m.get(k).map(String::as_str).unwrap_or_else(|| {
+        eprintln!("bench: missing --{k}");
+        std::process::exit(2)
+    })
+}
+
+async fn conn(dsn: &str) -> Res<Conn> {
+    let mut c = Conn::new(Opts::from_url(dsn)?).await?;
+    c.query_drop(SESSION_SETUP).await?;
+    Ok(c)
+}
+
+/// A running `bintrail stream`, observed through /proc.
+struct Bintrail {
+    child: tokio::process::Child,
+    pid: u32,
+    started: Instant,
+}
+
+impl Bintrail {
+    fn spawn(m: &HashMap<String, String>, extra: &[String]) -> Res<Bintrail> {
+        let log = std::fs::File::create(m.get("log").map(String::as_str).unwrap_or("/dev/null"))?;
+        let mut cmd = tokio::process::Command::new(get(m, "bintrail"));
+        cmd.arg("stream")
+            .args(["--source-dsn", get(m, "source-dsn")])
+            .args(["--index-dsn", get(m, "index-dsn")])
+            .args(["--server-id", get(m, "server-id")])
+            .args([
+                "--checkpoint-interval",
+                "1",
+                "--log-format",
+                "text",
+                "--ssl-mode",
+                "disabled",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let started = Instant::now();
+        let child = cmd.spawn()?;
+        let pid = child.id().ok_or("no pid")?;
+        Ok(Bintrail {
+            child,
+            pid,
+            started,
+        })
+    }
+
+    /// (user s, sys s) from /proc/<pid>/stat.
+    fn cpu(&self) -> (f64, f64) {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let rest = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tck: f64 = std::env::var("CLK_TCK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100.0);
+        let p = |i: usize| {
+            f.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+                / tck
+        };
+        (p(11), p(12)) // fields 14 and 15, counted from field 3 (state) = index 0
+    }
+
+    fn status_kb(&self, key: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn stop(mut self) -> Res<Option<i32>> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let st = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
+        match st {
+            Ok(s) => Ok(s?.code()),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                Ok(None)
+            }
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Polls stream_state (every 20 ms) until its gtid_set covers `target`. Returns the time from
+/// spawn to that, and the time from spawn until `events_indexed` had grown by `expect_rows`
+/// (rows in the index, possibly before the checkpoint names their transaction as complete).
+async fn wait_covered_rows(
+    idx: &mut Conn,
+    bt: &mut Bintrail,
+    server_id: &str,
+    target: &str,
+    timeout: Duration,
+    expect_rows: Option<u64>,
+) -> Res<(Duration, Option<Duration>)> {
+    let base: u64 = idx
+        .exec_first(
+            "SELECT events_indexed FROM stream_state WHERE server_id = ?",
+            (server_id,),
+        )
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let mut rows_at = None;
+    loop {
+        let got: Option<(Option<i64>, u64)> = idx
+            .exec_first(
+                "SELECT GTID_SUBSET(?, gtid_set), events_indexed FROM stream_state WHERE server_id = ?",
+                (target, server_id),
+            )
+            .await
+            .ok()
+            .flatten();
+        if let (Some((_, n)), Some(e), None) = (got, expect_rows, rows_at) {
+            if n >= base + e {
+                rows_at = Some(bt.started.elapsed());
+            }
+        }
+        if let Some((Some(1), _)) = got {
+            let t = bt.started.elapsed();
+            return Ok((t, rows_at.or(expect_rows.map(|_| t))));
+        }
+        if !bt.alive() {
+            return Err("bintrail stream exited before reaching the target".into());
+        }
+        if bt.started.elapsed() > timeout {
+            return Err(format!("stream_state did not reach {target} within {timeout:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_covered(
+    idx: &mut Conn,
+    bt: &mut Bintrail,
+    server_id: &str,
+    target: &str,
+    timeout: Duration,
+) -> Res<Duration> {
+    Ok(wait_covered_rows(idx, bt, server_id, target, timeout, None)
+        .await?
+        .0)
+}
+
+async fn stream_until(m: HashMap<String, String>) -> Res<J> {
+    let target = get(&m, "target-gtid").to_string();
+    let timeout = Duration::from_secs(
+        m.get("timeout")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3600),
+    );
+    let mut extra = vec![];
+    if let Some(g) = m.get("start-gtid") {
+        extra.extend(["--start-gtid".to_string(), g.clone()]);
+    }
+    let mut idx = conn(get(&m, "index-dsn")).await?;
+    let mut bt = Bintrail::spawn(&m, &extra)?;
+    let expect = m.get("expect-rows").and_then(|v| v.parse().ok());
+    let (elapsed, rows_at) = wait_covered_rows(
+        &mut idx,
+        &mut bt,
+        get(&m, "server-id"),
+        &target,
+        timeout,
+        expect,
+    )
+    .await?;
+    let (user, sys) = bt.cpu();
+    let hwm = bt.status_kb("VmHWM:");
+    let code = bt.stop().await?;
+    Ok(
+        json!({"seconds": elapsed.as_secs_f64(), "rows_in_index_s": rows_at.map(|d| d.as_secs_f64()), "cpu_user_s": user, "cpu_sys_s": sys,
+              "vmhwm_kb": hwm, "exit_code": code}),
+    )
+}
+
+async fn limit(m: HashMap<String, String>) -> Res<J> {
+    let mut c = conn(get(&m, "index-dsn")).await?;
+    let (from, to) = (get(&m, "from"), get(&m, "to"));
+    let cols = get(&m, "columns");
+    let batch: usize = m.get("batch").and_then(|v| v.parse().ok()).unwrap_or(1000);
+    // Text protocol: every value comes back as the server prints it and goes in as a quoted
+    // literal of those exact bytes (JSON re-parsed, DATETIME/DECIMAL converted by the server).
+    let rows: Vec<Row> = c
+        .query(format!("SELECT {cols} FROM {from} ORDER BY event_id"))
+        .await?;
+    let head = format!("INSERT INTO {to} ({cols}) VALUES ");
+    let mut stmts = Vec::new();
+    let mut bytes = 0usize;
+    for chunk in rows.chunks(batch) {
+        let mut s = String::with_capacity(head.len() + chunk.len() * 700);
+        s.push_str(&head);
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push('(');
+            for j in 0..r.len() {
+                if j > 0 {
+                    s.push(',');
+                }
+                let v: &Value = &r[j];
+                s.push_str(&v.as_sql(false));
+            }
+            s.push(')');
+        }
+        bytes += s.len();
+        stmts.push(s);
+    }
+    let n = rows.len();
+    drop(rows);
+    let t = Instant::now();
+    for s in &stmts {
+        c.query_drop("START TRANSACTION").await?;
+        c.query_drop(s).await?;
+        c.query_drop("COMMIT").await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let size = table_bytes(&mut c, to).await?;
+    Ok(
+        json!({"rows": n, "seconds": secs, "rows_per_s": n as f64 / secs, "sql_bytes": bytes,
+              "table_bytes": size, "bytes_per_row": size as f64 / n.max(1) as f64}),
+    )
+}
+
+async fn table_bytes(c: &mut Conn, table: &str) -> Res<u64> {
+    c.query_drop(format!("ANALYZE TABLE {table}")).await?;
+    c.query_drop("SET SESSION information_schema_stats_expiry = 0")
+        .await?;
+    let b: Option<u64> = c
+        .exec_first(
+            "SELECT CAST(SUM(data_length + index_length) AS UNSIGNED) FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = ?",
+            (table,),
+        )
+        .await?;
+    Ok(b.unwrap_or(0))
+}
+
+async fn bytes(m: HashMap<String, String>) -> Res<J> {
+    let mut c = conn(get(&m, "index-dsn")).await?;
+    let t = get(&m, "table");
+    let n: u64 = c
+        .query_first(format!("SELECT COUNT(*) FROM {t}"))
+        .await?
+        .unwrap_or(0);
+    let b = table_bytes(&mut c, t).await?;
+    Ok(json!({"rows": n, "table_bytes": b, "bytes_per_row": b as f64 / n.max(1) as f64}))
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i]
+}
+
+async fn lag(m: HashMap<String, String>) -> Res<J> {
+    let rate: u64 = get(&m, "rate").parse()?;
+    let duration: f64 = get(&m, "duration").parse()?;
+    let server_id = get(&m, "server-id").to_string();
+    let mut src = Conn::new(Opts::from_url(get(&m, "source-dsn"))?).await?;
+    let mut idx = conn(get(&m, "index-dsn")).await?;
+    src.query_drop(
+        "CREATE TABLE IF NOT EXISTS bench.lag_src (id BIGINT PRIMARY KEY, v INT NOT NULL, \
+         note VARCHAR(200) NOT NULL, committed_at DATETIME(6) NOT NULL)",
+    )
+    .await?;
+    // The index side's clock: the server's own time when each change row is inserted.
+    idx.query_drop("CREATE TABLE IF NOT EXISTS bench_lag_seen (event_id BIGINT UNSIGNED PRIMARY KEY, seen DATETIME(6) NOT NULL)").await?;
+    idx.query_drop("DROP TRIGGER IF EXISTS bench_lag_seen_trg")
+        .await?;
+    idx.query_drop(
+        "CREATE TRIGGER bench_lag_seen_trg AFTER INSERT ON binlog_events FOR EACH ROW \
+         INSERT INTO bench_lag_seen VALUES (NEW.event_id, SYSDATE(6))",
+    )
+    .await?;
+    let before: String = src
+        .query_first("SELECT @@gtid_executed")
+        .await?
+        .unwrap_or_default();
+    let mut bt = Bintrail::spawn(&m, &[])?;
+    wait_covered(
+        &mut idx,
+        &mut bt,
+        &server_id,
+        &before,
+        Duration::from_secs(600),
+    )
+    .await?;
+
+    // Steady writer: every 10 ms one autocommit INSERT of rate/100 rows, NOW(6) = its start.
+    let per_tick = (rate / 100).max(1);
+    let ticks = (duration * 100.0).round() as u64;
+    let mut iv = tokio::time::interval(Duration::from_millis(10));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut id = 0u64;
+    let t0 = Instant::now();
+    for _ in 0..ticks {
+        iv.tick().await;
+        let mut s = String::from("INSERT INTO bench.lag_src VALUES ");
+        for k in 0..per_tick {
+            if k > 0 {
+                s.push(',');
+            }
+            id += 1;
+            s.push_str(&format!(
+                "({id},{},'lag row {id} padding padding padding padding',NOW(6))",
+                id % 1000
+            ));
+        }
+        src.query_drop(&s).await?;
+    }
+    let write_secs = t0.elapsed().as_secs_f64();
+    let after: String = src
+        .query_first("SELECT @@gtid_executed")
+        .await?
+        .unwrap_or_default();
+    let hwm_before_wait = bt.status_kb("VmHWM:");
+    wait_covered(
+        &mut idx,
+        &mut bt,
+        &server_id,
+        &after,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let _ = bt.stop().await?;
+    idx.query_drop("DROP TRIGGER IF EXISTS bench_lag_seen_trg")
+        .await?;
+
+    let lags: Vec<Option<i64>> = idx
+        .query(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, \
+               CAST(JSON_UNQUOTE(JSON_EXTRACT(e.row_after, '$.committed_at')) AS DATETIME(6)), s.seen) \
+             FROM binlog_events e JOIN bench_lag_seen s ON s.event_id = e.event_id \
+             WHERE e.schema_name = 'bench' AND e.table_name = 'lag_src' AND e.event_type = 1",
+        )
+        .await?;
+    let mut v: Vec<f64> = lags
+        .into_iter()
+        .flatten()
+        .map(|x| x as f64 / 1000.0)
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(
+        json!({"rows_written": id, "rows_measured": v.len(), "write_seconds": write_secs,
+              "achieved_rows_per_s": id as f64 / write_secs,
+              "lag_ms_p50": pct(&v, 50.0), "lag_ms_p99": pct(&v, 99.0), "lag_ms_max": v.last().copied(),
+              "lag_ms_min": v.first().copied(), "vmhwm_kb": hwm_before_wait}),
+    )
+}
+
+fn load(dir: &str, name: &str) -> J {
+    std::fs::read_to_string(format!("{dir}/{name}.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(J::Null)
+}
+
+fn f(v: &J) -> Option<f64> {
+    v.as_f64()
+}
+
+fn fmt_num(x: Option<f64>, unit: &str) -> String {
+    match x {
+        Some(x) if x.is_finite() => {
+            if x >= 100.0 {
+                format!("{:.0}{unit}", x)
+            } else {
+                format!("{:.2}{unit}", x)
+            }
+        }
+        _ => "n/a".into(),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}", a / b),
+        _ => "".into(),
+    }
+}
+
+fn report(m: HashMap<String, String>) -> Res<J> {
+    let dir = get(&m, "dir");
+    let meta = load(dir, "meta");
+    let n = f(&meta["changes"]).unwrap_or(0.0);
+    let e2e = load(dir, "e2e");
+    let lim = load(dir, "limit");
+    let est = load(dir, "established");
+    let bytes = load(dir, "bytes");
+    let mb = load(dir, "mysqlbinlog");
+    let py = load(dir, "pyrepl");
+    let big = load(dir, "bigtxn");
+    let lag = load(dir, "lag");
+
+    let e2e_rate = f(&e2e["seconds"]).map(|s| n / s);
+    let cpu = match (f(&e2e["cpu_user_s"]), f(&e2e["cpu_sys_s"])) {
+        (Some(u), Some(s)) => Some(u + s),
+        _ => None,
+    };
+    let mb_rate = f(&mb["seconds"]).map(|s| f(&mb["changes"]).unwrap_or(n) / s);
+    let py_rate = f(&py["seconds"]).map(|s| f(&py["rows"]).unwrap_or(0.0) / s);
+    let mib = |v: &J| f(v).map(|k| k / 1024.0);
+    let mut rows: Vec<(String, String, String, String)> = vec![];
+    let mut push = |a: &str, b: String, c: String, d: String| rows.push((a.into(), b, c, d));
+    push(
+        "end-to-end changes/s (bintrail vs index-side limit)",
+        fmt_num(e2e_rate, ""),
+        fmt_num(
+            f(&lim["rows_per_s"]),
+            " (limit: 1,000-row INSERTs into a copy of binlog_events)",
+        ),
+        ratio(e2e_rate, f(&lim["rows_per_s"])),
+    );
+    push(
+        "end-to-end changes/s vs established shape (4 sec. idx, pk_hash, 3 JSON)",
+        fmt_num(e2e_rate, ""),
+        fmt_num(f(&est["rows_per_s"]), " (established shape, same rows)"),
+        ratio(e2e_rate, f(&est["rows_per_s"])),
+    );
+    push(
+        "index-side limit rows/s: bintrail's table vs established shape",
+        fmt_num(f(&lim["rows_per_s"]), ""),
+        fmt_num(f(&est["rows_per_s"]), ""),
+        ratio(f(&lim["rows_per_s"]), f(&est["rows_per_s"])),
+    );
+    push(
+        "end-to-end wall time (spawn → checkpoint covers the backlog)",
+        fmt_num(f(&e2e["seconds"]), " s"),
+        format!(
+            "all {} rows counted in stream_state.events_indexed after {}",
+            n,
+            fmt_num(f(&e2e["rows_in_index_s"]), " s")
+        ),
+        "".into(),
+    );
+    push(
+        "bintrail CPU (user+sys) during the backlog",
+        fmt_num(cpu, " s"),
+        format!(
+            "user {} / sys {}",
+            fmt_num(f(&e2e["cpu_user_s"]), " s"),
+            fmt_num(f(&e2e["cpu_sys_s"]), " s")
+        ),
+        cpu.map(|c| format!("{:.1} µs/change", c * 1e6 / n))
+            .unwrap_or_default(),
+    );
+    push(
+        "read+decode only changes/s vs mysqlbinlog -v",
+        "n/a: needs a --dry-run mode".into(),
+        fmt_num(
+            mb_rate,
+            " (mysqlbinlog -v --read-from-remote-server > /dev/null)",
+        ),
+        "".into(),
+    );
+    push(
+        "read+decode only changes/s vs python-mysql-replication",
+        "n/a: needs a --dry-run mode".into(),
+        fmt_num(
+            py_rate,
+            &format!(
+                " (mysql-replication {})",
+                py["version"].as_str().unwrap_or("?")
+            ),
+        ),
+        "".into(),
+    );
+    push(
+        "peak RSS during the backlog (VmHWM)",
+        fmt_num(mib(&e2e["vmhwm_kb"]), " MiB"),
+        "".into(),
+        "".into(),
+    );
+    push(
+        "peak RSS during one N-row transaction (VmHWM)",
+        fmt_num(mib(&big["vmhwm_kb"]), " MiB"),
+        format!(
+            "{} rows: checkpoint after {}, CPU {}",
+            n,
+            fmt_num(f(&big["seconds"]), " s"),
+            fmt_num(
+                f(&big["cpu_user_s"])
+                    .zip(f(&big["cpu_sys_s"]))
+                    .map(|(u, s)| u + s),
+                " s"
+            )
+        ),
+        "".into(),
+    );
+    push(
+        "index bytes per change (data+index)",
+        fmt_num(f(&bytes["bytes_per_row"]), " B"),
+        fmt_num(f(&est["bytes_per_row"]), " B (established shape)"),
+        ratio(f(&bytes["bytes_per_row"]), f(&est["bytes_per_row"])),
+    );
+    push(
+        "live lag p50 (index insert time − source NOW(6))",
+        fmt_num(f(&lag["lag_ms_p50"]), " ms"),
+        format!(
+            "{} rows at {} rows/s for {} s",
+            lag["rows_measured"],
+            fmt_num(f(&lag["achieved_rows_per_s"]), ""),
+            fmt_num(f(&lag["write_seconds"]), "")
+        ),
+        "".into(),
+    );
+    push(
+        "live lag p99",
+        fmt_num(f(&lag["lag_ms_p99"]), " ms"),
+        format!("max {}", fmt_num(f(&lag["lag_ms_max"]), " ms")),
+        "".into(),
+    );
+
+    let mut md = format!(
+        "## bintrail benchmark, {} changes ({}), {}\n\n| figure | bintrail | reference | ratio |\n|---|---|---|---|\n",
+        n, meta["mix"].as_str().unwrap_or(""), meta["date"].as_str().unwrap_or("")
+    );
+    for (a, b, c, d) in &rows {
+        md.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
+    }
+    md.push_str(&format!(
+        "\nbacklog: {} bytes of binlog ({}), built in {} s; bintrail {}: {}\nsource: {}\nindex: {}\n",
+        meta["backlog_binlog_bytes"], meta["backlog_files"].as_str().unwrap_or(""), meta["backlog_build_s"],
+        meta["bintrail"].as_str().unwrap_or(""), meta["bintrail_flags"].as_str().unwrap_or(""),
+        meta["source_settings"].as_str().unwrap_or(""), meta["index_settings"].as_str().unwrap_or("")
+    ));
+    println!("{md}");
+    let table: Vec<J> = rows
+        .iter()
+        .map(|(a, b, c, d)| json!({"figure": a, "bintrail": b, "reference": c, "ratio": d}))
+        .collect();
+    let out = json!({"meta": meta, "table": table, "raw": {"e2e": e2e, "limit": lim, "established": est,
+        "bytes": bytes, "mysqlbinlog": mb, "pyrepl": py, "bigtxn": big, "lag": lag}});
+    std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
+    Ok(J::Null)
+}
+
+#[tokio::main]
+async fn main() {
+    let (cmd, m) = args();
+    let r = match cmd.as_str() {
+        "stream-until" => stream_until(m).await,
+        "limit" => limit(m).await,
+        "bytes" => bytes(m).await,
+        "lag" => lag(m).await,
+        "report" => report(m),
+        _ => Err(format!("unknown command '{cmd}'").into()),
+    };
+    match r {
+        Ok(J::Null) => {}
+        Ok(j) => println!("{j}"),
+        Err(e) => {
+            eprintln!("bench {cmd}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

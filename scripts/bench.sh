@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Usage: scripts/bench.sh [--size N] [--duration S] [--rate R] [--server-args 'ARGS'] [--keep]
+#
+# The end-to-end benchmark of bintrail (see bench/README.md). In one run, on a throwaway
+# MySQL 9.7 source and a throwaway MySQL 9.7 index (scripts/server.sh, the tests' settings; the
+# index with --skip-log-bin as in the tests):
+#   1. builds a backlog of N row changes on the source (default 1,000,000; multiple of 10,000):
+#      bench.orders, 50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction;
+#   2. times `bintrail stream` (release build) from spawn until stream_state covers the
+#      backlog; its CPU (/proc/<pid>/stat) and peak RSS (VmHWM);
+#   3. the index-side limit: the same change rows, read back from the index, INSERTed with
+#      1,000-row statements (one transaction each) into a copy of binlog_events and into the
+#      established shape; index bytes per change of both;
+#   4. read+decode peers on the backlog files: mysqlbinlog -v and python-mysql-replication;
+#   5. peak RSS while streaming ONE transaction of N rows;
+#   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs.
+# Prints a markdown table and writes it as JSON to bench/results/<UTC date-time>.json.
+# --server-args adds mysqld arguments to BOTH servers (default: none, i.e. exactly the tests'
+# settings; e.g. --server-args '--innodb-buffer-pool-size=1G' to see the effect of a larger pool).
+# --keep leaves the servers and the work dir (printed) in place.
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
+if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
+    PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+
+size=1000000 duration=60 rate=5000 keep=false server_args=
+while (($#)); do
+    case $1 in
+        --size) size=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --rate) rate=$2; shift 2 ;;
+        --server-args) server_args=$2; shift 2 ;;
+        --keep) keep=true; shift ;;
+        -h | --help) sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ $size =~ ^[0-9]+$ ]] && ((size >= 10000 && size % 10000 == 0)) ||
+    { echo "bench.sh: --size must be a positive multiple of 10000" >&2; exit 2; }
+
+log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+now_ns() { date +%s%N; }
+
+log "provision + build (bintrail release, bench helper)"
+scripts/provision.sh </dev/null >/dev/null
+cargo build --release --locked --quiet
+cargo build --release --locked --quiet --manifest-path bench/Cargo.toml
+bintrail=$PWD/target/release/bintrail
+bench=$PWD/bench/target/release/bench
+if [[ ! -x bench/.venv/bin/python ]]; then
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install --quiet mysql-replication
+fi
+eval "$(scripts/server.sh env)"
+CLK_TCK=$(getconf CLK_TCK)
+export CLK_TCK
+
+work=$(mktemp -d /tmp/bintrail-bench.XXXXXX)
+out=$work/out
+mkdir -p "$out"
+cleanup() {
+    scripts/server.sh stop "$work/source" >/dev/null 2>&1 || true
+    scripts/server.sh stop "$work/index" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+if $keep; then log "work dir $work (kept)"; else trap cleanup EXIT; fi
+
+log "start source and index (scripts/server.sh, MySQL $BINTRAIL_MYSQL_VERSION)"
+read -r -a extra_args <<<"$server_args"
+source_port=$(scripts/server.sh start mysql "$work/source" "${extra_args[@]}" | sed -n 's/^port=//p')
+index_port=$(scripts/server.sh start mysql "$work/index" --skip-log-bin "${extra_args[@]}" | sed -n 's/^port=//p')
+source_dsn="mysql://root@127.0.0.1:$source_port/"
+index_dsn="mysql://root@127.0.0.1:$index_port/bintrail_bench"
+src() { scripts/server.sh client "$work/source" "$@"; }
+idx() { scripts/server.sh client "$work/index" bintrail_bench "$@"; }
+"$bintrail" init --index-dsn "$index_dsn" >/dev/null 2>"$work/init.log"
+
+src -e "CREATE DATABASE bench; CREATE TABLE bench.orders (
+          id BIGINT NOT NULL PRIMARY KEY, customer_id INT NOT NULL, status VARCHAR(20) NOT NULL,
+          amount DECIMAL(12,2) NOT NULL, placed_at DATETIME(6) NOT NULL, note VARCHAR(200) NULL);
+        CREATE TABLE bench.big LIKE bench.orders;
+        FLUSH BINARY LOGS;"
+start_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+start_file=$(src -N -e 'SHOW BINARY LOG STATUS' | cut -f1)
+
+# The backlog: per 10,000 changes, 5 insert transactions of 1,000 new rows, 3 update
+# transactions of 1,000 of those rows, 2 delete transactions of 1,000 of the others.
+gen_backlog() {
+    local c base t lo
+    echo "SET SESSION cte_max_recursion_depth = 1001;"
+    for ((c = 0; c < size / 10000; c++)); do
+        base=$((c * 5000))
+        for ((t = 0; t < 5; t++)); do
+            lo=$((base + t * 1000))
+            echo "INSERT INTO bench.orders WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1000)
+  SELECT $lo + n, ($lo + n) % 100003, ELT(1 + n % 3, 'new', 'pending', 'backorder'), (($lo + n) % 100000) / 100,
+         TIMESTAMP('2026-11-25 12:00:00') + INTERVAL ($lo + n) * 1001 MICROSECOND,
+         CONCAT('order ', $lo + n, ': ', REPEAT(SUBSTRING(SHA2($lo + n, 256), 1, 16), 1 + n % 8)) FROM s;"
+        done
+        for ((t = 0; t < 3; t++)); do
+            lo=$((base + t * 1000 + 1))
+            echo "UPDATE bench.orders SET status = 'paid', amount = amount + 1.25, placed_at = placed_at + INTERVAL 1 SECOND,
+  note = CONCAT(note, ' +paid') WHERE id BETWEEN $lo AND $((lo + 999));"
+        done
+        for ((t = 3; t < 5; t++)); do
+            lo=$((base + t * 1000 + 1))
+            echo "DELETE FROM bench.orders WHERE id BETWEEN $lo AND $((lo + 999));"
+        done
+    done
+}
+log "build the backlog: $size changes"
+t=$(now_ns)
+gen_backlog | src bench
+src -e 'FLUSH BINARY LOGS'
+backlog_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+target_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+end_file=$(src -N -e 'SHOW BINARY LOG STATUS' | cut -f1)
+mapfile -t backlog_files < <(src -N -e 'SHOW BINARY LOGS' | cut -f1 | awk -v a="$start_file" -v b="$end_file" '$1 >= a && $1 < b')
+binlog_bytes=$(src -N -e 'SHOW BINARY LOGS' | awk -v a="$start_file" -v b="$end_file" '$1 >= a && $1 < b { s += $2 } END { print s }')
+log "backlog built in $backlog_s s: ${backlog_files[*]} ($binlog_bytes bytes)"
+
+log "end-to-end: bintrail stream until its checkpoint covers the backlog"
+"$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+    --server-id 4242 --start-gtid "$start_gtid" --target-gtid "$target_gtid" --expect-rows "$size" \
+    --log "$work/stream-backlog.log" >"$out/e2e.json"
+cat "$out/e2e.json" >&2
+indexed=$(idx -N -e 'SELECT COUNT(*) FROM binlog_events')
+[[ $indexed == "$size" ]] || log "WARNING: binlog_events holds $indexed rows, expected $size"
+"$bench" bytes --index-dsn "$index_dsn" --table binlog_events >"$out/bytes.json"
+
+log "index-side limit: the same rows into a SHOW CREATE TABLE copy of binlog_events"
+idx -N -B --raw -e 'SHOW CREATE TABLE binlog_events' | cut -f2- |
+    sed -e '1s/CREATE TABLE `binlog_events`/CREATE TABLE `bench_limit_events`/' -e 's/ AUTO_INCREMENT=[0-9]*//' \
+        >"$work/limit.sql"
+idx <"$work/limit.sql"
+cols=$(idx -N -e "SELECT GROUP_CONCAT(column_name ORDER BY ordinal_position) FROM information_schema.columns
+    WHERE table_schema = DATABASE() AND table_name = 'binlog_events'
+      AND column_name <> 'event_id' AND extra NOT LIKE '%GENERATED%'")
+"$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_limit_events --columns "$cols" \
+    >"$out/limit.json"
+cat "$out/limit.json" >&2
+idx -e 'DROP TABLE bench_limit_events'
+
+log "established shape: 4 secondary indexes, stored SHA2 pk_hash, 3 JSON columns"
+idx -e "CREATE TABLE bench_established_events (
+  event_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  binlog_file VARCHAR(255) NOT NULL,
+  start_pos BIGINT UNSIGNED NOT NULL,
+  end_pos BIGINT UNSIGNED NOT NULL,
+  event_timestamp DATETIME NOT NULL,
+  gtid VARCHAR(128) NULL,
+  connection_id INT UNSIGNED NULL,
+  schema_name VARCHAR(64) NOT NULL,
+  table_name VARCHAR(64) NOT NULL,
+  event_type TINYINT UNSIGNED NOT NULL,
+  pk_values TEXT NOT NULL,
+  pk_hash CHAR(64) AS (SHA2(pk_values, 256)) STORED,
+  changed_columns JSON NULL,
+  row_before JSON NULL,
+  row_after JSON NULL,
+  schema_version INT UNSIGNED NOT NULL,
+  PRIMARY KEY (event_id),
+  KEY idx_schema_table (schema_name, table_name),
+  KEY idx_pk_hash (pk_hash),
+  KEY idx_event_timestamp (event_timestamp),
+  KEY idx_gtid (gtid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+est_cols=$(sed -e 's/\bstream_id,//' -e 's/,row_in_event\b//' <<<"$cols")
+"$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_established_events \
+    --columns "$est_cols" >"$out/established.json"
+cat "$out/established.json" >&2
+idx -e 'DROP TABLE bench_established_events'
+
+log "peer: mysqlbinlog -v --read-from-remote-server ${backlog_files[*]}"
+t=$(now_ns)
+"$BINTRAIL_MYSQL_BIN/mysqlbinlog" --no-defaults -v --read-from-remote-server --host 127.0.0.1 \
+    --port "$source_port" --user root "${backlog_files[@]}" >/dev/null
+mb_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$mb_s" "$size" \
+    "$(awk -v s="$mb_s" -v n="$size" 'BEGIN { printf "%.0f", n / s }')" >"$out/mysqlbinlog.json"
+cat "$out/mysqlbinlog.json" >&2
+
+log "peer: python-mysql-replication"
+bench/.venv/bin/python bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
+cat "$out/pyrepl.json" >&2
+
+log "memory: one transaction of $size rows (INSERT ... SELECT into bench.big)"
+src bench -e "SET SESSION cte_max_recursion_depth = $((size + 1));
+  INSERT INTO bench.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $size)
+  SELECT n, n % 100003, 'new', (n % 100000) / 100, TIMESTAMP('2026-11-25 12:00:00') + INTERVAL n MICROSECOND,
+         CONCAT('big ', n, ': ', REPEAT(SUBSTRING(SHA2(n, 256), 1, 16), 1 + n % 8)) FROM s"
+big_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+"$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+    --server-id 4242 --target-gtid "$big_gtid" --expect-rows "$size" --log "$work/stream-big.log" >"$out/bigtxn.json"
+cat "$out/bigtxn.json" >&2
+
+log "live lag: $rate rows/s for $duration s"
+"$bench" lag --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+    --server-id 4242 --rate "$rate" --duration "$duration" --log "$work/stream-lag.log" >"$out/lag.json"
+cat "$out/lag.json" >&2
+
+settings() { # <client fn>: the settings that matter for write throughput, as one line
+    "$1" -N -e "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_buffer_pool_size',
+        'innodb_flush_log_at_trx_commit', 'sync_binlog', 'log_bin', 'innodb_log_buffer_size',
+        'innodb_redo_log_capacity', 'innodb_doublewrite', 'innodb_flush_method', 'binlog_format',
+        'binlog_row_image', 'binlog_row_metadata', 'gtid_mode', 'max_allowed_packet', 'performance_schema')" |
+        awk -F'\t' '{ printf "%s%s=%s", (NR > 1 ? ", " : ""), $1, $2 }'
+}
+source_settings=$(settings src)
+index_settings=$(settings idx)
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+cat >"$out/meta.json" <<EOF
+{"date": "$stamp", "changes": $size, "mix": "50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction",
+ "backlog_build_s": $backlog_s, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
+ "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo -dirty)",
+ "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
+ "servers": "scripts/server.sh defaults (index: --skip-log-bin) + [$server_args]",
+ "source_settings": "$source_settings", "index_settings": "$index_settings",
+ "bintrail_flags": "stream --checkpoint-interval 1 --ssl-mode disabled --log-format text (batch-size default 1000)"}
+EOF
+mkdir -p bench/results
+"$bench" report --dir "$out" --out "bench/results/$stamp.json"
+log "wrote bench/results/$stamp.json"
