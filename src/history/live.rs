@@ -17,6 +17,7 @@ use mysql_async::Conn;
 use mysql_common::constants::ColumnType;
 
 use crate::encoding::SqlType;
+use crate::source::schema::schema_version;
 use crate::source::Flavor;
 
 /// One live column.
@@ -114,18 +115,13 @@ impl LiveTable {
     /// The stream's fingerprint of this table, over the columns for which `keep` is true (in
     /// table order); `None` when a column's type has no binlog code here.
     pub fn fingerprint(&self, keep: impl Fn(&LiveColumn) -> bool) -> Option<u32> {
-        let mut h: u32 = 0x811c_9dc5;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u32::from(*b);
-                h = h.wrapping_mul(0x0100_0193);
-            }
-        };
-        for c in self.columns.iter().filter(|c| keep(c)) {
-            eat(c.name.as_bytes());
-            eat(&[binlog_type(&c.data_type)? as u8, 0]);
-        }
-        Some(h)
+        let columns: Option<Vec<(&str, ColumnType)>> = self
+            .columns
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| Some((c.name.as_str(), binlog_type(&c.data_type)?)))
+            .collect();
+        Some(schema_version(columns?))
     }
 
     /// Names of the key columns, for messages: `PRIMARY KEY (id)`.

@@ -177,6 +177,24 @@ pub enum SchemaError {
     },
 }
 
+/// The `schema_version` stored with every change: FNV-1a over each column's name and binlog type
+/// code, in table order. The stream computes it from the table map, `recover` from the live
+/// table, so both must call this one function.
+pub fn schema_version<'a>(columns: impl IntoIterator<Item = (&'a str, ColumnType)>) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    };
+    for (name, col_type) in columns {
+        eat(name.as_bytes());
+        eat(&[col_type as u8, 0]);
+    }
+    h
+}
+
 impl TableSpec {
     /// The spec of a MySQL table map with FULL row metadata; names are required.
     pub fn from_table_map(tme: &TableMapEvent<'_>) -> Result<TableSpec, SchemaError> {

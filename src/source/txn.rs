@@ -41,7 +41,7 @@ use crate::encoding;
 use crate::filter::Filter;
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
 use crate::source::mariadb;
-use crate::source::schema::TableSpec;
+use crate::source::schema::{schema_version, TableSpec};
 
 /// Kept changes plus the checkpoint that holds once they are written.
 #[derive(Debug, Clone)]
@@ -217,7 +217,8 @@ impl Assembler {
     /// Gives the column layout of a table whose table map lacks names (see `NeedColumns`).
     pub fn provide_spec(&mut self, table_id: u64, spec: TableSpec) {
         if let Some(t) = self.tables.get_mut(&table_id) {
-            let version = fingerprint(&spec);
+            let version =
+                schema_version(spec.columns.iter().map(|c| (c.name.as_str(), c.col_type)));
             t.spec = Some((Arc::new(spec), version));
         }
     }
@@ -683,22 +684,6 @@ fn first_word(text: &[u8]) -> &str {
         .find(|c: char| !c.is_ascii_alphabetic())
         .unwrap_or(text.len());
     &text[..end]
-}
-
-/// A stable 32-bit fingerprint (FNV-1a) of the column names and types of a table.
-fn fingerprint(spec: &TableSpec) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    };
-    for c in &spec.columns {
-        eat(c.name.as_bytes());
-        eat(&[c.col_type as u8, 0]);
-    }
-    h
 }
 
 #[cfg(test)]
