@@ -233,6 +233,22 @@ pub struct StreamCmd {
     /// 127.0.0.1:9187 [default: off]
     #[arg(long, env = "BINTRAIL_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Write nothing: read and decode from where this stream would start (its checkpoint, else
+    /// the start flags, else the oldest binlog on the source) to the source's current end,
+    /// print what would be indexed per table and how fast it decoded, and exit
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output of --dry-run
+    #[arg(
+        long,
+        value_enum,
+        default_value = "table",
+        requires = "dry_run",
+        value_name = "FORMAT"
+    )]
+    pub format: StatusFormat,
 }
 
 impl StreamCmd {

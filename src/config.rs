@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::dsn::{Dsn, DsnError, Secret};
 use crate::filter::{Filter, FilterError};
-use crate::position::{BinlogPosition, GtidSet, PositionError};
+use crate::position::{BinlogPosition, Checkpoint, GtidSet, PositionError, ResumePoint};
 use crate::tls::{SslMode, TlsConfig, TlsError};
 
 /// How log lines are written.
@@ -32,6 +32,18 @@ pub enum StartAt {
     Position(BinlogPosition),
     /// `--start-gtid`: the set of transactions to skip.
     Gtid(GtidSet),
+}
+
+impl StartAt {
+    /// The checkpoint a stream starts from when it starts here.
+    pub fn checkpoint(&self) -> Checkpoint {
+        match self {
+            StartAt::Position(p) => Checkpoint::at(ResumePoint::Position(p.clone()), p.clone()),
+            StartAt::Gtid(set) => {
+                Checkpoint::at(ResumePoint::Gtid(set.clone()), BinlogPosition::new("", 4))
+            }
+        }
+    }
 }
 
 /// What to do when the binlogs needed to resume were purged from the source.

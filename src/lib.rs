@@ -6,6 +6,7 @@
 pub mod change;
 pub mod config;
 pub mod connect;
+pub mod dry_run;
 pub mod dsn;
 pub mod encoding;
 pub mod filter;

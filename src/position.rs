@@ -596,6 +596,19 @@ pub struct Checkpoint {
     pub binlog_created: u32,
 }
 
+impl Checkpoint {
+    /// The start of a transaction boundary `resume`, at `position`, with nothing in flight.
+    pub fn at(resume: ResumePoint, position: BinlogPosition) -> Checkpoint {
+        Checkpoint {
+            resume,
+            position,
+            rows_done: 0,
+            in_flight: None,
+            binlog_created: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

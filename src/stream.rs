@@ -28,11 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::change::Change;
-use crate::config::{OnGap, StartAt, StreamConfig};
+use crate::config::{OnGap, StreamConfig};
 use crate::connect::connect;
 use crate::index::writer::{Writer, WriterError};
 use crate::index::{ddl, state};
-use crate::position::{BinlogPosition, Checkpoint, ResumePoint};
+use crate::position::{Checkpoint, ResumePoint};
 use crate::source::txn::{Assembler, Chunk};
 use crate::source::{self, SourceError, SourceInfo};
 use crate::sql::SESSION_SETUP;
@@ -218,7 +218,7 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
         Some(gap) => skip_gap(config, &mut writer, gap).await?,
         None => from,
     };
-    let stream = source::request(source_conn, &info, config, &from).await?;
+    let stream = source::request(source_conn, &info, config, &from, source::Until::Forever).await?;
     Ok(Started {
         info,
         from,
@@ -377,20 +377,7 @@ async fn resolve_start(
         return Ok((saved.checkpoint, true));
     }
     let from = match &config.start {
-        Some(StartAt::Position(p)) => Checkpoint {
-            resume: ResumePoint::Position(p.clone()),
-            position: p.clone(),
-            rows_done: 0,
-            in_flight: None,
-            binlog_created: 0,
-        },
-        Some(StartAt::Gtid(set)) => Checkpoint {
-            resume: ResumePoint::Gtid(set.clone()),
-            position: BinlogPosition::new("", 4),
-            rows_done: 0,
-            in_flight: None,
-            binlog_created: 0,
-        },
+        Some(start) => start.checkpoint(),
         None => source::current_end(source_conn, info).await?,
     };
     let origin = if config.start.is_some() {

@@ -28,6 +28,11 @@ pub fn run(cmd: ServiceCmd) -> Result<(), Failure> {
 }
 
 fn install(cmd: ServiceInstallCmd) -> Result<(), Failure> {
+    if cmd.stream.dry_run {
+        return Err(Failure::usage(
+            "--dry-run cannot go into a unit (it reads to the end of binlog and exits): run `bintrail stream --dry-run ...` by hand instead",
+        ));
+    }
     if cmd.stream.reset {
         return Err(Failure::usage(
             "--reset cannot go into a unit (every restart would clear the checkpoint): run `bintrail stream --reset ...` once by hand instead",

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bintrail::config::StreamConfig;
+use bintrail::dry_run::{self, Summary};
 use bintrail::metrics::{self, Metrics};
 use bintrail::service::{Ended, Service, DRAIN_DEADLINE};
 use bintrail::stream;
@@ -13,12 +14,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{runtime, Failure, Kind};
-use crate::cli::StreamCmd;
+use crate::cli::{StatusFormat, StreamCmd};
 
-/// Validates the flags, then runs the stream until it is stopped.
+/// Validates the flags, then runs the stream until it is stopped (or, with `--dry-run`, reads to
+/// the end of binlog and prints what it found).
 pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
     let metrics_addr = cmd.metrics_addr;
+    let (dry_run, format) = (cmd.dry_run, cmd.format);
     let config = StreamConfig::new(cmd.into_args()).map_err(Failure::usage)?;
+    if dry_run {
+        return dry(&config, format);
+    }
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
         let telemetry = Arc::new(Telemetry::new());
@@ -63,4 +69,63 @@ pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
             )),
         }
     })
+}
+
+/// `--dry-run`: read and decode to the end of binlog, print the summary; Ctrl-C stops early.
+fn dry(config: &StreamConfig, format: StatusFormat) -> Result<(), Failure> {
+    let summary = runtime()?.block_on(async {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+        dry_run::run(config, cancel, Arc::new(Telemetry::new())).await
+    });
+    let summary = summary.map_err(|e| {
+        let kind = if e.is_transient() {
+            Kind::Runtime
+        } else {
+            Kind::Definite
+        };
+        Failure::new(kind, e)
+    })?;
+    let text = match format {
+        StatusFormat::Json => {
+            serde_json::to_string_pretty(&summary).map_err(|e| Failure::new(Kind::Runtime, e))?
+        }
+        StatusFormat::Table => render(&summary),
+    };
+    println!("{text}");
+    Ok(())
+}
+
+fn render(s: &Summary) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "dry run (nothing written) from {} ({}) to {}\n{} changes from {} binlog events in {:.3} s: {:.0} changes/s, {} bytes of JSON\n",
+        s.from,
+        s.start,
+        s.to,
+        s.changes,
+        s.events,
+        s.seconds,
+        s.changes_per_second(),
+        s.json_bytes
+    );
+    let width = s.tables.keys().map(String::len).max().unwrap_or(0).max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>10}  {:>10}  {:>10}",
+        "TABLE", "INSERTS", "UPDATES", "DELETES"
+    );
+    for (table, c) in &s.tables {
+        let _ = writeln!(
+            out,
+            "{table:<width$}  {:>10}  {:>10}  {:>10}",
+            c.inserts, c.updates, c.deletes
+        );
+    }
+    out.trim_end().to_string()
 }

@@ -44,6 +44,13 @@ pub enum StateError {
     },
 }
 
+impl StateError {
+    /// Whether the statement failed because `stream_state` does not exist (no `init` yet).
+    pub fn is_missing_table(&self) -> bool {
+        matches!(self, StateError::Server { source: mysql_async::Error::Server(e), .. } if e.code == 1146)
+    }
+}
+
 const SELECT: &str =
     "SELECT mode, binlog_file, binlog_position, gtid_set, rows_done, in_flight_gtid, \
      source_uuid, events_indexed, \

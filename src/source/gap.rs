@@ -41,8 +41,7 @@ pub async fn find_gap(
 ) -> Result<Option<Gap>, SourceError> {
     match &from.resume {
         ResumePoint::Position(p) => {
-            let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
-            let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+            let names = binlog_names(conn).await?;
             let Some(oldest) = names.first() else {
                 return Ok(None);
             };
@@ -54,13 +53,7 @@ pub async fn find_gap(
                     "binlog {} is gone; the oldest binlog on the source is {}",
                     p.file, oldest.file
                 ),
-                to: Checkpoint {
-                    resume: ResumePoint::Position(oldest.clone()),
-                    position: oldest,
-                    rows_done: 0,
-                    in_flight: None,
-                    binlog_created: 0,
-                },
+                to: Checkpoint::at(ResumePoint::Position(oldest.clone()), oldest),
             }))
         }
         ResumePoint::Gtid(done) if info.flavor == Flavor::Mysql => {
@@ -80,18 +73,27 @@ pub async fn find_gap(
             Ok(Some(Gap {
                 from: from.resume.to_string(),
                 what: format!("transactions {missing} were purged before they were indexed"),
-                to: Checkpoint {
-                    resume: ResumePoint::Gtid(to),
-                    position: BinlogPosition::new("", 4),
-                    rows_done: 0,
-                    in_flight: None,
-                    binlog_created: 0,
-                },
+                to: Checkpoint::at(ResumePoint::Gtid(to), BinlogPosition::new("", 4)),
             }))
         }
         // MariaDB has no gtid_purged; a purged GTID state is reported by the dump request (1236).
         ResumePoint::Gtid(_) => Ok(None),
     }
+}
+
+/// The source's binlog files, oldest first (`SHOW BINARY LOGS`).
+async fn binlog_names(conn: &mut Conn) -> Result<Vec<String>, SourceError> {
+    let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
+    Ok(logs.iter().filter_map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// The first event of the oldest binlog the source still has, if it has any.
+pub async fn oldest(conn: &mut Conn) -> Result<Option<BinlogPosition>, SourceError> {
+    Ok(binlog_names(conn)
+        .await?
+        .into_iter()
+        .next()
+        .map(|file| BinlogPosition::new(file, 4)))
 }
 
 /// Whether a MariaDB dump request was refused because the GTID state's binlogs were purged.
@@ -106,8 +108,11 @@ pub async fn mariadb_gap(
     error: &SourceError,
     from: &Checkpoint,
 ) -> Result<Gap, SourceError> {
-    let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
-    let oldest: String = logs.first().and_then(|r| r.get(0)).unwrap_or_default();
+    let oldest = binlog_names(conn)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     // SHOW statements take no placeholders.
     let events: Vec<Row> = conn
         .query(format!(
@@ -129,12 +134,6 @@ pub async fn mariadb_gap(
     Ok(Gap {
         from: from.resume.to_string(),
         what: error.to_string(),
-        to: Checkpoint {
-            resume: ResumePoint::Gtid(state),
-            position: BinlogPosition::new(oldest, 4),
-            rows_done: 0,
-            in_flight: None,
-            binlog_created: 0,
-        },
+        to: Checkpoint::at(ResumePoint::Gtid(state), BinlogPosition::new(oldest, 4)),
     })
 }

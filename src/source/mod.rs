@@ -25,7 +25,7 @@ use crate::config::StreamConfig;
 use crate::connect::{connect, ConnectError};
 use crate::position::{BinlogPosition, Checkpoint, GtidSet, ResumePoint};
 
-pub use self::gap::{find_gap, is_mariadb_purged, mariadb_gap, Gap};
+pub use self::gap::{find_gap, is_mariadb_purged, mariadb_gap, oldest, Gap};
 use self::txn::{Assembler, Chunk, TxnError};
 
 /// The default interval of source heartbeats (`--heartbeat-interval`).
@@ -331,13 +331,17 @@ pub async fn current_end(conn: &mut Conn, info: &SourceInfo) -> Result<Checkpoin
     } else {
         ResumePoint::Position(position.clone())
     };
-    Ok(Checkpoint {
-        resume,
-        position,
-        rows_done: 0,
-        in_flight: None,
-        binlog_created: 0,
-    })
+    Ok(Checkpoint::at(resume, position))
+}
+
+/// How long a requested binlog stream lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Follow the source for ever, waiting for new events (the stream).
+    Forever,
+    /// End at the source's current end of binlog (`--dry-run`): the source closes the stream
+    /// instead of waiting, and [`read`] then returns [`SourceError::Closed`].
+    End,
 }
 
 /// Registers as replica `server_id` and requests the binlog from `from`.
@@ -346,6 +350,7 @@ pub async fn request(
     info: &SourceInfo,
     config: &StreamConfig,
     from: &Checkpoint,
+    until: Until,
 ) -> Result<BinlogStream, SourceError> {
     let server_id = config.server_id;
     let period_ns = config.heartbeat_interval.as_nanos();
@@ -358,6 +363,9 @@ pub async fn request(
     }
     let file = from.position.file.clone().into_bytes();
     let mut req = BinlogStreamRequest::new(server_id);
+    if until == Until::End {
+        req = req.with_non_blocking();
+    }
     match (&from.resume, info.flavor) {
         (ResumePoint::Position(p), _) => {
             req = req.with_filename(&file).with_pos(p.pos);

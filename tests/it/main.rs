@@ -2,6 +2,7 @@
 
 mod cli;
 mod ddl;
+mod dry_run;
 mod event_checks;
 mod exactly_once;
 mod filters;
