@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench.sh [--size N] [--duration S] [--rate R] [--server-args 'ARGS'] [--keep]
+#                         [--profile release|dev] [--out DIR] [--check]
 #
 # The end-to-end benchmark of bintrail (see bench/README.md). In one run, on a throwaway
 # MySQL 9.7 source and a throwaway MySQL 9.7 index (scripts/server.sh, the tests' settings; the
@@ -11,13 +12,17 @@
 #   3. the index-side limit: the same change rows, read back from the index, INSERTed with
 #      1,000-row statements (one transaction each) into a copy of binlog_events and into the
 #      established shape; index bytes per change of both;
-#   4. read+decode peers on the backlog files: mysqlbinlog -v and python-mysql-replication;
+#   4. read+decode only: `bintrail stream --dry-run` over the backlog, and the peers
+#      mysqlbinlog -v and python-mysql-replication on the same binlog files;
 #   5. peak RSS while streaming ONE transaction of N rows;
 #   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs.
 # Prints a markdown table and writes it as JSON to bench/results/<UTC date-time>.json.
 # --server-args adds mysqld arguments to BOTH servers (default: none, i.e. exactly the tests'
 # settings; e.g. --server-args '--innodb-buffer-pool-size=1G' to see the effect of a larger pool).
 # --keep leaves the servers and the work dir (printed) in place.
+# --profile dev uses the debug builds that `cargo test` made (the test suite's small run);
+# --out DIR writes the JSON there instead of bench/results/; --check fails the run unless every
+# figure was measured and every reader saw exactly the N changes (the small run in scripts/test.sh).
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -25,7 +30,7 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
     PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
 
-size=1000000 duration=60 rate=5000 keep=false server_args=
+size=1000000 duration=60 rate=5000 keep=false server_args= profile=release results=bench/results check=
 while (($#)); do
     case $1 in
         --size) size=$2; shift 2 ;;
@@ -33,6 +38,9 @@ while (($#)); do
         --rate) rate=$2; shift 2 ;;
         --server-args) server_args=$2; shift 2 ;;
         --keep) keep=true; shift ;;
+        --profile) profile=$2; shift 2 ;;
+        --out) results=$2; shift 2 ;;
+        --check) check=--check; shift ;;
         -h | --help) sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -43,15 +51,21 @@ done
 log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now_ns() { date +%s%N; }
 
-log "provision + build (bintrail release, bench helper)"
+case $profile in
+    release) build=(--release) dir=target/release ;;
+    dev) build=() dir=target/debug ;;
+    *) echo "bench.sh: --profile must be release or dev" >&2; exit 2 ;;
+esac
+log "provision + build (bintrail and the bench helper, $profile profile)"
 scripts/provision.sh </dev/null >/dev/null
-cargo build --release --locked --quiet
-cargo build --release --locked --quiet --manifest-path bench/Cargo.toml
-bintrail=$PWD/target/release/bintrail
-bench=$PWD/bench/target/release/bench
-if [[ ! -x bench/.venv/bin/python ]]; then
-    python3 -m venv bench/.venv
-    bench/.venv/bin/pip install --quiet mysql-replication
+cargo build "${build[@]}" --locked --quiet --bin bintrail --example bench
+bintrail=$PWD/$dir/bintrail
+bench=$PWD/$dir/examples/bench
+# python-mysql-replication, once per machine (cached like the MySQL packages).
+venv=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/bintrail/bench-venv
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import pymysqlreplication' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check mysql-replication
 fi
 eval "$(scripts/server.sh env)"
 CLK_TCK=$(getconf CLK_TCK)
@@ -130,6 +144,17 @@ indexed=$(idx -N -e 'SELECT COUNT(*) FROM binlog_events')
 [[ $indexed == "$size" ]] || log "WARNING: binlog_events holds $indexed rows, expected $size"
 "$bench" bytes --index-dsn "$index_dsn" --table binlog_events >"$out/bytes.json"
 
+log "read+decode only: bintrail stream --dry-run over the backlog (writes nothing)"
+t=$(now_ns)
+"$bintrail" stream --dry-run --format json --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+    --server-id 4243 --start-gtid "$start_gtid" --ssl-mode disabled --log-format text \
+    2>"$work/dryrun.log" >"$work/dryrun-summary.json"
+dry_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+dry_changes=$(sed -n 's/^  "changes": \([0-9]*\),$/\1/p' "$work/dryrun-summary.json")
+printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$dry_s" "${dry_changes:-0}" \
+    "$(awk -v s="$dry_s" -v n="${dry_changes:-0}" 'BEGIN { printf "%.0f", n / s }')" >"$out/dryrun.json"
+cat "$out/dryrun.json" >&2
+
 log "index-side limit: the same rows into a SHOW CREATE TABLE copy of binlog_events"
 idx -N -B --raw -e 'SHOW CREATE TABLE binlog_events' | cut -f2- |
     sed -e '1s/CREATE TABLE `binlog_events`/CREATE TABLE `bench_limit_events`/' -e 's/ AUTO_INCREMENT=[0-9]*//' \
@@ -183,7 +208,7 @@ printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$mb_s" "$size" \
 cat "$out/mysqlbinlog.json" >&2
 
 log "peer: python-mysql-replication"
-bench/.venv/bin/python bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
+"$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
 cat "$out/pyrepl.json" >&2
 
 log "memory: one transaction of $size rows (INSERT ... SELECT into bench.big)"
@@ -215,11 +240,11 @@ cat >"$out/meta.json" <<EOF
 {"date": "$stamp", "changes": $size, "mix": "50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction",
  "backlog_build_s": $backlog_s, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
  "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo -dirty)",
- "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
+ "profile": "$profile", "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
  "servers": "scripts/server.sh defaults (index: --skip-log-bin) + [$server_args]",
  "source_settings": "$source_settings", "index_settings": "$index_settings",
  "bintrail_flags": "stream --checkpoint-interval 1 --ssl-mode disabled --log-format text (batch-size default 1000)"}
 EOF
-mkdir -p bench/results
-"$bench" report --dir "$out" --out "bench/results/$stamp.json"
-log "wrote bench/results/$stamp.json"
+mkdir -p "$results"
+"$bench" report --dir "$out" --out "$results/$stamp.json" $check
+log "wrote $results/$stamp.json"

@@ -370,7 +370,7 @@ pub struct SelectionFlags {
     pub table: Option<String>,
 
     /// Primary key value(s) in pk_values form: 12345, or 12345|2 for a two-column key (needs the
-    /// table); looked up through the pk_hash index
+    /// table); looked up through the k_table_pk index
     #[arg(long, value_name = "VALUES")]
     pub pk: Option<String>,
 

@@ -52,7 +52,7 @@ async fn conn(dsn: &str) -> Res<Conn> {
 
 /// A running `bintrail stream`, observed through /proc.
 struct Bintrail {
-    child: tokio::process::Child,
+    child: std::process::Child,
     pid: u32,
     started: Instant,
 }
@@ -60,7 +60,7 @@ struct Bintrail {
 impl Bintrail {
     fn spawn(m: &HashMap<String, String>, extra: &[String]) -> Res<Bintrail> {
         let log = std::fs::File::create(m.get("log").map(String::as_str).unwrap_or("/dev/null"))?;
-        let mut cmd = tokio::process::Command::new(get(m, "bintrail"));
+        let mut cmd = std::process::Command::new(get(m, "bintrail"));
         cmd.arg("stream")
             .args(["--source-dsn", get(m, "source-dsn")])
             .args(["--index-dsn", get(m, "index-dsn")])
@@ -79,7 +79,7 @@ impl Bintrail {
             .stderr(log);
         let started = Instant::now();
         let child = cmd.spawn()?;
-        let pid = child.id().ok_or("no pid")?;
+        let pid = child.id();
         Ok(Bintrail {
             child,
             pid,
@@ -118,14 +118,16 @@ impl Bintrail {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
-        let st = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
-        match st {
-            Ok(s) => Ok(s?.code()),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                Ok(None)
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(None)
     }
 
     fn alive(&mut self) -> bool {
@@ -444,6 +446,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     let est = load(dir, "established");
     let bytes = load(dir, "bytes");
     let mb = load(dir, "mysqlbinlog");
+    let dry = load(dir, "dryrun");
     let py = load(dir, "pyrepl");
     let big = load(dir, "bigtxn");
     let lag = load(dir, "lag");
@@ -455,6 +458,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     };
     let mb_rate = f(&mb["seconds"]).map(|s| f(&mb["changes"]).unwrap_or(n) / s);
     let py_rate = f(&py["seconds"]).map(|s| f(&py["rows"]).unwrap_or(0.0) / s);
+    let dry_rate = f(&dry["seconds"]).map(|s| f(&dry["changes"]).unwrap_or(0.0) / s);
     let mib = |v: &J| f(v).map(|k| k / 1024.0);
     let mut rows: Vec<(String, String, String, String)> = vec![];
     let mut push = |a: &str, b: String, c: String, d: String| rows.push((a.into(), b, c, d));
@@ -502,16 +506,16 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     );
     push(
         "read+decode only changes/s vs mysqlbinlog -v",
-        "n/a: needs a --dry-run mode".into(),
+        fmt_num(dry_rate, " (bintrail stream --dry-run)"),
         fmt_num(
             mb_rate,
             " (mysqlbinlog -v --read-from-remote-server > /dev/null)",
         ),
-        "".into(),
+        ratio(dry_rate, mb_rate),
     );
     push(
         "read+decode only changes/s vs python-mysql-replication",
-        "n/a: needs a --dry-run mode".into(),
+        fmt_num(dry_rate, ""),
         fmt_num(
             py_rate,
             &format!(
@@ -519,7 +523,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
                 py["version"].as_str().unwrap_or("?")
             ),
         ),
-        "".into(),
+        ratio(dry_rate, py_rate),
     );
     push(
         "peak RSS during the backlog (VmHWM)",
@@ -586,9 +590,54 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         .map(|(a, b, c, d)| json!({"figure": a, "bintrail": b, "reference": c, "ratio": d}))
         .collect();
     let out = json!({"meta": meta, "table": table, "raw": {"e2e": e2e, "limit": lim, "established": est,
-        "bytes": bytes, "mysqlbinlog": mb, "pyrepl": py, "bigtxn": big, "lag": lag}});
+        "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag}});
     std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
+    if m.contains_key("check") {
+        check(n, &out)?;
+    }
     Ok(J::Null)
+}
+
+/// The small variant's guard against a rotting harness: every figure was measured, and every
+/// reader saw exactly the N changes of the backlog.
+fn check(n: f64, out: &J) -> Res<()> {
+    let raw = &out["raw"];
+    let mut wrong = vec![];
+    for (row, v) in out["table"].as_array().into_iter().flatten().enumerate() {
+        if v["bintrail"].as_str().is_some_and(|b| b.starts_with("n/a")) {
+            wrong.push(format!("row {row} ({}) was not measured", v["figure"]));
+        }
+    }
+    for (what, v) in [
+        ("bytes.rows", &raw["bytes"]["rows"]),
+        ("limit.rows", &raw["limit"]["rows"]),
+        ("established.rows", &raw["established"]["rows"]),
+        ("dryrun.changes", &raw["dryrun"]["changes"]),
+        ("pyrepl.rows", &raw["pyrepl"]["rows"]),
+    ] {
+        if f(v) != Some(n) {
+            wrong.push(format!("{what} is {v}, expected {n}"));
+        }
+    }
+    for what in ["e2e", "bigtxn"] {
+        if raw[what]["exit_code"] != json!(0) {
+            wrong.push(format!(
+                "{what}: bintrail exited with {}",
+                raw[what]["exit_code"]
+            ));
+        }
+    }
+    if f(&raw["lag"]["rows_measured"]) != f(&raw["lag"]["rows_written"]) {
+        wrong.push(format!(
+            "lag: {} of {} rows measured",
+            raw["lag"]["rows_measured"], raw["lag"]["rows_written"]
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the benchmark run is incomplete: {}", wrong.join("; ")).into())
+    }
 }
 
 #[tokio::main]

@@ -4,7 +4,7 @@
 //! # Invariants
 //!
 //! * **Every lookup uses an index** of `binlog_events` (see `index::ddl`): `--pk` the
-//!   `k_table_pk` index through `pk_hash = SHA2(?, 256)`, `--schema`/`--table` its prefix,
+//!   `k_table_pk` index through `pk_values = ?`, `--schema`/`--table` its prefix,
 //!   `--since`/`--until` `k_time` plus partition pruning, `--gtid` `k_gtid`; the other filters
 //!   only narrow what those return. The integration tests check each combination with EXPLAIN.
 //! * **Commit order is `event_id` order** within a stream (one writer, one transaction per batch).

@@ -3,7 +3,7 @@
 //!
 //! # Invariants
 //! * The SQL is built from fixed text and placeholders only; every value travels as a
-//!   parameter. `--pk` is looked up as `pk_hash = SHA2(?, 256)` under `schema_name`/`table_name`
+//!   parameter. `--pk` is looked up as `pk_values = ?` under `schema_name`/`table_name`
 //!   (the `k_table_pk` index), `--since`/`--until` bound `event_timestamp` (the `k_time` index and
 //!   partition pruning), `--gtid` uses `k_gtid`.
 //! * The newest `limit` matches are fetched (`ORDER BY event_id DESC`), one more to know whether
@@ -110,7 +110,7 @@ pub fn select_sql(sel: &Selection) -> (String, Vec<mysql_async::Value>) {
         and("table_name = ?", t.as_str().into());
     }
     if let Some(pk) = &sel.pk {
-        and("pk_hash = SHA2(?, 256)", pk.as_str().into());
+        and("pk_values = ?", pk.as_str().into());
     }
     if let Some(id) = sel.server_id {
         and("stream_id = ?", id.into());
@@ -229,7 +229,7 @@ mod tests {
         let (sql, params) = select_sql(&s);
         assert!(
             sql.ends_with(
-                "WHERE TRUE AND schema_name = ? AND table_name = ? AND pk_hash = SHA2(?, 256) \
+                "WHERE TRUE AND schema_name = ? AND table_name = ? AND pk_values = ? \
              AND event_timestamp >= ? AND event_type = ? \
              AND JSON_CONTAINS(changed_columns, JSON_QUOTE(?)) ORDER BY event_id DESC LIMIT ?"
             ),

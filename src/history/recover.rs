@@ -246,7 +246,7 @@ async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), R
 
 /// Changes to the selected rows, after the oldest selected change of each row, that the
 /// selection leaves out: their count and one described. Rows are looked up by table and
-/// `pk_hash` (the `k_table_pk` index), 500 keys per query.
+/// `pk_values` (the `k_table_pk` index), 500 keys per query.
 async fn later_changes(
     index: &mut Conn,
     changes: &[StoredChange],
@@ -267,7 +267,7 @@ async fn later_changes(
     for ((schema, table), keys) in &rows {
         let keys: Vec<(&str, u64)> = keys.iter().map(|(k, v)| (*k, *v)).collect();
         for chunk in keys.chunks(500) {
-            let marks = vec!["SHA2(?, 256)"; chunk.len()].join(", ");
+            let marks = vec!["?"; chunk.len()].join(", ");
             let mut params: Vec<mysql_async::Value> =
                 vec![(*schema).into(), (*table).into(), stream.into()];
             params.extend(chunk.iter().map(|(k, _)| mysql_async::Value::from(*k)));
@@ -276,7 +276,7 @@ async fn later_changes(
                     format!(
                         "SELECT event_id, pk_values, DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s'), \
                          event_type FROM binlog_events WHERE schema_name = ? AND table_name = ? \
-                         AND stream_id = ? AND pk_hash IN ({marks}) ORDER BY event_id"
+                         AND stream_id = ? AND pk_values IN ({marks}) ORDER BY event_id"
                     ),
                     params,
                 )

@@ -86,7 +86,11 @@ async fn counts_what_the_stream_would_index(flavor: Flavor, gtid_mode: bool) {
         json!({format!("{schema}.t"): {"inserts": 1, "updates": 0, "deletes": 0}}),
         "{pending}"
     );
-    assert_eq!(index.checkpoint(id).await, before, "the checkpoint is untouched");
+    assert_eq!(
+        index.checkpoint(id).await,
+        before,
+        "the checkpoint is untouched"
+    );
     assert_eq!(index.changes_of(id).await.len(), 5, "nothing written");
 }
 
