@@ -73,6 +73,19 @@ pub struct Change {
 }
 
 impl Change {
+    /// Bytes of its text values (names, key, images): most of what its INSERT tuple weighs.
+    pub fn text_len(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.binlog_file.len()
+            + self.gtid.as_ref().map_or(0, |g| g.len())
+            + self.schema.len()
+            + self.table.len()
+            + self.pk_values.len()
+            + opt(&self.changed_columns)
+            + opt(&self.row_before)
+            + opt(&self.row_after)
+    }
+
     /// The rows event's position.
     pub fn position(&self) -> BinlogPosition {
         BinlogPosition::new(&*self.binlog_file, self.start_pos)

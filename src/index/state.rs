@@ -5,7 +5,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
-use crate::sql::push_str_literal;
+use crate::sql::push_plain_literal;
 
 /// A stream's stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +139,8 @@ fn parse_row(server_id: u32, row: Row) -> Result<StreamState, StateError> {
 }
 
 /// The statement that records `checkpoint` for `server_id`, adding `rows` to events_indexed.
-/// It runs inside the writer's transaction, after the rows it covers.
+/// It runs inside the writer's transaction, after the rows it covers, in the writer's
+/// `NO_BACKSLASH_ESCAPES` session ([`crate::sql::WRITER_SESSION_SETUP`]).
 pub fn upsert_sql(
     server_id: u32,
     checkpoint: &Checkpoint,
@@ -157,19 +158,19 @@ pub fn upsert_sql(
     sql.push_str(", '");
     sql.push_str(checkpoint.resume.mode());
     sql.push_str("', ");
-    push_str_literal(&mut sql, &checkpoint.position.file);
+    push_plain_literal(&mut sql, &checkpoint.position.file);
     sql.push_str(&format!(", {}, ", checkpoint.position.pos));
     match &checkpoint.resume {
-        ResumePoint::Gtid(set) => push_str_literal(&mut sql, &set.to_string()),
+        ResumePoint::Gtid(set) => push_plain_literal(&mut sql, &set.to_string()),
         ResumePoint::Position(_) => sql.push_str("NULL"),
     }
     sql.push_str(&format!(", {}, ", checkpoint.rows_done));
     match &checkpoint.in_flight {
-        Some(g) => push_str_literal(&mut sql, &g.to_string()),
+        Some(g) => push_plain_literal(&mut sql, &g.to_string()),
         None => sql.push_str("NULL"),
     }
     sql.push_str(", ");
-    push_str_literal(&mut sql, source_uuid);
+    push_plain_literal(&mut sql, source_uuid);
     let event_time = last_event_time
         .map(|t| format!("FROM_UNIXTIME({t})"))
         .unwrap_or_else(|| "NULL".into());

@@ -14,7 +14,7 @@ use crate::change::Change;
 use crate::config::IndexConfig;
 use crate::connect::{connect, ConnectError};
 use crate::position::Checkpoint;
-use crate::sql::{push_str_literal, SESSION_SETUP};
+use crate::sql::{push_plain_literal, WRITER_SESSION_SETUP};
 use crate::tls::TlsConfig;
 
 use super::state;
@@ -25,6 +25,8 @@ const INSERT_HEAD: &str = "INSERT INTO binlog_events (stream_id, binlog_file, st
 const INSERT_TAIL: &str = " ON DUPLICATE KEY UPDATE event_id = event_id";
 /// Room kept below max_allowed_packet for the packet header and the statement tail.
 const PACKET_MARGIN: usize = 1024;
+/// Bytes of a tuple besides its text values: numbers, separators, quotes, FROM_UNIXTIME().
+const TUPLE_OVERHEAD: usize = 160;
 
 /// Why a flush failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,7 @@ impl Writer {
         source_uuid: String,
     ) -> Result<Writer, WriterError> {
         let mut conn = connect("index", &index.dsn, Some(&index.database), tls).await?;
-        conn.query_drop(SESSION_SETUP).await?;
+        conn.query_drop(WRITER_SESSION_SETUP).await?;
         let max_packet: u64 = conn
             .query_first("SELECT @@max_allowed_packet")
             .await?
@@ -137,11 +139,11 @@ impl Writer {
         );
         insert.push_str(&self.server_id.to_string());
         insert.push(',');
-        push_str_literal(&mut insert, gap_from);
+        push_plain_literal(&mut insert, gap_from);
         insert.push(',');
-        push_str_literal(&mut insert, &to.resume.to_string());
+        push_plain_literal(&mut insert, &to.resume.to_string());
         insert.push_str(", UTC_TIMESTAMP(3), ");
-        push_str_literal(&mut insert, reason);
+        push_plain_literal(&mut insert, reason);
         insert.push(')');
         let checkpoint_sql = state::upsert_sql(self.server_id, to, &self.source_uuid, 0, None);
         let result = async {
@@ -157,37 +159,37 @@ impl Writer {
         result.map_err(WriterError::from)
     }
 
-    /// Multi-row INSERTs, each below the statement size limit.
+    /// Multi-row INSERTs, each below the statement size limit. Tuples are written straight
+    /// into the statement (no per-row buffer), which is sized from the batch's data up front.
     fn insert_statements(&self, rows: &[Change]) -> Result<Vec<String>, WriterError> {
+        let data: usize = rows.iter().map(Change::text_len).sum();
+        let estimate = INSERT_HEAD.len() + INSERT_TAIL.len() + data + rows.len() * TUPLE_OVERHEAD;
+        let capacity = estimate.min(self.max_statement);
         let mut out = Vec::new();
-        let mut sql = String::new();
-        let mut tuple = String::new();
+        let mut sql = String::with_capacity(capacity);
         for change in rows {
-            tuple.clear();
-            self.push_tuple(&mut tuple, change);
-            let alone = INSERT_HEAD.len() + tuple.len() + INSERT_TAIL.len();
-            if alone > self.max_statement {
-                return Err(WriterError::OversizeRow {
-                    schema: change.schema.to_string(),
-                    table: change.table.to_string(),
-                    pk: change.pk_values.clone(),
-                    position: change.position().to_string(),
-                    size: alone,
-                    max_packet: self.max_statement + PACKET_MARGIN,
-                });
-            }
-            if !sql.is_empty()
-                && sql.len() + 1 + tuple.len() + INSERT_TAIL.len() > self.max_statement
-            {
-                sql.push_str(INSERT_TAIL);
-                out.push(std::mem::take(&mut sql));
-            }
-            if sql.is_empty() {
+            let mark = sql.len();
+            if mark == 0 {
                 sql.push_str(INSERT_HEAD);
             } else {
                 sql.push(',');
             }
-            sql.push_str(&tuple);
+            self.push_tuple(&mut sql, change);
+            if sql.len() + INSERT_TAIL.len() <= self.max_statement {
+                continue;
+            }
+            if mark == 0 {
+                return Err(self.oversize(change, sql.len() + INSERT_TAIL.len()));
+            }
+            // Close the statement before this row and start the next one with it.
+            sql.truncate(mark);
+            sql.push_str(INSERT_TAIL);
+            out.push(std::mem::replace(&mut sql, String::with_capacity(capacity)));
+            sql.push_str(INSERT_HEAD);
+            self.push_tuple(&mut sql, change);
+            if sql.len() + INSERT_TAIL.len() > self.max_statement {
+                return Err(self.oversize(change, sql.len() + INSERT_TAIL.len()));
+            }
         }
         if !sql.is_empty() {
             sql.push_str(INSERT_TAIL);
@@ -196,10 +198,21 @@ impl Writer {
         Ok(out)
     }
 
+    fn oversize(&self, change: &Change, size: usize) -> WriterError {
+        WriterError::OversizeRow {
+            schema: change.schema.to_string(),
+            table: change.table.to_string(),
+            pk: change.pk_values.clone(),
+            position: change.position().to_string(),
+            size,
+            max_packet: self.max_statement + PACKET_MARGIN,
+        }
+    }
+
     fn push_tuple(&self, out: &mut String, c: &Change) {
         use std::fmt::Write;
         let _ = write!(out, "({},", self.server_id);
-        push_str_literal(out, &c.binlog_file);
+        push_plain_literal(out, &c.binlog_file);
         let _ = write!(
             out,
             ",{},{},{},FROM_UNIXTIME({}),",
@@ -212,11 +225,11 @@ impl Writer {
             }
             None => out.push_str(",NULL,"),
         }
-        push_str_literal(out, &c.schema);
+        push_plain_literal(out, &c.schema);
         out.push(',');
-        push_str_literal(out, &c.table);
+        push_plain_literal(out, &c.table);
         let _ = write!(out, ",{},", c.kind.code());
-        push_str_literal(out, &c.pk_values);
+        push_plain_literal(out, &c.pk_values);
         out.push(',');
         push_opt(out, c.changed_columns.as_deref());
         out.push(',');
@@ -234,7 +247,7 @@ impl Writer {
 
 fn push_opt(out: &mut String, value: Option<&str>) {
     match value {
-        Some(v) => push_str_literal(out, v),
+        Some(v) => push_plain_literal(out, v),
         None => out.push_str("NULL"),
     }
 }
