@@ -10,7 +10,7 @@
 //! Without a checkpoint or start flags it starts at the oldest binlog the source still has (a
 //! real stream would start at the end, where a dry run would have nothing to read).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,8 +63,11 @@ pub struct Summary {
     pub tables: BTreeMap<String, TableCounts>,
 }
 
+/// Per-table counts while reading, keyed by the change's shared names (no string per change).
+type Tally = HashMap<(Arc<str>, Arc<str>), TableCounts>;
+
 impl Summary {
-    fn add(&mut self, change: &Change) {
+    fn add(&mut self, tally: &mut Tally, change: &Change) {
         self.changes += 1;
         self.json_bytes += [
             &change.row_before,
@@ -74,9 +77,8 @@ impl Summary {
         .iter()
         .map(|v| v.as_ref().map_or(0, |s| s.len() as u64))
         .sum::<u64>();
-        let counts = self
-            .tables
-            .entry(format!("{}.{}", change.schema, change.table))
+        let counts = tally
+            .entry((change.schema.clone(), change.table.clone()))
             .or_default();
         match change.kind {
             ChangeKind::Insert => counts.inserts += 1,
@@ -128,10 +130,18 @@ pub async fn run(
         start,
         ..Summary::default()
     };
+    let mut tally = Tally::new();
     while let Some(chunk) = rx.recv().await {
-        chunk.changes.iter().for_each(|c| summary.add(c));
+        chunk
+            .changes
+            .iter()
+            .for_each(|c| summary.add(&mut tally, c));
         summary.to = chunk.checkpoint.resume.to_string();
     }
+    summary.tables = tally
+        .into_iter()
+        .map(|((schema, table), counts)| (format!("{schema}.{table}"), counts))
+        .collect();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.events = telemetry
         .events_received

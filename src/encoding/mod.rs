@@ -50,6 +50,7 @@
 
 mod cursor;
 mod decimal;
+mod json_text;
 mod jsonb;
 mod jsondiff;
 mod temporal;
@@ -68,7 +69,7 @@ use mysql_common::binlog::events::RowsEventData;
 use mysql_common::constants::ColumnType;
 use serde_json::{Map, Value};
 
-use crate::source::schema::TableSpec;
+use crate::source::schema::{ColumnSpec, TableSpec};
 use cursor::{Cursor, Fault};
 
 pub(crate) use text::{is_latin1_collation, latin1_to_string};
@@ -408,14 +409,12 @@ pub fn row_json(table: &TableSpec, values: &[Value]) -> String {
         if i > 0 {
             out.push(b',');
         }
-        // Writing a str or a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &c.name);
+        json_text::push_str(&mut out, &c.name);
         out.push(b':');
-        let _ = serde_json::to_writer(&mut out, v);
+        json_text::push_value(&mut out, v);
     }
     out.push(b'}');
-    // serde_json writes UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+    json_text::into_string(out)
 }
 
 /// The row's identity as text: the key's values in key order, joined by `|`.
@@ -458,28 +457,47 @@ fn push_text(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("NULL"),
         Value::String(s) => out.push_str(s),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Number(n) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{n}");
+        }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Array(_) | Value::Object(_) => out.push_str(&v.to_string()),
     }
 }
 
-/// Names of the columns whose value differs between the two images, in table order.
-pub fn changed_columns(table: &TableSpec, before: &[Value], after: &[Value]) -> Vec<String> {
+/// Names of the columns whose value differs between the two images, in table order, as JSON
+/// array text (written without building the list).
+pub fn changed_columns_json(table: &TableSpec, before: &[Value], after: &[Value]) -> String {
+    let mut out = Vec::with_capacity(64);
+    out.push(b'[');
+    for (i, c) in changed(table, before, after).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_text::push_str(&mut out, &c.name);
+    }
+    out.push(b']');
+    json_text::into_string(out)
+}
+
+fn changed<'a>(
+    table: &'a TableSpec,
+    before: &'a [Value],
+    after: &'a [Value],
+) -> impl Iterator<Item = &'a ColumnSpec> {
     table
         .columns
         .iter()
         .zip(before.iter().zip(after))
         .filter(|(_, (b, a))| b != a)
-        .map(|(c, _)| c.name.clone())
-        .collect()
+        .map(|(c, _)| c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::testkit::{full_bitmap, image, rows_event, rows_event_with, Kind};
     use super::*;
-    use crate::source::schema::ColumnSpec;
     use mysql_common::constants::ColumnType::*;
     use serde_json::json;
 
@@ -801,8 +819,11 @@ mod tests {
         let t = people();
         let before = [json!(1), json!("ann"), Value::Null];
         let after = [json!(1), json!("anna"), json!("")];
-        assert_eq!(changed_columns(&t, &before, &after), vec!["name", "note"]);
-        assert!(changed_columns(&t, &before, &before).is_empty());
+        assert_eq!(
+            changed_columns_json(&t, &before, &after),
+            r#"["name","note"]"#
+        );
+        assert_eq!(changed_columns_json(&t, &before, &before), "[]");
     }
 
     #[test]

@@ -627,9 +627,7 @@ fn build_change(
         .map(|v| encoding::pk_values(spec, v))
         .unwrap_or_default();
     let changed_columns = match (&pair.before, &pair.after) {
-        (Some(b), Some(a)) => {
-            Some(serde_json::Value::from(encoding::changed_columns(spec, b, a)).to_string())
-        }
+        (Some(b), Some(a)) => Some(encoding::changed_columns_json(spec, b, a)),
         _ => None,
     };
     let object = |v: &Vec<serde_json::Value>| encoding::row_json(spec, v);
