@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use bintrail::config::{ConfigError, IndexConfig, LogFormat, OnGap, StreamArgs};
+use bintrail::index::ddl::Compression;
 use bintrail::tls::{SslMode, TlsConfig, TlsError};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -131,12 +132,28 @@ impl TlsArgs {
 pub struct InitCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    /// InnoDB page compression of binlog_events (MySQL index servers; needs a file system with
+    /// hole punching, such as ext4 or XFS): lz4 keeps about a third of the disk for some 10 %
+    /// of insert throughput, zlib is smaller and slower, none stores plain pages
+    #[arg(long, default_value = "lz4", value_name = "ALGORITHM",
+          value_parser = PossibleValuesParser::new(Compression::NAMES))]
+    pub compression: String,
 }
 
 impl InitCmd {
     /// The validated index target and TLS setting.
     pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
         self.index.into_config()
+    }
+
+    /// `--compression`, already one of [`Compression::NAMES`] (the parser checked).
+    pub fn compression(&self) -> Compression {
+        match self.compression.as_str() {
+            "zlib" => Compression::Zlib,
+            "none" => Compression::None,
+            _ => Compression::Lz4,
+        }
     }
 }
 

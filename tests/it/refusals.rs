@@ -4,6 +4,7 @@
 use crate::stream_basic::server_id;
 use crate::support::stream::{Index, Stream};
 use crate::support::{bintrail, unique, Flavor, TestServer};
+use mysql_async::prelude::Queryable;
 
 async fn refused(flavor: Flavor, server_args: &[&str], needles: &[&str]) {
     let source = TestServer::start(flavor, server_args);
@@ -92,6 +93,56 @@ fn init_twice_is_harmless_and_a_foreign_table_is_refused() {
             && err.contains("server_id is missing"),
         "{err}"
     );
+}
+
+/// `init` compresses binlog_events' pages with lz4 unless told otherwise, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_creates_binlog_events_page_compressed_unless_told_otherwise() {
+    let index = TestServer::index();
+    for (flags, option) in [
+        (vec![], Some("COMPRESSION='lz4'")),
+        (vec!["--compression", "zlib"], Some("COMPRESSION='zlib'")),
+        (vec!["--compression", "none"], None),
+    ] {
+        let db = unique("compress");
+        let dsn = index.dsn(Some(&db));
+        let mut args = vec!["init", "--index-dsn", &dsn];
+        args.extend(flags.iter().copied());
+        let out = bintrail(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{flags:?}: {stdout}");
+        let mut conn = index.conn(Some(&db)).await;
+        let (_, create): (String, String) = conn
+            .query_first("SHOW CREATE TABLE binlog_events")
+            .await
+            .unwrap()
+            .unwrap();
+        conn.disconnect().await.ok();
+        match option {
+            Some(option) => {
+                assert!(create.contains(option), "{flags:?}: {create}");
+                let name = option
+                    .trim_start_matches("COMPRESSION='")
+                    .trim_end_matches('\'');
+                assert!(
+                    stdout.contains(&format!(
+                        "binlog_events: created (page compression: {name})"
+                    )),
+                    "{stdout}"
+                );
+            }
+            None => assert!(!create.contains("COMPRESSION="), "{flags:?}: {create}"),
+        }
+    }
+    let bad = bintrail(&[
+        "init",
+        "--index-dsn",
+        "mysql://u@h/x",
+        "--compression",
+        "zstd",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--compression"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,7 +113,7 @@ async fn rotate_drops_exactly_the_expired_hours_and_streaming_continues() {
     let n = now();
     let index = Index::uninitialised(TestServer::index());
     let mut conn = TestServer::index().conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2)
+    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
         .await
         .unwrap();
     conn.disconnect().await.ok();
@@ -224,9 +224,15 @@ async fn rotate_refuses_an_unpartitioned_table_and_says_how_to_fix_it() {
 async fn rotate_every_keeps_partitions_ahead_until_sigterm() {
     let index = Index::uninitialised(TestServer::index());
     let mut conn = TestServer::index().conn(None).await;
-    ddl::init_at(&mut conn, &index.db, now() - 2 * H, 0)
-        .await
-        .unwrap();
+    ddl::init_at(
+        &mut conn,
+        &index.db,
+        now() - 2 * H,
+        0,
+        ddl::Compression::Lz4,
+    )
+    .await
+    .unwrap();
     conn.disconnect().await.ok();
     let dsn = index.dsn();
     let mut child = crate::support::bintrail_cmd(&[
