@@ -404,6 +404,7 @@ async fn write_loop(
     from: &Checkpoint,
 ) -> Result<(), StreamError> {
     let mut batch = Batch {
+        rows: Vec::with_capacity(config.batch_size.min(10_000)),
         committed: Some(from.clone()),
         ..Batch::default()
     };
@@ -454,11 +455,9 @@ struct Batch {
 
 impl Batch {
     fn add(&mut self, chunk: Chunk) {
-        if self.rows.is_empty() {
-            self.rows = chunk.changes;
-        } else {
-            self.rows.extend(chunk.changes);
-        }
+        // Always into the kept vector: its capacity (a batch) is reused flush after flush
+        // instead of growing a fresh one each time.
+        self.rows.extend(chunk.changes);
         self.checkpoint = Some(chunk.checkpoint);
         if chunk.last_event_time.is_some() {
             self.last_event_time = chunk.last_event_time;

@@ -72,6 +72,8 @@ pub struct Writer {
     server_id: u32,
     source_uuid: String,
     max_statement: usize,
+    /// Statement buffers of the last flush, reused by the next.
+    spare: Vec<String>,
 }
 
 impl Writer {
@@ -93,6 +95,7 @@ impl Writer {
             server_id,
             source_uuid,
             max_statement: (max_packet as usize).saturating_sub(PACKET_MARGIN),
+            spare: Vec::new(),
         })
     }
 
@@ -104,6 +107,22 @@ impl Writer {
         last_event_time: Option<u32>,
     ) -> Result<(), WriterError> {
         let statements = self.insert_statements(rows)?;
+        let result = self
+            .run_flush(&statements, rows, checkpoint, last_event_time)
+            .await;
+        // Statement buffers are kept for the next flush: a fresh half-megabyte String per flush
+        // costs a page-fault storm (perf: a twentieth of a catch-up's CPU in clear_page).
+        self.spare = statements;
+        result
+    }
+
+    async fn run_flush(
+        &mut self,
+        statements: &[String],
+        rows: &[Change],
+        checkpoint: &Checkpoint,
+        last_event_time: Option<u32>,
+    ) -> Result<(), WriterError> {
         let checkpoint_sql = state::upsert_sql(
             self.server_id,
             checkpoint,
@@ -113,7 +132,7 @@ impl Writer {
         );
         let result = async {
             self.conn.query_drop("START TRANSACTION").await?;
-            for sql in &statements {
+            for sql in statements {
                 self.conn.query_drop(sql).await?;
             }
             self.conn.query_drop(&checkpoint_sql).await?;
@@ -161,12 +180,19 @@ impl Writer {
 
     /// Multi-row INSERTs, each below the statement size limit. Tuples are written straight
     /// into the statement (no per-row buffer), which is sized from the batch's data up front.
-    fn insert_statements(&self, rows: &[Change]) -> Result<Vec<String>, WriterError> {
+    fn insert_statements(&mut self, rows: &[Change]) -> Result<Vec<String>, WriterError> {
         let data: usize = rows.iter().map(Change::text_len).sum();
         let estimate = INSERT_HEAD.len() + INSERT_TAIL.len() + data + rows.len() * TUPLE_OVERHEAD;
         let capacity = estimate.min(self.max_statement);
+        let mut spare = std::mem::take(&mut self.spare);
+        let mut buffer = move || {
+            let mut sql = spare.pop().unwrap_or_default();
+            sql.clear();
+            sql.reserve(capacity);
+            sql
+        };
         let mut out = Vec::new();
-        let mut sql = String::with_capacity(capacity);
+        let mut sql = buffer();
         for change in rows {
             let mark = sql.len();
             if mark == 0 {
@@ -184,7 +210,7 @@ impl Writer {
             // Close the statement before this row and start the next one with it.
             sql.truncate(mark);
             sql.push_str(INSERT_TAIL);
-            out.push(std::mem::replace(&mut sql, String::with_capacity(capacity)));
+            out.push(std::mem::replace(&mut sql, buffer()));
             sql.push_str(INSERT_HEAD);
             self.push_tuple(&mut sql, change);
             if sql.len() + INSERT_TAIL.len() > self.max_statement {
