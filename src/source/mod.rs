@@ -419,34 +419,6 @@ pub struct Reader {
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }
 
-/// Events received but not yet decoded, at most: enough to keep receiving and decoding busy on
-/// both cores, few enough to keep memory bounded (a rows event is at most
-/// `binlog_row_event_max_size`, 8 KiB by default, unless a single row is larger).
-const EVENTS_IN_FLIGHT: usize = 64;
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Forwards the stream's events (and its first error) until it ends or nobody listens; the
-/// channel closing tells the reader the stream ended.
-async fn receive(
-    mut stream: BinlogStream,
-    events: mpsc::Sender<Result<mysql_async::binlog::events::Event, mysql_async::Error>>,
-) {
-    while let Some(item) = stream.next().await {
-        let failed = item.is_err();
-        if events.send(item).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
 /// Reads events until cancelled or failed, sending chunks to the writer.
 pub async fn read(
     reader: Reader,
@@ -456,21 +428,15 @@ pub async fn read(
     let Reader {
         flavor,
         read_deadline,
-        stream,
+        mut stream,
         mut assembler,
         mut lookup,
         telemetry,
     } = reader;
-    // Receiving events (socket reads, framing, checksums) runs on a task of its own, so that it
-    // overlaps decoding on the other core; the task ends with this function.
-    let (events_tx, mut events) = mpsc::channel(EVENTS_IN_FLIGHT);
-    let _receiver = AbortOnDrop(tokio::spawn(receive(stream, events_tx)));
     loop {
-        // Silence is measured where events are awaited: a decoder busy sending to a slow writer
-        // is not a stalled source.
         let next = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            next = tokio::time::timeout(read_deadline, events.recv()) => next,
+            next = tokio::time::timeout(read_deadline, stream.next()) => next,
         };
         let event = match next {
             Err(_) => return Err(SourceError::Stalled(read_deadline)),
