@@ -149,11 +149,7 @@ impl InitCmd {
 
     /// `--compression`, already one of [`Compression::NAMES`] (the parser checked).
     pub fn compression(&self) -> Compression {
-        match self.compression.as_str() {
-            "zlib" => Compression::Zlib,
-            "none" => Compression::None,
-            _ => Compression::Lz4,
-        }
+        Compression::from_name(&self.compression).unwrap_or_default()
     }
 }
 

@@ -25,11 +25,8 @@ use crate::index::state;
 use crate::position::{Checkpoint, ResumePoint};
 use crate::source::{self, SourceError, Until};
 use crate::sql::SESSION_SETUP;
-use crate::stream::StreamError;
+use crate::stream::{StreamError, CHANNEL_BOUND};
 use crate::telemetry::Telemetry;
-
-/// Chunks in flight between the reader and the counter.
-const CHANNEL_BOUND: usize = 16;
 
 /// Changes of one table that a dry run found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -115,14 +112,7 @@ pub async fn run(
     let started = Instant::now();
     let stream = source::request(source_conn, &info, config, &from, Until::End).await?;
     let (tx, mut rx) = mpsc::channel(CHANNEL_BOUND);
-    let reader = source::Reader {
-        flavor: info.flavor,
-        read_deadline: config.read_deadline(),
-        stream,
-        assembler: source::txn::Assembler::new(config.filter.clone(), config.batch_size, &from),
-        lookup,
-        telemetry: telemetry.clone(),
-    };
+    let reader = source::Reader::new(config, &info, stream, lookup, &from, telemetry.clone());
     let reader = tokio::spawn(source::read(reader, tx, cancel));
     let mut summary = Summary {
         from: from.resume.to_string(),

@@ -33,13 +33,13 @@ use crate::connect::connect;
 use crate::index::writer::{Writer, WriterError};
 use crate::index::{ddl, state};
 use crate::position::{Checkpoint, ResumePoint};
-use crate::source::txn::{Assembler, Chunk};
+use crate::source::txn::Chunk;
 use crate::source::{self, SourceError, SourceInfo};
 use crate::sql::SESSION_SETUP;
 use crate::telemetry::{FlushReport, Phase, Telemetry};
 
-/// Chunks in flight between reader and writer at most.
-const CHANNEL_BOUND: usize = 16;
+/// Chunks in flight between reader and writer (or `--dry-run`'s counter) at most.
+pub(crate) const CHANNEL_BOUND: usize = 16;
 /// An index transaction that takes longer than this is abandoned and retried on a new connection.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
 /// Start-up (connects, checks, binlog request) taking longer than this is retried.
@@ -258,16 +258,8 @@ async fn run_once(
     );
 
     let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
-    let assembler = Assembler::new(config.filter.clone(), config.batch_size, &from);
     let reader_cancel = cancel.child_token();
-    let reader = source::Reader {
-        flavor: info.flavor,
-        read_deadline: config.read_deadline(),
-        stream,
-        assembler,
-        lookup,
-        telemetry: telemetry.clone(),
-    };
+    let reader = source::Reader::new(config, &info, stream, lookup, &from, telemetry.clone());
     // The reader's log lines carry the caller's span (its SERVER_ID field).
     let events_at_start = telemetry.events_received.load(Ordering::Relaxed);
     let reader = tokio::spawn(source::read(reader, tx, reader_cancel.clone()).in_current_span());

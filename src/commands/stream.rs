@@ -8,7 +8,7 @@ use bintrail::config::StreamConfig;
 use bintrail::dry_run::{self, Summary};
 use bintrail::metrics::{self, Metrics};
 use bintrail::service::{Ended, Service, DRAIN_DEADLINE};
-use bintrail::stream;
+use bintrail::stream::{self, StreamError};
 use bintrail::telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -52,14 +52,7 @@ pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
                 tracing::info!(server_id = config.server_id, "stopped");
                 Ok(())
             }
-            Ended::Finished(Err(e)) => {
-                let kind = if e.is_transient() {
-                    Kind::Runtime
-                } else {
-                    Kind::Definite
-                };
-                Err(Failure::new(kind, e))
-            }
+            Ended::Finished(Err(e)) => Err(failure(e)),
             Ended::Abandoned => Err(Failure::new(
                 Kind::Runtime,
                 format!(
@@ -69,6 +62,16 @@ pub fn run(cmd: StreamCmd) -> Result<(), Failure> {
             )),
         }
     })
+}
+
+/// A stream error as the exit status it deserves: 1 when a restart may help, 3 when not.
+fn failure(e: StreamError) -> Failure {
+    let kind = if e.is_transient() {
+        Kind::Runtime
+    } else {
+        Kind::Definite
+    };
+    Failure::new(kind, e)
 }
 
 /// `--dry-run`: read and decode to the end of binlog, print the summary; Ctrl-C stops early.
@@ -83,14 +86,7 @@ fn dry(config: &StreamConfig, format: StatusFormat) -> Result<(), Failure> {
         });
         dry_run::run(config, cancel, Arc::new(Telemetry::new())).await
     });
-    let summary = summary.map_err(|e| {
-        let kind = if e.is_transient() {
-            Kind::Runtime
-        } else {
-            Kind::Definite
-        };
-        Failure::new(kind, e)
-    })?;
+    let summary = summary.map_err(failure)?;
     let text = match format {
         StatusFormat::Json => {
             serde_json::to_string_pretty(&summary).map_err(|e| Failure::new(Kind::Runtime, e))?

@@ -115,6 +115,13 @@ impl Compression {
     /// The `--compression` values, in the order they are documented.
     pub const NAMES: [&'static str; 3] = ["lz4", "zlib", "none"];
 
+    /// The algorithm named `name` (one of [`Compression::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Compression> {
+        [Compression::Lz4, Compression::Zlib, Compression::None]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+
     /// The value of MySQL's COMPRESSION table option.
     pub fn name(self) -> &'static str {
         match self {
@@ -464,5 +471,16 @@ mod tests {
         assert!(!create_binlog_events(now, 0, Compression::None).contains("COMPRESSION"));
         assert!(create_binlog_events(now, 0, Compression::None)
             .ends_with("PARTITION BY RANGE (TO_SECONDS(`event_timestamp`)) (\n  PARTITION p_2026112514 VALUES LESS THAN (63962838000),\n  PARTITION p_future VALUES LESS THAN MAXVALUE\n)"));
+    }
+
+    #[test]
+    fn compression_names_round_trip() {
+        for name in Compression::NAMES {
+            assert_eq!(
+                Compression::from_name(name).map(Compression::name),
+                Some(name)
+            );
+        }
+        assert_eq!(Compression::from_name("zstd"), None);
     }
 }

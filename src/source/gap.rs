@@ -108,16 +108,14 @@ pub async fn mariadb_gap(
     error: &SourceError,
     from: &Checkpoint,
 ) -> Result<Gap, SourceError> {
-    let oldest = binlog_names(conn)
+    let first = oldest(conn)
         .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+        .unwrap_or_else(|| BinlogPosition::new("", 4));
     // SHOW statements take no placeholders.
     let events: Vec<Row> = conn
         .query(format!(
             "SHOW BINLOG EVENTS IN {} LIMIT 5",
-            crate::sql::str_literal(&oldest)
+            crate::sql::str_literal(&first.file)
         ))
         .await?;
     let list = events
@@ -134,6 +132,6 @@ pub async fn mariadb_gap(
     Ok(Gap {
         from: from.resume.to_string(),
         what: error.to_string(),
-        to: Checkpoint::at(ResumePoint::Gtid(state), BinlogPosition::new(oldest, 4)),
+        to: Checkpoint::at(ResumePoint::Gtid(state), first),
     })
 }

@@ -419,6 +419,28 @@ pub struct Reader {
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }
 
+impl Reader {
+    /// The reader of a stream requested from `from`, with the configuration's filter, batch size
+    /// and read deadline.
+    pub fn new(
+        config: &StreamConfig,
+        info: &SourceInfo,
+        stream: BinlogStream,
+        lookup: Conn,
+        from: &Checkpoint,
+        telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    ) -> Reader {
+        Reader {
+            flavor: info.flavor,
+            read_deadline: config.read_deadline(),
+            stream,
+            assembler: Assembler::new(config.filter.clone(), config.batch_size, from),
+            lookup,
+            telemetry,
+        }
+    }
+}
+
 /// Reads events until cancelled or failed, sending chunks to the writer.
 pub async fn read(
     reader: Reader,
