@@ -216,25 +216,33 @@ SET SESSION sql_mode = @bintrail_saved_sql_mode, time_zone = @bintrail_saved_tim
 
 /// The whole recovery script: a commented header, the session setup, every statement newest
 /// first (each after a comment naming its change), COMMIT.
+///
+/// Every comment line is written by [`push_comment`]: its text carries names and values read
+/// from the index (a table may be named `t<newline>DROP DATABASE x`), and a line break inside a
+/// `--` comment would turn the rest into a statement the client runs.
 pub fn script(r: &Recovery) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "-- bintrail recover: {}", r.headline());
-    let _ = writeln!(out, "-- selection: {}", r.selection.describe());
+    push_comment(&mut out, &format!("bintrail recover: {}", r.headline()));
+    push_comment(&mut out, &format!("selection: {}", r.selection.describe()));
     for note in &r.notes {
-        let _ = writeln!(out, "-- note: {}", one_line(note));
+        push_comment(&mut out, &format!("note: {note}"));
     }
-    out.push_str(
-        "-- Apply with the mysql client (not --force): one transaction, so an error changes nothing.\n",
+    push_comment(
+        &mut out,
+        "Apply with the mysql client (not --force): one transaction, so an error changes nothing.",
     );
     out.push_str(SESSION_BEGIN);
     for (c, stmt) in r.changes.iter().zip(&r.statements) {
-        let _ = writeln!(out, "-- {}", describe(c));
+        push_comment(&mut out, &describe(c));
         match stmt {
             Some(sql) => {
                 out.push_str(sql);
                 out.push('\n');
             }
-            None => out.push_str("-- (only generated columns changed: nothing to undo)\n"),
+            None => push_comment(
+                &mut out,
+                "(only generated columns changed: nothing to undo)",
+            ),
         }
     }
     out.push_str(SESSION_END);
@@ -258,10 +266,25 @@ pub fn describe(c: &StoredChange) -> String {
     ))
 }
 
-/// Control characters replaced, so that text can sit in a `--` comment.
+/// Appends `text` as one `-- ` comment line, whatever it contains.
+fn push_comment(out: &mut String, text: &str) {
+    out.push_str("-- ");
+    out.push_str(&one_line(text));
+    out.push('\n');
+}
+
+/// Line breaks and other control characters replaced by spaces, so that text can sit in a `--`
+/// comment: C0/C1 controls (`\n`, `\r`, NEL) and the Unicode line and paragraph separators,
+/// which some editors and viewers break lines at even though the mysql client does not.
 fn one_line(text: &str) -> String {
     text.chars()
-        .map(|ch| if ch.is_control() { ' ' } else { ch })
+        .map(|ch| {
+            if ch.is_control() || matches!(ch, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                ch
+            }
+        })
         .collect()
 }
 
@@ -354,6 +377,45 @@ mod tests {
         for (c, expected) in cases {
             assert_eq!(statement(&c, &t).unwrap().as_deref(), Some(expected));
         }
+    }
+
+    #[test]
+    fn names_and_values_from_the_index_stay_inside_their_comments() {
+        let evil = "t\nDROP DATABASE shop; --\r\u{2028}x";
+        let mut t = orders(KeyKind::Primary);
+        t.table = evil.into();
+        let mut c = change(ChangeKind::Insert, None, Some(row(1, "new", "1.00")));
+        c.table = evil.into();
+        c.pk_values = "1\nDROP TABLE x;".into();
+        let stmt = statement(&c, &t).unwrap();
+        let r = Recovery {
+            selection: crate::history::selection::Selection {
+                table: Some(evil.into()),
+                ..Default::default()
+            },
+            changes: vec![c],
+            statements: vec![stmt.clone()],
+            tables: vec![t],
+            notes: vec!["a note\nDROP DATABASE shop;".into()],
+        };
+        let text = script(&r);
+        // The statement quotes the name as an identifier (a line break inside backticks is
+        // part of the name); everything else is a comment or the fixed session lines.
+        let stmt = stmt.unwrap();
+        assert!(
+            stmt.starts_with("DELETE FROM `shop`.`t\nDROP DATABASE shop; --"),
+            "{stmt}"
+        );
+        let rest = text.replace(&stmt, "");
+        let fixed = format!("{SESSION_BEGIN}{SESSION_END}");
+        for line in rest.lines().filter(|l| !l.is_empty()) {
+            assert!(
+                line.starts_with("-- ") || fixed.lines().any(|f| f == line),
+                "a line outside a comment: {line:?}\n{text}"
+            );
+        }
+        let comments = rest.lines().filter(|l| l.starts_with("-- ")).count();
+        assert_eq!(comments, 5, "header (4) and the change's own line\n{text}");
     }
 
     #[test]

@@ -409,3 +409,81 @@ async fn recover_refuses_what_it_cannot_restore_and_says_why() {
     );
     assert_eq!(stream.stop().await, 0);
 }
+
+/// A table named with a line break and SQL after it: the script applies cleanly and restores the
+/// table, and nothing in the name runs (before the fix, the header comment's line break made the
+/// script's second line `DROP DATABASE`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_named_with_sql_cannot_inject_into_the_script() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let db = unique("inject");
+    let victim = format!("{db}_victim");
+    let name = format!("t\nDROP DATABASE {victim};\n-- \r\u{2028}x");
+    let quoted = format!("`{db}`.`{name}`");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE DATABASE {victim};
+             CREATE TABLE {quoted} (id INT PRIMARY KEY, a VARCHAR(40));
+             INSERT INTO {quoted} VALUES (1, 'one')"
+        ))
+        .await;
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), db.clone()]);
+    let stream = Stream::start(source, &index, id, &flags);
+    let before = snapshot(source, &quoted).await;
+    let since = wait_for_next_second(source, source_clock(source).await).await;
+    source
+        .exec(&format!(
+            "INSERT INTO {quoted} VALUES (2, 'two\nDROP DATABASE {victim};');
+             UPDATE {quoted} SET a = 'changed' WHERE id = 1"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    assert_eq!(stream.stop().await, 0);
+
+    let sql = temp_dir("inject").join("undo.sql");
+    let out = bintrail(&[
+        "recover",
+        "--index-dsn",
+        &index.dsn(),
+        "--source-dsn",
+        &source.dsn(None),
+        "--schema",
+        &db,
+        "--table",
+        &name,
+        "--since",
+        &utc(since),
+        "--output",
+        sql.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "recover failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&sql).unwrap();
+    let (ok, err) = apply_sql(source, &sql);
+    assert!(ok, "applying the recovery SQL failed: {err}\n{text}");
+    let mut conn = source.conn(None).await;
+    let victims: Vec<String> = conn
+        .exec(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (victim.clone(),),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!(
+        victims,
+        vec![victim],
+        "the script dropped a database:\n{text}"
+    );
+    assert_eq!(
+        snapshot(source, &quoted).await,
+        before,
+        "rows after recovery\n{text}"
+    );
+}
