@@ -4,7 +4,8 @@
 //! out the two retries the modes need (`preferred` against a server without TLS goes on in
 //! plaintext with a warning; `verify-ca` retries once with the certificate's own name, see
 //! `tls.rs`), bounds the handshake in time, and classifies failures: network trouble is
-//! transient, refused credentials and TLS problems are not (retrying cannot fix them).
+//! transient (see `classify`), refused credentials and TLS problems are not (retrying cannot
+//! fix them).
 
 use std::time::Duration;
 
@@ -51,8 +52,7 @@ impl ConnectError {
                 ),
                 false,
             ),
-            (None, mysql_async::Error::Io(_)) => (source.to_string(), true),
-            (None, _) => (source.to_string(), false),
+            (None, _) => (source.to_string(), crate::classify::is_transient(&source)),
         };
         ConnectError {
             role,

@@ -4,6 +4,7 @@
 //! clap types stop at `cli.rs`, everything here takes validated configs from [`config`].
 
 pub mod change;
+pub mod classify;
 pub mod config;
 pub mod connect;
 pub mod dry_run;

@@ -99,8 +99,10 @@ impl StreamError {
         match self {
             StreamError::Source(e) => e.is_transient(),
             StreamError::Writer(e) => e.is_transient(),
-            StreamError::Index(e) => matches!(e, mysql_async::Error::Io(_)),
-            StreamError::Ddl(_) | StreamError::State(_) | StreamError::OtherSource { .. } => false,
+            StreamError::Index(e) => crate::classify::is_transient(e),
+            StreamError::Ddl(e) => e.is_transient(),
+            StreamError::State(e) => e.is_transient(),
+            StreamError::OtherSource { .. } => false,
             StreamError::Task(_)
             | StreamError::FlushTimeout(_)
             | StreamError::SetupTimeout(_)

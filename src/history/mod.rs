@@ -55,7 +55,7 @@ impl OpenError {
     pub fn is_transient(&self) -> bool {
         match self {
             OpenError::Connect(e) => e.is_transient(),
-            OpenError::Server { source, .. } => matches!(source, mysql_async::Error::Io(_)),
+            OpenError::Server { source, .. } => crate::classify::is_transient(source),
         }
     }
 }

@@ -297,6 +297,17 @@ pub enum DdlError {
     },
 }
 
+impl DdlError {
+    /// Whether a retry after reconnecting may succeed: only a server error that `classify`
+    /// calls transient; a missing or incompatible table needs a person.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DdlError::Server { source, .. } => crate::classify::is_transient(source),
+            DdlError::Incompatible { .. } | DdlError::Missing { .. } => false,
+        }
+    }
+}
+
 /// What `init` did to each table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitReport {

@@ -45,6 +45,15 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// Whether a retry after reconnecting may succeed (a lock wait, a lost connection, a
+    /// read-only index; see `classify`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StateError::Server { source, .. } => crate::classify::is_transient(source),
+            StateError::Corrupt { .. } => false,
+        }
+    }
+
     /// Whether the statement failed because `stream_state` does not exist (no `init` yet).
     pub fn is_missing_table(&self) -> bool {
         matches!(self, StateError::Server { source: mysql_async::Error::Server(e), .. } if e.code == 1146)

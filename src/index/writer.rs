@@ -60,7 +60,7 @@ impl WriterError {
     pub fn is_transient(&self) -> bool {
         match self {
             WriterError::Connect(e) => e.is_transient(),
-            WriterError::Server(e) => matches!(e, mysql_async::Error::Io(_)),
+            WriterError::Server(e) => crate::classify::is_transient(e),
             WriterError::OversizeRow { .. } => false,
         }
     }

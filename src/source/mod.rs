@@ -129,7 +129,7 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         match self {
             SourceError::Connect(e) => e.is_transient(),
-            SourceError::Server(e) => !matches!(e, mysql_async::Error::Server(_)),
+            SourceError::Server(e) => crate::classify::is_transient(e),
             SourceError::Stalled(_) | SourceError::Closed => true,
             _ => false,
         }

@@ -27,4 +27,5 @@ mod status;
 mod stream_basic;
 mod support;
 mod tls;
+mod transient;
 mod types;

@@ -12,7 +12,11 @@ use crate::support::proxy::Proxy;
 use crate::support::stream::{assert_changes, ins, start_here, Index, Row, Stream};
 use crate::support::{unique, wait_until, Flavor, TestServer};
 
-async fn insert(source: &TestServer, table: &str, ids: std::ops::Range<u32>) -> Vec<Row> {
+pub(crate) async fn insert(
+    source: &TestServer,
+    table: &str,
+    ids: std::ops::Range<u32>,
+) -> Vec<Row> {
     let mut conn = source.conn(None).await;
     let mut out = Vec::new();
     for i in ids {
@@ -29,7 +33,7 @@ async fn insert(source: &TestServer, table: &str, ids: std::ops::Range<u32>) -> 
     out
 }
 
-async fn wait_for_log(stream: &Stream, needle: &str, deadline: Duration) {
+pub(crate) async fn wait_for_log(stream: &Stream, needle: &str, deadline: Duration) {
     wait_until(deadline, needle, || async {
         let log = stream.log();
         if log.contains(needle) {

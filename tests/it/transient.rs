@@ -16,8 +16,10 @@ use crate::support::{unique, Flavor, TestServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_waits_and_a_read_only_index_are_retried_with_nothing_lost() {
     let source = TestServer::shared(Flavor::Mysql);
-    let index_server =
-        TestServer::start(Flavor::Mysql, &["--skip-log-bin", "--innodb-lock-wait-timeout=1"]);
+    let index_server = TestServer::start(
+        Flavor::Mysql,
+        &["--skip-log-bin", "--innodb-lock-wait-timeout=1"],
+    );
     let index = Index::on(&index_server);
     let schema = unique("transient");
     let table = format!("{schema}.t");
@@ -41,7 +43,12 @@ async fn lock_waits_and_a_read_only_index_are_retried_with_nothing_lost() {
         .await
         .unwrap();
     expected.extend(insert(source, &table, 5..10).await);
-    wait_for_log(&stream, "Lock wait timeout exceeded", Duration::from_secs(60)).await;
+    wait_for_log(
+        &stream,
+        "Lock wait timeout exceeded",
+        Duration::from_secs(60),
+    )
+    .await;
     holder.query_drop("ROLLBACK").await.unwrap();
     holder.disconnect().await.ok();
     index.wait_caught_up(source, id).await;
