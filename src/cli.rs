@@ -219,8 +219,10 @@ pub struct StreamCmd {
     pub tls: TlsArgs,
 
     /// Delete this stream's checkpoint (only this --server-id's) and start from the start flags,
-    /// or from the source's current end without them
-    #[arg(long, env = "BINTRAIL_RESET")]
+    /// or from the source's current end without them. Deliberately a flag only: a
+    /// BINTRAIL_RESET left in an environment file would clear the checkpoint on every restart of
+    /// the unit, so it is refused
+    #[arg(long)]
     pub reset: bool,
 
     /// Binlog file to start from when there is no checkpoint, e.g. binlog.000012
@@ -283,6 +285,7 @@ impl StreamCmd {
             ssl_cert: self.tls.ssl_cert,
             ssl_key: self.tls.ssl_key,
             reset: self.reset,
+            reset_env: std::env::var_os("BINTRAIL_RESET").is_some(),
             start_file: self.start_file,
             start_pos: self.start_pos,
             start_gtid: self.start_gtid,

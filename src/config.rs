@@ -94,6 +94,8 @@ pub struct StreamArgs {
     pub ssl_key: Option<PathBuf>,
     /// `--reset`.
     pub reset: bool,
+    /// Whether `BINTRAIL_RESET` is set in the environment (refused, see [`ConfigError::ResetFromEnv`]).
+    pub reset_env: bool,
     /// `--start-file`.
     pub start_file: Option<String>,
     /// `--start-pos`.
@@ -144,6 +146,9 @@ pub struct IndexConfig {
 /// Why a configuration was rejected. Each message names the flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `BINTRAIL_RESET` in the environment.
+    #[error("BINTRAIL_RESET is set in the environment: a reset taken from the environment (an environment file, a unit's Environment=) would clear the checkpoint on every restart of the stream. Remove it there, and run `bintrail stream --reset ...` once by hand when a reset is really wanted")]
+    ResetFromEnv,
     /// A DSN that does not parse.
     #[error("{flag}: {source}")]
     Dsn {
@@ -201,6 +206,9 @@ impl StreamConfig {
                 expected:
                     "1..=4294967295, different from the source's and every replica's server_id",
             });
+        }
+        if args.reset_env {
+            return Err(ConfigError::ResetFromEnv);
         }
         let filter = Filter::new(args.schemas.as_deref(), args.tables.as_deref())?;
         let batch_size = check_range(

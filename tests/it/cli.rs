@@ -173,3 +173,28 @@ fn missing_required_flags_exit_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--source-dsn"), "{stderr}");
 }
+
+/// A `BINTRAIL_RESET` left in an environment file used to wipe the checkpoint on every restart
+/// of the unit; now it is refused before any connection, with what to do instead.
+#[test]
+fn a_reset_from_the_environment_is_refused() {
+    let out = crate::support::bintrail_cmd(&[
+        "stream",
+        "--source-dsn",
+        SOURCE,
+        "--index-dsn",
+        INDEX,
+        "--server-id",
+        "42",
+    ])
+    .env("BINTRAIL_RESET", "true")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("BINTRAIL_RESET is set in the environment")
+            && stderr.contains("run `bintrail stream --reset ...` once by hand"),
+        "{stderr}"
+    );
+}
