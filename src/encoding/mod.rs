@@ -420,49 +420,69 @@ pub fn row_json(table: &TableSpec, values: &[Value]) -> String {
 /// The row's identity as text: the key's values in key order, joined by `|`.
 ///
 /// The key is the primary key in its own column order; without one, `unique_key` (the first
-/// UNIQUE key whose columns are all NOT NULL, when the spec knows it); without either, every
-/// column in table order. Each value is written in its textual form without quotes: strings as
-/// they are, numbers as JSON prints them, NULL as `NULL`, JSON documents as compact JSON text.
-/// A `|` inside a value is not escaped (the established `pk_values` format).
+/// UNIQUE key whose columns are all NOT NULL, when the spec knows it). Each value is written in
+/// its textual form without quotes: strings as they are, numbers as JSON prints them, NULL as
+/// `NULL`, JSON documents as compact JSON text; a `|` or `\` inside a value is escaped with a
+/// backslash (`\|`, `\\`), the established tool's format, so the text splits back into its
+/// values unambiguously and saved queries keep working.
+///
+/// Without either key the row has no identity of its own, and every column's text (BLOBs,
+/// megabytes) would make an unbounded key: the key is then [`ROW_DIGEST_PREFIX`] and the
+/// SHA-256 of the image's JSON text (hex), 71 bytes whatever the row, and never a value itself.
 pub fn pk_values(table: &TableSpec, values: &[Value]) -> String {
     let key: &[usize] = if !table.primary_key.is_empty() {
         &table.primary_key
     } else {
         &table.unique_key
     };
-    let mut out = String::new();
     if key.is_empty() {
-        join_text(&mut out, values.iter());
-    } else {
-        join_text(
-            &mut out,
-            key.iter().map(|&i| values.get(i).unwrap_or(&Value::Null)),
-        );
+        return row_digest(table, values);
+    }
+    let mut out = String::new();
+    for (n, &i) in key.iter().enumerate() {
+        if n > 0 {
+            out.push('|');
+        }
+        push_key_text(&mut out, values.get(i).unwrap_or(&Value::Null));
     }
     out
 }
 
-/// Appends the values' textual forms separated by `|`.
-fn join_text<'a>(out: &mut String, values: impl Iterator<Item = &'a Value>) {
-    for (n, v) in values.enumerate() {
-        if n > 0 {
-            out.push('|');
-        }
-        push_text(out, v);
+/// What starts the `pk_values` of a row of a table without a usable key.
+pub const ROW_DIGEST_PREFIX: &str = "sha256:";
+
+/// [`ROW_DIGEST_PREFIX`] and the hex SHA-256 of the row image's JSON text.
+pub fn row_digest(table: &TableSpec, values: &[Value]) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(row_json(table, values).as_bytes());
+    let mut out = String::with_capacity(ROW_DIGEST_PREFIX.len() + 64);
+    out.push_str(ROW_DIGEST_PREFIX);
+    for b in hash {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
     }
+    out
 }
 
-/// Appends the unquoted textual form of a value.
-fn push_text(out: &mut String, v: &Value) {
+/// Appends the unquoted textual form of a key value, `|` and `\` escaped.
+fn push_key_text(out: &mut String, v: &Value) {
+    let escaped = |out: &mut String, s: &str| {
+        for ch in s.chars() {
+            if ch == '|' || ch == '\\' {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+    };
     match v {
         Value::Null => out.push_str("NULL"),
-        Value::String(s) => out.push_str(s),
+        Value::String(s) => escaped(out, s),
         Value::Number(n) => {
             use std::fmt::Write;
             let _ = write!(out, "{n}");
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Array(_) | Value::Object(_) => out.push_str(&v.to_string()),
+        Value::Array(_) | Value::Object(_) => escaped(out, &v.to_string()),
     }
 }
 
@@ -792,8 +812,8 @@ mod tests {
             (keyed(vec![0], vec![]), "7"),
             (keyed(vec![1, 0], vec![]), "ann|7"),
             (keyed(vec![], vec![1]), "ann"),
-            (keyed(vec![2], vec![1]), "x|y"),
-            (keyed(vec![], vec![]), "7|ann|x|y"),
+            (keyed(vec![2], vec![1]), "x\\|y"),
+            (keyed(vec![2, 1], vec![]), "x\\|y|ann"),
         ];
         for (t, expected) in cases {
             assert_eq!(pk_values(&t, &row), expected);
@@ -801,17 +821,30 @@ mod tests {
     }
 
     #[test]
-    fn pk_values_without_a_key_spell_null_and_json() {
-        let row = [json!(-1), Value::Null, json!({"a": [1, "b"]})];
-        assert_eq!(
-            pk_values(&keyed(vec![], vec![]), &row),
-            r#"-1|NULL|{"a":[1,"b"]}"#
-        );
+    fn pk_values_escape_bars_and_backslashes_and_spell_null_and_json() {
+        let t = keyed(vec![0, 1, 2], vec![]);
+        let row = [json!("a\\|b"), Value::Null, json!({"a": [1, "b|\\"]})];
+        assert_eq!(pk_values(&t, &row), r#"a\\\|b|NULL|{"a":[1,"b\|\\\\"]}"#);
+        // The two keys that were one text before escaping ("a|b" + "c" vs "a" + "b|c").
+        let two = |a: &str, b: &str| pk_values(&keyed(vec![0, 1], vec![]), &[json!(a), json!(b)]);
+        assert_ne!(two("a|b", "c"), two("a", "b|c"));
         let big = [json!(u64::MAX), json!("18446744073709551615"), json!(1.5)];
         assert_eq!(
-            pk_values(&keyed(vec![], vec![]), &big),
+            pk_values(&t, &big),
             "18446744073709551615|18446744073709551615|1.5"
         );
+    }
+
+    #[test]
+    fn pk_values_without_a_key_is_a_bounded_digest_of_the_image() {
+        let t = keyed(vec![], vec![]);
+        let blob = "x".repeat(12 << 20);
+        let row = [json!(1), json!(blob), Value::Null];
+        let key = pk_values(&t, &row);
+        assert!(key.starts_with(ROW_DIGEST_PREFIX), "{key}");
+        assert_eq!(key.len(), ROW_DIGEST_PREFIX.len() + 64);
+        assert_eq!(key, row_digest(&t, &row), "the same row, the same key");
+        assert_ne!(key, pk_values(&t, &[json!(2), json!("x"), Value::Null]));
     }
 
     #[test]
