@@ -67,7 +67,60 @@ pub async fn resolve(
     if flavor == Flavor::Mariadb {
         mark_json_columns(conn, &mut spec).await?;
     }
+    if spec.primary_key.is_empty() {
+        spec.unique_key = unique_key(conn, &spec).await?;
+    }
     Ok(spec)
+}
+
+/// The row identity of a table without a primary key: the first (by name) UNIQUE key whose
+/// parts are all NOT NULL columns the spec has. A functional key part (no column name) or a
+/// nullable column disqualifies a key: NULLs do not collide in a UNIQUE key, so such a key does
+/// not identify a row. Empty when no key qualifies (`pk_values` is then a digest of the row).
+async fn unique_key(conn: &mut Conn, spec: &TableSpec) -> Result<Vec<usize>, SourceError> {
+    let parts: Vec<(String, Option<String>, Option<String>)> = conn
+        .exec(
+            "SELECT s.INDEX_NAME, s.COLUMN_NAME, c.IS_NULLABLE \
+             FROM information_schema.STATISTICS s \
+             LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA \
+               AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME \
+             WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
+               AND s.INDEX_NAME <> 'PRIMARY' \
+             ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX",
+            (&spec.schema, &spec.table),
+        )
+        .await?;
+    Ok(first_not_null_key(spec, &parts))
+}
+
+/// The first key of `parts` (index name, column, IS_NULLABLE; grouped by index, in key order)
+/// whose every part is a NOT NULL column of `spec`, as column indexes in key order.
+fn first_not_null_key(
+    spec: &TableSpec,
+    parts: &[(String, Option<String>, Option<String>)],
+) -> Vec<usize> {
+    let mut i = 0;
+    while i < parts.len() {
+        let name = &parts[i].0;
+        let end = parts[i..]
+            .iter()
+            .position(|p| &p.0 != name)
+            .map_or(parts.len(), |n| i + n);
+        let key: Option<Vec<usize>> = parts[i..end]
+            .iter()
+            .map(|(_, column, nullable)| {
+                let column = column.as_deref()?;
+                (nullable.as_deref() == Some("NO"))
+                    .then(|| spec.column_index(column))
+                    .flatten()
+            })
+            .collect();
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
+            return key;
+        }
+        i = end;
+    }
+    Vec::new()
 }
 
 type ColumnRow = (String, String, String, Option<String>, Option<u16>);
@@ -234,8 +287,7 @@ async fn mark_json_columns(conn: &mut Conn, spec: &mut TableSpec) -> Result<(), 
              WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'",
             (&spec.schema, &spec.table),
         )
-        .await
-        .unwrap_or_default();
+        .await?;
     for clause in clauses {
         let name = clause
             .trim_start_matches("json_valid(")
@@ -253,6 +305,32 @@ async fn mark_json_columns(conn: &mut Conn, spec: &mut TableSpec) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_unique_key_of_not_null_columns_identifies_a_keyless_row() {
+        let spec = TableSpec {
+            schema: "s".into(),
+            table: "t".into(),
+            columns: ["a", "b", "c"]
+                .iter()
+                .map(|n| super::super::schema::ColumnSpec::new(*n, ColumnType::MYSQL_TYPE_LONG, 0))
+                .collect(),
+            primary_key: vec![],
+            unique_key: vec![],
+        };
+        let part = |k: &str, c: Option<&str>, null: &str| {
+            (k.to_string(), c.map(str::to_string), Some(null.to_string()))
+        };
+        let parts = vec![
+            part("u1", Some("a"), "YES"),
+            part("u2", None, "NO"),
+            part("u3", Some("c"), "NO"),
+            part("u3", Some("b"), "NO"),
+            part("u4", Some("a"), "NO"),
+        ];
+        assert_eq!(first_not_null_key(&spec, &parts), vec![2, 1]);
+        assert!(first_not_null_key(&spec, &parts[..2]).is_empty());
+    }
 
     #[test]
     fn enum_members_unquote_doubled_quotes() {

@@ -10,6 +10,7 @@ mod formats;
 mod gaps;
 mod history;
 mod huge;
+mod keys;
 mod metrics;
 mod packaging;
 mod packet;
