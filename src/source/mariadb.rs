@@ -58,6 +58,10 @@ pub const DELETE_ROWS_COMPRESSED_EVENT: u8 = 171;
 
 /// `flags2` bit: the event group is a single statement without BEGIN/COMMIT (DDL).
 const FL_STANDALONE: u8 = 1;
+/// `flags2` bit: a commit id (u64) follows the flags.
+const FL_GROUP_COMMIT_ID: u8 = 2;
+/// `flags2` bit: the group is the prepare of an XA transaction; its XID follows.
+const FL_PREPARED_XA: u8 = 0x40;
 
 /// A decoded MariaDB GTID event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +70,9 @@ pub struct MariadbGtid {
     pub gtid: Gtid,
     /// True when no BEGIN/COMMIT surrounds the group: the next statement ends it.
     pub standalone: bool,
+    /// The XID (as `X'…',X'…',N`) when the group is the prepare of an XA transaction
+    /// (`FL_PREPARED_XA`): its rows wait for a later `XA COMMIT`/`XA ROLLBACK` group.
+    pub prepared_xa: Option<String>,
 }
 
 /// Parses a GTID event body; `None` when it is too short.
@@ -73,6 +80,24 @@ pub fn parse_gtid(server_id: u32, body: &[u8]) -> Option<MariadbGtid> {
     let seq = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
     let flags = *body.get(12)?;
+    let prepared_xa = if flags & FL_PREPARED_XA != 0 {
+        // After flags2: the commit id (8 bytes) when FL_GROUP_COMMIT_ID, then the XID:
+        // formatID u32, gtrid and bqual lengths u8 each, their bytes.
+        let at = if flags & FL_GROUP_COMMIT_ID != 0 {
+            21
+        } else {
+            13
+        };
+        let format = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?);
+        let (g, b) = (
+            usize::from(*body.get(at + 4)?),
+            usize::from(*body.get(at + 5)?),
+        );
+        let data = body.get(at + 6..at + 6 + g + b)?;
+        Some(crate::source::txn::xid_text(format, &data[..g], &data[g..]))
+    } else {
+        None
+    };
     Some(MariadbGtid {
         gtid: Gtid::Mariadb {
             domain,
@@ -80,6 +105,7 @@ pub fn parse_gtid(server_id: u32, body: &[u8]) -> Option<MariadbGtid> {
             seq,
         },
         standalone: flags & FL_STANDALONE != 0,
+        prepared_xa,
     })
 }
 
@@ -938,5 +964,13 @@ mod tests {
         assert_eq!(g.gtid.to_string(), "3-9-77");
         assert!(g.standalone);
         assert!(parse_gtid(9, &body[..5]).is_none());
+        // A real prepare group's GTID body (flags2 0x4c, XID 'x''y','bq',7).
+        let xa = [
+            12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x4c, 7, 0, 0, 0, 3, 2, 0x78, 0x27, 0x79, 0x62,
+            0x71, 1, 0xff,
+        ];
+        let g = parse_gtid(9, &xa).unwrap();
+        assert_eq!(g.prepared_xa.as_deref(), Some("X'782779',X'6271',7"));
+        assert!(!g.standalone);
     }
 }

@@ -36,7 +36,7 @@ use mysql_common::binlog::events::{
     Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent, TransactionPayloadEvent,
 };
 
-use crate::change::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind, XaPart};
 use crate::encoding;
 use crate::filter::Filter;
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
@@ -52,6 +52,8 @@ pub struct Chunk {
     pub checkpoint: Checkpoint,
     /// Timestamp of the last event covered.
     pub last_event_time: Option<u32>,
+    /// Set when the chunk belongs to an XA transaction (see "XA" in the module documentation).
+    pub xa: Option<XaPart>,
 }
 
 /// Why the event sequence cannot be indexed.
@@ -115,6 +117,16 @@ pub enum TxnError {
         /// Creation time the source reports now.
         found: u32,
     },
+    /// An event type that may carry row changes and that bintrail cannot read: never skipped.
+    #[error("binlog event type {event_type} ({name}) at {position} may carry row changes that bintrail cannot decode; nothing after it is indexed. Upgrade bintrail, or change the source's setting that writes it (see README, Supported sources), then restart")]
+    UnknownEvent {
+        /// The event type code.
+        event_type: u8,
+        /// Its name, where known.
+        name: &'static str,
+        /// Its position.
+        position: BinlogPosition,
+    },
     /// A data change logged as a statement.
     #[error("a statement-logged data change ({kind}) at {position} cannot be indexed: a session used binlog_format=STATEMENT or MIXED; set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW and reconnect clients), then restart from a later position with --reset")]
     Statement {
@@ -146,6 +158,8 @@ struct Txn {
     thread_id: Option<u32>,
     /// Rows events at the start of this transaction already indexed (resume).
     skip: u64,
+    /// The XID of an XA transaction being prepared (its rows wait for the decision).
+    xa: Option<Arc<str>>,
 }
 
 /// The TRANSACTION_PAYLOAD event whose inner events are being read.
@@ -232,6 +246,24 @@ impl Assembler {
     /// On `Err(NeedColumns)` nothing was consumed: provide the spec and feed the event again.
     pub fn feed(&mut self, event: &Event) -> Result<Option<Chunk>, TxnError> {
         let header = event.header();
+        if mariadb::is_compressed(header.event_type_raw()) {
+            // Same log_pos, larger event_size: the place is the compressed event's.
+            let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+            let malformed = |reason: String| TxnError::Malformed {
+                position: BinlogPosition::new(&*self.file, start),
+                reason,
+            };
+            let plain = mariadb::decompress(event)
+                .map_err(|e| malformed(e.to_string()))?
+                .ok_or_else(|| malformed("not a compressed event".into()))?;
+            return self.feed_at(&plain, Some(start));
+        }
+        self.feed_at(event, None)
+    }
+
+    /// [`Assembler::feed`] with the event's start offset given (a decompressed event).
+    fn feed_at(&mut self, event: &Event, start_at: Option<u64>) -> Result<Option<Chunk>, TxnError> {
+        let header = event.header();
         let event_type = header.event_type_raw();
         let inner = header.log_pos() == 0 && self.payload.is_some();
         if !inner && event_type != 40 {
@@ -239,7 +271,9 @@ impl Assembler {
         }
         let start = match &self.payload {
             Some(p) if inner => p.start,
-            _ => u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
+            _ => start_at.unwrap_or_else(|| {
+                u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()))
+            }),
         };
         let here = BinlogPosition::new(&*self.file, start);
         let out = match event_type {
@@ -262,10 +296,12 @@ impl Assembler {
             mariadb::GTID_EVENT => {
                 let parsed = mariadb::parse_gtid(header.server_id(), event.data());
                 let standalone = parsed.as_ref().is_some_and(|g| g.standalone);
+                let xa = parsed.as_ref().and_then(|g| g.prepared_xa.clone());
                 self.begin(start, parsed.map(|g| g.gtid), standalone)?;
                 // MariaDB's GTID event replaces BEGIN: what follows is inside the transaction.
                 if let Some(txn) = self.txn.as_mut() {
                     txn.begun = !standalone;
+                    txn.xa = xa.map(|x| Arc::from(x.as_str()));
                 }
                 None
             }
@@ -274,7 +310,19 @@ impl Assembler {
                 None
             }
             2 => self.on_query(event, start, &here)?,
-            16 => self.commit(event),
+            16 => self.commit(event, None),
+            XA_PREPARE_EVENT => {
+                let (one_phase, xid) =
+                    parse_xa_prepare(event.data()).ok_or_else(|| TxnError::Malformed {
+                        position: here.clone(),
+                        reason: "XA_PREPARE event too short".into(),
+                    })?;
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.xa.get_or_insert_with(|| Arc::from(xid.as_str()));
+                }
+                // One phase: prepared and committed at once; else the rows wait for the decision.
+                self.commit(event, one_phase.then_some(true))
+            }
             19 => {
                 if let Ok(tme) = event.read_event::<TableMapEvent<'_>>() {
                     self.on_table_map(tme.into_owned());
@@ -299,7 +347,14 @@ impl Assembler {
                 });
                 None
             }
-            _ => None,
+            other if carries_no_rows(other, header.flags_raw()) => None,
+            other => {
+                return Err(TxnError::UnknownEvent {
+                    event_type: other,
+                    name: event_name(other),
+                    position: here,
+                })
+            }
         };
         if header.log_pos() > 0 {
             self.end = u64::from(header.log_pos());
@@ -336,6 +391,7 @@ impl Assembler {
             row_events: 0,
             thread_id: None,
             skip: 0,
+            xa: None,
         };
         if let Some(cp) = self.resume.take() {
             let same = match (&cp.resume, &cp.in_flight) {
@@ -376,6 +432,9 @@ impl Assembler {
         };
         let text = query.query_raw();
         let word = first_word(text);
+        if word.eq_ignore_ascii_case("XA") {
+            return self.on_xa_query(text, start, query.thread_id(), event);
+        }
         if word.eq_ignore_ascii_case("BEGIN") {
             if self.txn.is_none() {
                 self.begin(start, None, false)?;
@@ -387,18 +446,20 @@ impl Assembler {
             return Ok(None);
         }
         if word.eq_ignore_ascii_case("COMMIT") {
-            return Ok(self.commit(event));
+            return Ok(self.commit(event, None));
         }
         if word.eq_ignore_ascii_case("ROLLBACK") {
             // Only non-transactional changes are logged before a ROLLBACK; the transactional
             // rows of that group never happened.
             self.pending.clear();
-            return Ok(self.commit(event));
+            return Ok(self.commit(event, None));
         }
         let in_begun_txn = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
-        let dml = ["INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"]
-            .iter()
-            .any(|k| word.eq_ignore_ascii_case(k));
+        let dml = [
+            "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD", "WITH", "CALL",
+        ]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k));
         if in_begun_txn && dml && !self.filter.statement_may_touch(&query.schema(), text) {
             // A statement on schemas this stream does not index cannot affect its data.
             return Ok(None);
@@ -417,7 +478,52 @@ impl Assembler {
         if self.txn.is_none() {
             self.begin(start, None, true)?;
         }
-        Ok(self.commit(event))
+        Ok(self.commit(event, None))
+    }
+
+    /// `XA START` opens an XA transaction (MySQL logs it; MariaDB puts the XID in its GTID
+    /// event instead), `XA END` is inside it, and `XA COMMIT`/`XA ROLLBACK` of a prepared XA
+    /// are a transaction of their own, possibly long after the prepare.
+    fn on_xa_query(
+        &mut self,
+        text: &[u8],
+        start: u64,
+        thread_id: u32,
+        event: &Event,
+    ) -> Result<Option<Chunk>, TxnError> {
+        let text = String::from_utf8_lossy(text);
+        let mut words = text.trim_start().splitn(3, char::is_whitespace);
+        let (_, verb, rest) = (words.next(), words.next().unwrap_or(""), words.next());
+        let xid = rest.map(|r| Arc::from(r.trim()));
+        if verb.eq_ignore_ascii_case("START") || verb.eq_ignore_ascii_case("BEGIN") {
+            if self.txn.is_none() {
+                self.begin(start, None, false)?;
+            }
+            if let Some(txn) = self.txn.as_mut() {
+                txn.begun = true;
+                txn.thread_id = Some(thread_id);
+                txn.xa = xid;
+            }
+            return Ok(None);
+        }
+        let decision = if verb.eq_ignore_ascii_case("COMMIT") {
+            Some(true)
+        } else if verb.eq_ignore_ascii_case("ROLLBACK") {
+            Some(false)
+        } else {
+            // XA END (inside the transaction), and nothing else is logged.
+            return Ok(None);
+        };
+        if self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone) {
+            return Ok(None);
+        }
+        if self.txn.is_none() {
+            self.begin(start, None, true)?;
+        }
+        if let Some(txn) = self.txn.as_mut() {
+            txn.xa = xid;
+        }
+        Ok(self.commit(event, decision))
     }
 
     /// A FORMAT_DESCRIPTION opens every binlog file; its timestamp is the file's creation time.
@@ -557,10 +663,15 @@ impl Assembler {
                 binlog_created: self.file_created,
             },
             last_event_time: self.last_time,
+            xa: txn.xa.clone().map(|xid| XaPart {
+                xid,
+                decision: None,
+            }),
         }
     }
 
-    fn commit(&mut self, event: &Event) -> Option<Chunk> {
+    /// Ends the transaction; `decision` is that of an XA (see [`XaPart::decision`]).
+    fn commit(&mut self, event: &Event, decision: Option<bool>) -> Option<Chunk> {
         let header = event.header();
         let txn = self.txn.take();
         // Inside a compressed payload the commit has no offset: the payload's end is it.
@@ -594,6 +705,7 @@ impl Assembler {
                 binlog_created: self.file_created,
             },
             last_event_time: self.last_time,
+            xa: txn.and_then(|t| t.xa).map(|xid| XaPart { xid, decision }),
         })
     }
 }
@@ -675,13 +787,112 @@ fn rotate_target(event: &Event) -> Option<(String, u64)> {
 }
 
 /// The statement's first word, for classification (never logged with the rest of the text).
+/// XA_PREPARE_LOG_EVENT (MySQL and MariaDB): ends the prepare of an XA transaction.
+const XA_PREPARE_EVENT: u8 = 38;
+
+/// `LOG_EVENT_IGNORABLE_F`: the server marks an event that a reader may skip safely.
+const LOG_EVENT_IGNORABLE_F: u16 = 0x80;
+
+/// The one rule for events the assembler has no arm for: `true` only for types known to carry
+/// no row change (and for events the server itself flags ignorable). Anything else, such as
+/// statement-based LOAD DATA, an INCIDENT (the source lost events) or a type newer than this
+/// code, stops the stream with [`TxnError::UnknownEvent`] instead of being skipped.
+fn carries_no_rows(event_type: u8, flags: u16) -> bool {
+    flags & LOG_EVENT_IGNORABLE_F != 0
+        || matches!(
+            event_type,
+            3 // STOP
+            | 5 | 13 | 14 // INTVAR, RAND, USER_VAR: context of a statement-logged QUERY
+            | 27 | 41 // HEARTBEAT, HEARTBEAT_V2
+            | 28 | 29 // IGNORABLE, ROWS_QUERY
+            | 35 | 36 | 37 // PREVIOUS_GTIDS, TRANSACTION_CONTEXT, VIEW_CHANGE
+        )
+        || matches!(
+            event_type,
+            mariadb::ANNOTATE_ROWS_EVENT
+                | mariadb::BINLOG_CHECKPOINT_EVENT
+                | mariadb::GTID_LIST_EVENT
+                | mariadb::START_ENCRYPTION_EVENT
+        )
+}
+
+/// A name for an event type in error messages.
+fn event_name(event_type: u8) -> &'static str {
+    match event_type {
+        6..=12 | 17 | 18 => "statement-based LOAD DATA",
+        20..=22 => "pre-GA rows event",
+        26 => "INCIDENT: the source recorded that changes may be missing from its binlog",
+        _ => "unknown to this version of bintrail",
+    }
+}
+
+/// `(one_phase, xid)` of an XA_PREPARE event body: one_phase u8, formatID u32, gtrid_length
+/// u32, bqual_length u32 (little-endian), then gtrid and bqual. The XID is spelled as the
+/// server spells it in `XA COMMIT` queries.
+fn parse_xa_prepare(body: &[u8]) -> Option<(bool, String)> {
+    let u32_at = |i: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(body.get(i..i + 4)?.try_into().ok()?))
+    };
+    let one_phase = *body.first()? != 0;
+    let format = u32_at(1)?;
+    let gtrid = usize::try_from(u32_at(5)?).ok()?;
+    let bqual = usize::try_from(u32_at(9)?).ok()?;
+    let data = body.get(13..13 + gtrid.checked_add(bqual)?)?;
+    Some((one_phase, xid_text(format, &data[..gtrid], &data[gtrid..])))
+}
+
+/// `X'<gtrid hex>',X'<bqual hex>',<formatID>`, lowercase hex, as MySQL and MariaDB log it.
+pub fn xid_text(format: u32, gtrid: &[u8], bqual: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("X'");
+    for b in gtrid {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push_str("',X'");
+    for b in bqual {
+        let _ = write!(out, "{b:02x}");
+    }
+    let _ = write!(out, "',{format}");
+    out
+}
+
+/// The statement's first keyword: leading space, parentheses and comments skipped (the text of
+/// a `/*!NNNNN … */` versioned comment is code, so it counts). Bytes, not characters, are
+/// looked at, so a multi-byte character anywhere before the keyword cannot hide it.
 fn first_word(text: &[u8]) -> &str {
-    let text = std::str::from_utf8(&text[..text.len().min(64)]).unwrap_or("");
-    let text = text.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-    let end = text
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    &text[..end]
+    let mut t = text;
+    loop {
+        let skip = t
+            .iter()
+            .position(|&b| !(b.is_ascii_whitespace() || b == b'('))
+            .unwrap_or(t.len());
+        t = &t[skip..];
+        if let Some(rest) = t.strip_prefix(b"/*!") {
+            let digits = rest
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len());
+            t = &rest[digits..];
+        } else if let Some(rest) = t.strip_prefix(b"/*") {
+            t = rest
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(&[][..], |i| &rest[i + 2..]);
+        } else if t.starts_with(b"--") || t.starts_with(b"#") {
+            t = t
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |i| &t[i + 1..]);
+        } else {
+            break;
+        }
+    }
+    let end = t
+        .iter()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(t.len());
+    // ASCII letters only: always UTF-8.
+    std::str::from_utf8(&t[..end]).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -693,5 +904,48 @@ mod tests {
         assert_eq!(first_word(b"  BEGIN"), "BEGIN");
         assert_eq!(first_word(b"(insert into t values (1))"), "insert");
         assert_eq!(first_word(b"COMMIT /* x */"), "COMMIT");
+    }
+
+    #[test]
+    fn first_word_sees_through_comments_and_cut_characters() {
+        assert_eq!(first_word(b"/* app=shop */ UPDATE t SET a = 1"), "UPDATE");
+        assert_eq!(first_word(b"-- note\n# more\n DELETE FROM t"), "DELETE");
+        assert_eq!(
+            first_word(b"/*!40000 INSERT INTO t VALUES (1) */"),
+            "INSERT"
+        );
+        assert_eq!(first_word(b"WITH x AS (SELECT 1) UPDATE t"), "WITH");
+        let long = "/* ".to_string() + &"é".repeat(40) + " */ INSERT";
+        assert_eq!(
+            first_word(long.as_bytes()),
+            "INSERT",
+            "a keyword past byte 64"
+        );
+        let mut long = "INSERT /*".to_string() + &"é".repeat(40);
+        long.push_str("*/");
+        assert_eq!(first_word(long.as_bytes()), "INSERT");
+    }
+
+    #[test]
+    fn xa_prepare_bodies_name_their_xid() {
+        let body = [
+            0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0x78, 0x27, 0x79, 0x62, 0x71,
+        ];
+        assert_eq!(
+            parse_xa_prepare(&body),
+            Some((false, "X'782779',X'6271',7".to_string()))
+        );
+        assert_eq!(parse_xa_prepare(&body[..15]), None);
+    }
+
+    #[test]
+    fn only_events_known_to_carry_no_rows_are_passed_over() {
+        for t in [3, 27, 29, 35, 160, 161, 163] {
+            assert!(carries_no_rows(t, 0), "{t}");
+        }
+        for t in [0, 6, 20, 26, 172, 200] {
+            assert!(!carries_no_rows(t, 0), "{t}");
+        }
+        assert!(carries_no_rows(200, LOG_EVENT_IGNORABLE_F));
     }
 }

@@ -1,6 +1,7 @@
 //! The one integration test binary (each extra binary is another slow link on 2 cores).
 
 mod cli;
+mod compressed;
 mod ddl;
 mod dry_run;
 mod event_checks;
@@ -30,3 +31,4 @@ mod support;
 mod tls;
 mod transient;
 mod types;
+mod xa;
