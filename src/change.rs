@@ -91,3 +91,14 @@ impl Change {
         BinlogPosition::new(&*self.binlog_file, self.start_pos)
     }
 }
+
+/// What a chunk of an XA transaction asks of the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XaPart {
+    /// The XID as the binlog spells it: `X'<gtrid hex>',X'<bqual hex>',<formatID>`.
+    pub xid: Arc<str>,
+    /// `None`: the changes are prepared, not committed (they wait in `xa_prepared`).
+    /// `Some(true)`: the XA committed: its prepared changes become committed changes.
+    /// `Some(false)`: it rolled back: its prepared changes are discarded.
+    pub decision: Option<bool>,
+}

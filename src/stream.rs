@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::change::Change;
+use crate::change::{Change, XaPart};
 use crate::config::{OnGap, StreamConfig};
 use crate::connect::connect;
 use crate::index::writer::{Writer, WriterError};
@@ -214,7 +214,7 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     )
     .await?;
     if !durable {
-        writer.flush(&[], &from, None).await?;
+        writer.flush(&[], &[], &from, None).await?;
     }
     let from = match source::find_gap(&mut source_conn, &info, &from).await? {
         Some(gap) => skip_gap(config, &mut writer, gap).await?,
@@ -410,7 +410,7 @@ async fn write_loop(
             chunk = rx.recv() => match chunk {
                 Some(chunk) => {
                     batch.add(chunk);
-                    if batch.rows.len() >= config.batch_size {
+                    if batch.len() >= config.batch_size {
                         batch.flush(&mut writer, telemetry).await?;
                     }
                 }
@@ -441,6 +441,9 @@ async fn write_loop(
 #[derive(Default)]
 struct Batch {
     rows: Vec<Change>,
+    /// Chunks of XA transactions, in binlog order, each after the number of `rows` before it
+    /// (rare: no buffer reuse).
+    xa: Vec<(usize, XaPart, Vec<Change>)>,
     checkpoint: Option<Checkpoint>,
     last_event_time: Option<u32>,
     /// The last checkpoint committed, rewritten by [`Batch::touch`] when idle.
@@ -448,10 +451,17 @@ struct Batch {
 }
 
 impl Batch {
+    fn len(&self) -> usize {
+        self.rows.len() + self.xa.iter().map(|(_, _, c)| c.len()).sum::<usize>()
+    }
+
     fn add(&mut self, chunk: Chunk) {
-        // Always into the kept vector: its capacity (a batch) is reused flush after flush
-        // instead of growing a fresh one each time.
-        self.rows.extend(chunk.changes);
+        match chunk.xa {
+            Some(part) => self.xa.push((self.rows.len(), part, chunk.changes)),
+            // Always into the kept vector: its capacity (a batch) is reused flush after flush
+            // instead of growing a fresh one each time.
+            None => self.rows.extend(chunk.changes),
+        }
         self.checkpoint = Some(chunk.checkpoint);
         if chunk.last_event_time.is_some() {
             self.last_event_time = chunk.last_event_time;
@@ -484,14 +494,18 @@ impl Batch {
         telemetry.flush_begins();
         let result = tokio::time::timeout(
             FLUSH_DEADLINE,
-            writer.flush(&self.rows, &checkpoint, self.last_event_time),
+            writer.flush(&self.rows, &self.xa, &checkpoint, self.last_event_time),
         )
         .await;
-        let rows = self.rows.len() as u64;
         let text = checkpoint.resume.to_string();
-        let committed = matches!(result, Ok(Ok(())));
+        // Only rows the index did not hold yet count: a replay after a restart adds none.
+        let inserted = match &result {
+            Ok(Ok(n)) => Some(*n),
+            _ => None,
+        };
+        let rows = inserted.unwrap_or(0);
         telemetry.flush_ends(
-            committed.then_some(FlushReport {
+            inserted.map(|rows| FlushReport {
                 rows,
                 checkpoint: &text,
                 last_event_time: self.last_event_time,
@@ -501,10 +515,11 @@ impl Batch {
         match result {
             Err(_) => return Err(StreamError::FlushTimeout(FLUSH_DEADLINE)),
             Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
         }
         tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, checkpoint = %text, "flushed");
         self.rows.clear();
+        self.xa.clear();
         self.committed = Some(checkpoint);
         Ok(true)
     }

@@ -49,6 +49,9 @@ pub const STREAM_STATE: &str = "stream_state";
 /// Ranges of the source's history that a stream skipped (purged binlogs, `--on-gap=skip`).
 pub const STREAM_GAPS: &str = "stream_gaps";
 
+/// Changes of prepared XA transactions waiting for their `XA COMMIT` or `XA ROLLBACK`.
+pub const XA_PREPARED: &str = "xa_prepared";
+
 /// Width of one `binlog_events` partition: an hour, in seconds.
 pub const PARTITION_SECONDS: i64 = 3_600;
 /// Hourly partitions `init` creates ahead of the current hour.
@@ -198,6 +201,31 @@ const CREATE_STREAM_GAPS: &str = "CREATE TABLE IF NOT EXISTS `stream_gaps` (
   KEY `k_stream` (`server_id`, `detected_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
+const CREATE_XA_PREPARED: &str = "CREATE TABLE IF NOT EXISTS `xa_prepared` (
+  `seq` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `stream_id` INT UNSIGNED NOT NULL,
+  `xid` VARCHAR(300) CHARACTER SET ascii COLLATE ascii_bin NOT NULL COMMENT 'X''gtrid'',X''bqual'',formatID as the binlog spells it',
+  `prepared_at` DATETIME(3) NOT NULL COMMENT 'UTC, when the stream wrote it',
+  `binlog_file` VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `start_pos` BIGINT UNSIGNED NOT NULL,
+  `end_pos` BIGINT UNSIGNED NOT NULL,
+  `row_in_event` INT UNSIGNED NOT NULL,
+  `event_timestamp` DATETIME NOT NULL COMMENT 'UTC',
+  `gtid` VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  `connection_id` INT UNSIGNED NULL,
+  `schema_name` VARCHAR(64) NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `event_type` TINYINT UNSIGNED NOT NULL,
+  `pk_values` MEDIUMTEXT NOT NULL,
+  `changed_columns` JSON NULL,
+  `row_before` JSON NULL,
+  `row_after` JSON NULL,
+  `schema_version` INT UNSIGNED NOT NULL,
+  PRIMARY KEY (`seq`),
+  UNIQUE KEY `uk_change` (`stream_id`, `binlog_file`, `start_pos`, `row_in_event`),
+  KEY `k_xid` (`stream_id`, `xid`, `seq`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
 /// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
 struct IndexTable {
     name: &'static str,
@@ -206,7 +234,7 @@ struct IndexTable {
 }
 
 /// Every index table.
-const TABLES: [IndexTable; 3] = [
+const TABLES: [IndexTable; 4] = [
     IndexTable {
         name: BINLOG_EVENTS,
         create: CREATE_BINLOG_EVENTS,
@@ -259,6 +287,22 @@ const TABLES: [IndexTable; 3] = [
             ("gap_to", "text"),
             ("detected_at", "datetime"),
             ("reason", "text"),
+        ],
+    },
+    IndexTable {
+        name: XA_PREPARED,
+        create: CREATE_XA_PREPARED,
+        columns: &[
+            ("seq", "bigint"),
+            ("stream_id", "int"),
+            ("xid", "varchar"),
+            ("prepared_at", "datetime"),
+            ("binlog_file", "varchar"),
+            ("start_pos", "bigint"),
+            ("row_in_event", "int"),
+            ("pk_values", "mediumtext"),
+            ("row_before", "json"),
+            ("row_after", "json"),
         ],
     },
 ];
@@ -401,9 +445,30 @@ pub async fn init_at(
 }
 
 /// Checks that every index table exists with a compatible shape (run before streaming).
+///
+/// A table added after an index was created ([`XA_PREPARED`]) is created here instead of
+/// refused, so an existing index keeps working after an upgrade without another `init`.
 pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
-    for IndexTable { name: table, .. } in TABLES {
-        if !check_table(conn, database, table).await? {
+    for IndexTable {
+        name: table,
+        create,
+        ..
+    } in TABLES
+    {
+        let exists = check_table(conn, database, table).await?;
+        if !exists && table == XA_PREPARED {
+            let qualified = create.replacen(
+                "`xa_prepared`",
+                &format!("{}.`xa_prepared`", ident(database)),
+                1,
+            );
+            conn.query_drop(qualified)
+                .await
+                .map_err(|source| DdlError::Server {
+                    database: database.to_string(),
+                    source,
+                })?;
+        } else if !exists {
             return Err(DdlError::Missing {
                 database: database.to_string(),
                 table,

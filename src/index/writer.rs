@@ -10,7 +10,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::change::Change;
+use crate::change::{Change, XaPart};
 use crate::config::IndexConfig;
 use crate::connect::{connect, ConnectError};
 use crate::position::Checkpoint;
@@ -19,10 +19,35 @@ use crate::tls::TlsConfig;
 
 use super::state;
 
-const INSERT_HEAD: &str = "INSERT INTO binlog_events (stream_id, binlog_file, start_pos, end_pos, \
-     row_in_event, event_timestamp, gtid, connection_id, schema_name, table_name, event_type, \
-     pk_values, changed_columns, row_before, row_after, schema_version) VALUES ";
+/// The columns a change is written to, in `binlog_events` and in `xa_prepared` alike.
+macro_rules! change_columns {
+    () => {
+        "stream_id, binlog_file, start_pos, end_pos, row_in_event, event_timestamp, gtid, \
+         connection_id, schema_name, table_name, event_type, pk_values, changed_columns, \
+         row_before, row_after, schema_version"
+    };
+}
+const INSERT_HEAD: &str = concat!(
+    "INSERT INTO binlog_events (",
+    change_columns!(),
+    ") VALUES "
+);
 const INSERT_TAIL: &str = " ON DUPLICATE KEY UPDATE event_id = event_id";
+/// Changes of a prepared XA transaction wait in `xa_prepared` for its decision.
+const XA_INSERT_HEAD: &str = concat!(
+    "INSERT INTO xa_prepared (",
+    change_columns!(),
+    ", xid, prepared_at) VALUES "
+);
+const XA_INSERT_TAIL: &str = " ON DUPLICATE KEY UPDATE seq = seq";
+/// A committed XA: its prepared changes become committed changes (a replay inserts nothing twice).
+const XA_COMMIT_HEAD: &str = concat!(
+    "INSERT INTO binlog_events (",
+    change_columns!(),
+    ") SELECT ",
+    change_columns!(),
+    " FROM xa_prepared WHERE stream_id = "
+);
 /// Room kept below max_allowed_packet for the packet header and the statement tail.
 const PACKET_MARGIN: usize = 1024;
 /// Bytes of a tuple besides its text values: numbers, separators, quotes, FROM_UNIXTIME().
@@ -99,44 +124,90 @@ impl Writer {
         })
     }
 
-    /// Writes `rows` and `checkpoint` in one transaction.
+    /// Writes `rows`, the XA parts `xa` and `checkpoint` in one transaction; returns how many
+    /// changes became new rows of `binlog_events` (a replayed change, which the unique key
+    /// ignores, is not counted). Each XA part names the number of `rows` before it in binlog
+    /// order, so that a committed XA lands between the changes around it.
     pub async fn flush(
         &mut self,
         rows: &[Change],
+        xa: &[(usize, XaPart, Vec<Change>)],
         checkpoint: &Checkpoint,
         last_event_time: Option<u32>,
-    ) -> Result<(), WriterError> {
-        let statements = self.insert_statements(rows)?;
+    ) -> Result<u64, WriterError> {
+        let mut statements = Vec::new();
+        let mut done = 0;
+        for (at, part, changes) in xa {
+            for sql in self.insert_statements(&rows[done..*at], None)? {
+                statements.push((sql, true));
+            }
+            done = *at;
+            for sql in self.insert_statements(changes, Some(&part.xid))? {
+                statements.push((sql, false));
+            }
+            statements.extend(self.decision_statements(part));
+        }
+        for sql in self.insert_statements(&rows[done..], None)? {
+            statements.push((sql, true));
+        }
         let result = self
-            .run_flush(&statements, rows, checkpoint, last_event_time)
+            .run_flush(&statements, checkpoint, last_event_time)
             .await;
         // Statement buffers are kept for the next flush: a fresh half-megabyte String per flush
         // costs a page-fault storm (perf: a twentieth of a catch-up's CPU in clear_page).
-        self.spare = statements;
+        self.spare = statements.into_iter().map(|(sql, _)| sql).collect();
         result
     }
 
+    /// The statements that carry out an XA decision, each flagged when its affected rows are
+    /// new rows of `binlog_events`.
+    fn decision_statements(&self, part: &XaPart) -> Vec<(String, bool)> {
+        let Some(commit) = part.decision else {
+            return Vec::new();
+        };
+        let mut key = format!("{} AND xid = ", self.server_id);
+        push_plain_literal(&mut key, &part.xid);
+        let mut out = Vec::new();
+        if commit {
+            out.push((
+                format!("{XA_COMMIT_HEAD}{key} ORDER BY seq{INSERT_TAIL}"),
+                true,
+            ));
+        }
+        out.push((
+            format!("DELETE FROM xa_prepared WHERE stream_id = {key}"),
+            false,
+        ));
+        out
+    }
+
+    /// Runs `statements` (each flagged when its affected rows are new `binlog_events` rows)
+    /// and the checkpoint in one transaction.
     async fn run_flush(
         &mut self,
-        statements: &[String],
-        rows: &[Change],
+        statements: &[(String, bool)],
         checkpoint: &Checkpoint,
         last_event_time: Option<u32>,
-    ) -> Result<(), WriterError> {
-        let checkpoint_sql = state::upsert_sql(
-            self.server_id,
-            checkpoint,
-            &self.source_uuid,
-            rows.len() as u64,
-            last_event_time,
-        );
+    ) -> Result<u64, WriterError> {
         let result = async {
+            let mut inserted = 0;
             self.conn.query_drop("START TRANSACTION").await?;
-            for sql in statements {
+            for (sql, counts) in statements {
                 self.conn.query_drop(sql).await?;
+                if *counts {
+                    inserted += self.conn.affected_rows();
+                }
             }
+            let checkpoint_sql = state::upsert_sql(
+                self.server_id,
+                checkpoint,
+                &self.source_uuid,
+                inserted,
+                last_event_time,
+            );
             self.conn.query_drop(&checkpoint_sql).await?;
-            self.conn.query_drop("COMMIT").await
+            self.conn.query_drop("COMMIT").await?;
+            Ok::<u64, mysql_async::Error>(inserted)
         }
         .await;
         if result.is_err() {
@@ -180,9 +251,19 @@ impl Writer {
 
     /// Multi-row INSERTs, each below the statement size limit. Tuples are written straight
     /// into the statement (no per-row buffer), which is sized from the batch's data up front.
-    fn insert_statements(&mut self, rows: &[Change]) -> Result<Vec<String>, WriterError> {
+    ///
+    /// With `xa`, the rows are the prepared changes of that XA transaction, for `xa_prepared`.
+    fn insert_statements(
+        &mut self,
+        rows: &[Change],
+        xa: Option<&str>,
+    ) -> Result<Vec<String>, WriterError> {
+        let (head, tail) = match xa {
+            None => (INSERT_HEAD, INSERT_TAIL),
+            Some(_) => (XA_INSERT_HEAD, XA_INSERT_TAIL),
+        };
         let data: usize = rows.iter().map(Change::text_len).sum();
-        let estimate = INSERT_HEAD.len() + INSERT_TAIL.len() + data + rows.len() * TUPLE_OVERHEAD;
+        let estimate = head.len() + tail.len() + data + rows.len() * TUPLE_OVERHEAD;
         let capacity = estimate.min(self.max_statement);
         let mut spare = std::mem::take(&mut self.spare);
         let mut buffer = move || {
@@ -196,29 +277,29 @@ impl Writer {
         for change in rows {
             let mark = sql.len();
             if mark == 0 {
-                sql.push_str(INSERT_HEAD);
+                sql.push_str(head);
             } else {
                 sql.push(',');
             }
-            self.push_tuple(&mut sql, change);
-            if sql.len() + INSERT_TAIL.len() <= self.max_statement {
+            self.push_tuple(&mut sql, change, xa);
+            if sql.len() + tail.len() <= self.max_statement {
                 continue;
             }
             if mark == 0 {
-                return Err(self.oversize(change, sql.len() + INSERT_TAIL.len()));
+                return Err(self.oversize(change, sql.len() + tail.len()));
             }
             // Close the statement before this row and start the next one with it.
             sql.truncate(mark);
-            sql.push_str(INSERT_TAIL);
+            sql.push_str(tail);
             out.push(std::mem::replace(&mut sql, buffer()));
-            sql.push_str(INSERT_HEAD);
-            self.push_tuple(&mut sql, change);
-            if sql.len() + INSERT_TAIL.len() > self.max_statement {
-                return Err(self.oversize(change, sql.len() + INSERT_TAIL.len()));
+            sql.push_str(head);
+            self.push_tuple(&mut sql, change, xa);
+            if sql.len() + tail.len() > self.max_statement {
+                return Err(self.oversize(change, sql.len() + tail.len()));
             }
         }
         if !sql.is_empty() {
-            sql.push_str(INSERT_TAIL);
+            sql.push_str(tail);
             out.push(sql);
         }
         Ok(out)
@@ -235,7 +316,7 @@ impl Writer {
         }
     }
 
-    fn push_tuple(&self, out: &mut String, c: &Change) {
+    fn push_tuple(&self, out: &mut String, c: &Change, xa: Option<&str>) {
         use std::fmt::Write;
         let _ = write!(out, "({},", self.server_id);
         push_plain_literal(out, &c.binlog_file);
@@ -262,7 +343,13 @@ impl Writer {
         push_opt(out, c.row_before.as_deref());
         out.push(',');
         push_opt(out, c.row_after.as_deref());
-        let _ = write!(out, ",{})", c.schema_version);
+        let _ = write!(out, ",{}", c.schema_version);
+        if let Some(xid) = xa {
+            out.push(',');
+            push_plain_literal(out, xid);
+            out.push_str(",UTC_TIMESTAMP(3)");
+        }
+        out.push(')');
     }
 
     /// Closes the connection politely.
