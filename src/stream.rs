@@ -40,6 +40,9 @@ use crate::telemetry::{FlushReport, Phase, Telemetry};
 
 /// Chunks in flight between reader and writer (or `--dry-run`'s counter) at most.
 pub(crate) const CHANNEL_BOUND: usize = 16;
+/// Bytes of row text at which the writer flushes before `--batch-size` rows (see
+/// `source::txn::CHUNK_BYTES` for the memory bound this is part of).
+const BATCH_BYTES: usize = 4 << 20;
 /// An index transaction that takes longer than this is abandoned and retried on a new connection.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
 /// Start-up (connects, checks, binlog request) taking longer than this is retried.
@@ -410,7 +413,7 @@ async fn write_loop(
             chunk = rx.recv() => match chunk {
                 Some(chunk) => {
                     batch.add(chunk);
-                    if batch.len() >= config.batch_size {
+                    if batch.len() >= config.batch_size || batch.bytes >= BATCH_BYTES {
                         batch.flush(&mut writer, telemetry).await?;
                     }
                 }
@@ -444,6 +447,9 @@ struct Batch {
     /// Chunks of XA transactions, in binlog order, each after the number of `rows` before it
     /// (rare: no buffer reuse).
     xa: Vec<(usize, XaPart, Vec<Change>)>,
+    /// Bytes of row text pending: a batch of BLOB rows flushes at [`BATCH_BYTES`], not only at
+    /// --batch-size rows, so memory is bounded by bytes too.
+    bytes: usize,
     checkpoint: Option<Checkpoint>,
     last_event_time: Option<u32>,
     /// The last checkpoint committed, rewritten by [`Batch::touch`] when idle.
@@ -456,6 +462,7 @@ impl Batch {
     }
 
     fn add(&mut self, chunk: Chunk) {
+        self.bytes += chunk.changes.iter().map(Change::text_len).sum::<usize>();
         match chunk.xa {
             Some(part) => self.xa.push((self.rows.len(), part, chunk.changes)),
             // Always into the kept vector: its capacity (a batch) is reused flush after flush
@@ -520,6 +527,7 @@ impl Batch {
         tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, checkpoint = %text, "flushed");
         self.rows.clear();
         self.xa.clear();
+        self.bytes = 0;
         self.committed = Some(checkpoint);
         Ok(true)
     }

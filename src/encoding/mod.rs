@@ -539,6 +539,7 @@ mod tests {
             ],
             primary_key: vec![0],
             unique_key: vec![],
+            non_transactional: false,
         }
     }
 
@@ -659,6 +660,7 @@ mod tests {
             ],
             primary_key: vec![0],
             unique_key: vec![],
+            non_transactional: false,
         }
     }
 

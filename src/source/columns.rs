@@ -70,8 +70,24 @@ pub async fn resolve(
     if spec.primary_key.is_empty() {
         spec.unique_key = unique_key(conn, &spec).await?;
     }
+    let engine: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&spec.schema, &spec.table),
+        )
+        .await?;
+    spec.non_transactional = engine.flatten().is_some_and(|e| {
+        NON_TRANSACTIONAL_ENGINES
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&e))
+    });
     Ok(spec)
 }
+
+/// Engines whose changes a ROLLBACK cannot undo (a table dropped since, or of an engine not
+/// listed, counts as transactional: its rows are dropped with a rolled-back group).
+const NON_TRANSACTIONAL_ENGINES: [&str; 6] =
+    ["MyISAM", "Aria", "MEMORY", "CSV", "ARCHIVE", "MRG_MyISAM"];
 
 /// The row identity of a table without a primary key: the first (by name) UNIQUE key whose
 /// parts are all NOT NULL columns the spec has. A functional key part (no column name) or a
@@ -317,6 +333,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             unique_key: vec![],
+            non_transactional: false,
         };
         let part = |k: &str, c: Option<&str>, null: &str| {
             (k.to_string(), c.map(str::to_string), Some(null.to_string()))

@@ -110,6 +110,9 @@ pub struct TableSpec {
     /// only when `primary_key` is empty. The table map never carries it (empty from
     /// [`TableSpec::from_table_map`]); a caller that reads `information_schema` may fill it.
     pub unique_key: Vec<usize>,
+    /// The table's engine cannot roll back (MyISAM, Aria, MEMORY…): its changes in a group
+    /// that ends in ROLLBACK persist. Not in the table map; filled from information_schema.
+    pub non_transactional: bool,
 }
 
 /// Which server wrote the table map: the two differ in which columns a charset list covers.
@@ -248,6 +251,7 @@ fn build(tme: &TableMapEvent<'_>, flavor: ServerFlavor) -> Result<(TableSpec, bo
         columns: column_shapes(&ctx, &parts)?,
         primary_key: Vec::new(),
         unique_key: Vec::new(),
+        non_transactional: false,
     };
     let has_names = apply_optional(&ctx, &mut spec, parts.optional)?;
     Ok((spec, has_names))

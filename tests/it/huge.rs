@@ -136,3 +136,53 @@ async fn a_million_row_transaction_streams_in_bounded_memory_and_resumes_mid_tra
         );
     }
 }
+
+/// Memory is bounded by bytes, not only by rows: 64 rows of 2 MiB BLOBs in one transaction
+/// (170 MiB of row text) are far fewer than --batch-size rows, so before, the whole transaction
+/// sat in one chunk, again in the writer's batch and again in its statements. Chunks and
+/// batches now close at 4 MiB of row text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_megabyte_rows_stream_in_memory_bounded_by_bytes() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let schema = unique("wide");
+    let table = format!("{schema}.t");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {schema}; CREATE TABLE {table} (id INT PRIMARY KEY, b LONGBLOB)"
+        ))
+        .await;
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".into(), schema.clone()]);
+    let stream = Stream::start(source, &index, id, &flags);
+    source
+        .exec(&format!(
+            "INSERT INTO {table} WITH RECURSIVE s AS (SELECT 0 AS n UNION ALL SELECT n + 1 FROM s WHERE n < 63) \
+             SELECT n, REPEAT(CHAR(65 + n % 26), 2097152) FROM s"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    let peak = stream.peak_rss_kib();
+    assert_eq!(stream.stop().await, 0);
+    let mut conn = index.conn().await;
+    let (rows, right): (u64, u64) = conn
+        .exec_first(
+            "SELECT COUNT(*), SUM(event_type = 1 AND row_before IS NULL AND JSON_LENGTH(row_after) = 2 \
+               AND pk_values = CAST(row_after->'$.id' AS CHAR) \
+               AND SHA2(FROM_BASE64(row_after->>'$.b'), 256) = \
+                   SHA2(REPEAT(CHAR(65 + row_after->'$.id' % 26), 2097152), 256)) \
+             FROM binlog_events WHERE schema_name = ?",
+            (&schema,),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!((rows, right), (64, 64), "every row, every image whole");
+    eprintln!("peak RSS with 64 rows of 2 MiB in one transaction: {peak} KiB");
+    assert!(
+        peak < 256 * 1024,
+        "peak RSS {peak} KiB: memory is not bounded by bytes"
+    );
+}

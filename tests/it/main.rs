@@ -22,6 +22,7 @@ mod recover;
 mod refusals;
 mod resume;
 mod resume_cost;
+mod rollback;
 mod rotate;
 mod servers;
 mod service;
