@@ -13,7 +13,10 @@
 //! `"2024-01-02 03:04:05.000000"` and TIME `"03:04:05.000000"` (always six digits, as MySQL's
 //! JSON printer does), DECIMAL as a string of its exact digits (serde_json here has no
 //! arbitrary-precision numbers, and an f64 would round), any other opaque value as MySQL's
-//! `"base64:type<N>:<base64>"`. An empty document (0 bytes) is `null`.
+//! `"base64:type<N>:<base64>"`. An empty document (0 bytes) is `null`. The result is the
+//! source's document; its containers at level 100 and strings beginning with `json:` are put in
+//! the `json:` form afterwards ([`super::json_raw::seal`]), once any partial-update diffs, which
+//! address the source's document, have applied.
 
 use serde_json::{Map, Number, Value};
 

@@ -16,6 +16,10 @@
 //!   (`binlog_row_value_options=PARTIAL_JSON`) may log a JSON column of its after image as a
 //!   list of diffs against the before image; the decoder applies them ([`jsondiff`]), so the
 //!   stored after image is the one the plain UPDATE_ROWS_EVENT would have carried.
+//! * **Every row stays indexable, and JSON stays exact.** What the index's own JSON column
+//!   would refuse or round (a document nested 100 deep, a MariaDB JSON number beyond a double)
+//!   is kept as its text in the `json:` form of [`json_raw`], which `recover` turns back into
+//!   the source's document.
 //!
 //! # Value encoding
 //!
@@ -40,7 +44,8 @@
 //! | ENUM | the member name; index 0 (the error value) is `""` | `"red"` |
 //! | SET | member names in definition order joined by `,`; the empty set is `""`, never null | `"a,c"` |
 //! | JSON (MySQL binary JSON) | the document itself, not a string; inside it DATE is `"YYYY-MM-DD"`, DATETIME/TIMESTAMP `"YYYY-MM-DD HH:MM:SS.ffffff"`, TIME `"HH:MM:SS.ffffff"` (MySQL's JSON text forms), DECIMAL a string of its exact digits (serde_json has no exact decimal numbers here), other opaque values `"base64:type<N>:<base64>"`; an empty value (0 bytes) is null | `{"d":"2024-01-02","n":"1.50"}` |
-//! | JSON on MariaDB (a text column flagged `json_text`) | the parsed document | `[1,2]` |
+//! | JSON on MariaDB (a text column flagged `json_text`) | the parsed document; a number no JSON number keeps exactly (beyond 64-bit integers or a double's precision or range) is `"json:<its exact text>"`, an object with a key twice `"json:<its exact text>"`, an escape JSON lacks (`\x`) the character itself | `[1,2]`, `["json:1e400"]` |
+//! | JSON, both flavors: the `json:` form ([`json_raw`]) | a container at level 100 of the document (MySQL's maximum; the row image adds a level the index refuses) is `"json:<its JSON text>"`; a source string that begins with `json:` is in that form too, so a stored string `"json:…"` always stands for the JSON text after the prefix | `[[…["json:[1,2]"]…]]`, `"json:\"json:x\""` |
 //! | GEOMETRY | base64 of MySQL's internal form (4-byte SRID, then WKB) | `"AAAAAAEBAAAA…"` |
 //! | VECTOR | array of numbers, each an f32 as for FLOAT | `[1.5,-2.0,0.1]` |
 //! | generated columns (virtual or stored) | whatever the image carries, by their type | |
@@ -50,14 +55,17 @@
 
 mod cursor;
 mod decimal;
+mod json_raw;
 mod json_text;
 mod jsonb;
 mod jsondiff;
+mod mariadb_json;
 mod temporal;
 mod text;
 mod value;
 
 mod sql_literal;
+pub use json_raw::{unsealed, RAW_PREFIX};
 pub use sql_literal::{
     base64_decode, literal, push_comparand, push_literal, LiteralError, SqlType,
 };
@@ -233,23 +241,43 @@ pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowP
     }
     let has_before = check_full(table, ev.columns_before_image().map(|b| b.iter_zeros()))?;
     let has_after = check_full(table, ev.columns_after_image().map(|b| b.iter_zeros()))?;
+    let has_json = table
+        .columns
+        .iter()
+        .any(|c| c.col_type == ColumnType::MYSQL_TYPE_JSON);
     let mut cur = Cursor::new(ev.rows_data());
     let mut rows = Vec::new();
     while !cur.is_empty() {
         let row = rows.len();
-        let before = has_before
+        let mut before = has_before
             .then(|| decode_image(table, &mut cur, row))
             .transpose()?;
-        let after = match (has_after, &before) {
+        let mut after = match (has_after, &before) {
             (true, Some(before)) if partial => {
                 Some(decode_partial_after(table, &mut cur, row, before)?)
             }
             (true, _) => Some(decode_image(table, &mut cur, row)?),
             (false, _) => None,
         };
+        if has_json {
+            // After the diffs, which address the source's document, not its stored form.
+            for image in [&mut before, &mut after].into_iter().flatten() {
+                seal_json_columns(table, image);
+            }
+        }
         rows.push(RowPair { before, after });
     }
     Ok(rows)
+}
+
+/// Puts the documents of MySQL JSON columns into their stored form ([`json_raw::seal`]).
+/// MariaDB's JSON text columns are parsed straight into it.
+fn seal_json_columns(table: &TableSpec, image: &mut [Value]) {
+    for (col, v) in table.columns.iter().zip(image) {
+        if col.col_type == ColumnType::MYSQL_TYPE_JSON {
+            json_raw::seal(v);
+        }
+    }
 }
 
 /// Whether the image is present; an error if its bitmap leaves columns out.
@@ -724,6 +752,53 @@ mod tests {
         let rows = [before, vec![0], plain_after].concat();
         let got = decode_rows(&t, &rows_event(Kind::PartialUpdate, 4, &rows)).unwrap();
         assert_eq!(got, expected);
+    }
+
+    /// `levels` nested small arrays in MySQL's binary JSON (4-byte length first), the
+    /// innermost one empty.
+    fn nested_arrays(levels: usize) -> Vec<u8> {
+        let mut payload = vec![0, 0, 4, 0];
+        for _ in 1..levels {
+            let size = (7 + payload.len()) as u16;
+            payload = [&[1, 0][..], &size.to_le_bytes(), &[0x02, 7, 0], &payload].concat();
+        }
+        let doc = [vec![0x02], payload].concat();
+        [&(doc.len() as u32).to_le_bytes()[..], &doc].concat()
+    }
+
+    #[test]
+    fn json_at_mysqls_maximum_depth_keeps_its_deepest_level_as_text() {
+        use super::json_raw::tests::nested;
+        let t = docs();
+        let int = |v: i32| v.to_le_bytes().to_vec();
+        let row = |a: &[u8]| image(&[Some(&int(1)), Some(a), Some(&int(5)), None]);
+        let stored = |doc: Value| Some(vec![json!(1), doc, json!(5), Value::Null]);
+        let cases = [
+            (100, nested(99, json!("json:[]"))),
+            (99, nested(98, json!([]))),
+        ];
+        for (levels, doc) in cases {
+            let ev = rows_event(Kind::Write, 4, &row(&nested_arrays(levels)));
+            let rows = decode_rows(&t, &ev).unwrap();
+            assert_eq!(rows[0].after, stored(doc), "{levels} levels");
+        }
+        // A partial update inside the deepest level applies to the source's document, and its
+        // result is stored in the same form: INSERT at $[0]…[0][0] (the level-100 array's
+        // first cell) of int16 5.
+        let path = format!("${}", "[0]".repeat(100));
+        let diff = [
+            &[1u8][..],
+            &super::testkit::lenenc_str(path.as_bytes()),
+            &super::testkit::lenenc_str(&[0x05, 5, 0]),
+        ]
+        .concat();
+        let diffs = [&(diff.len() as u32).to_le_bytes()[..], &diff].concat();
+        let before = row(&nested_arrays(100));
+        let after = image(&[Some(&int(1)), Some(&diffs), Some(&int(5)), None]);
+        let data = [before, vec![1, 0b01], after].concat();
+        let rows = decode_rows(&t, &rows_event(Kind::PartialUpdate, 4, &data)).unwrap();
+        assert_eq!(rows[0].before, stored(nested(99, json!("json:[]"))));
+        assert_eq!(rows[0].after, stored(nested(99, json!("json:[5]"))));
     }
 
     #[test]

@@ -23,12 +23,13 @@
 //! | DATE, DATETIME, TIMESTAMP, TIME | string | quoted: `'2024-01-02 03:04:05.120'`, `'0000-00-00'` |
 //! | CHAR, VARCHAR, TEXT, ENUM, SET | string | quoted and escaped: `'caf\'e'`, `'a,c'`, `''` |
 //! | BINARY, VARBINARY, BLOB, GEOMETRY | base64 string | hex literal of the bytes: `X'616200'` |
-//! | JSON (MySQL) | document | `CAST('{"a": 1}' AS JSON)` |
-//! | JSON (MariaDB, LONGTEXT + json_valid) | document | its compact text, quoted |
+//! | JSON (MySQL) | document | `CAST('{"a":1}' AS JSON)`, each `"json:…"` string replaced by the text it stands for |
+//! | JSON (MariaDB, LONGTEXT + json_valid) | document | its compact text, quoted, `"json:…"` strings as for MySQL |
 //! | VECTOR | array of numbers | `STRING_TO_VECTOR('[1.5,-2.0]')` |
 
 use serde_json::Value;
 
+use super::json_raw::unsealed;
 use crate::sql::push_str_literal;
 
 /// How the values of one live column are written as SQL literals.
@@ -147,10 +148,10 @@ pub fn push_literal(
         (Binary | Geometry, _) => return Err(err("a base64 string")),
         (Json, doc) => {
             out.push_str("CAST(");
-            push_str_literal(out, &doc.to_string());
+            push_str_literal(out, &unsealed(doc));
             out.push_str(" AS JSON)");
         }
-        (JsonText, doc) => push_str_literal(out, &doc.to_string()),
+        (JsonText, doc) => push_str_literal(out, &unsealed(doc)),
         (Vector, Value::Array(items)) if items.iter().all(Value::is_number) => {
             out.push_str("STRING_TO_VECTOR(");
             push_str_literal(out, &v.to_string());
@@ -466,6 +467,12 @@ mod tests {
                 r#"'{"a":[1,2.5,"x\'y"]}'"#,
             ),
             (
+                with(utf8(MYSQL_TYPE_BLOB, 4), |c| c.json_text = true),
+                prefixed(4, br#"[1e400, 12345678901234567890123, "json:x"]"#),
+                JsonText,
+                r#"'[1e400,12345678901234567890123,"json:x"]'"#,
+            ),
+            (
                 col(MYSQL_TYPE_GEOMETRY, 4),
                 prefixed(4, &point),
                 Geometry,
@@ -501,6 +508,25 @@ mod tests {
                 c.col_type
             );
         }
+    }
+
+    #[test]
+    fn json_form_strings_become_the_text_they_stand_for() {
+        let mariadb = json!({
+            "n": "json:12345678901234567890123",
+            "s": "json:\"json:x\"",
+            "x": "plain",
+            "d": "json:{\"k\": 1, \"k\": 2}",
+        });
+        assert_eq!(
+            literal(SqlType::JsonText, true, &mariadb).unwrap(),
+            r#"'{"d":{"k": 1, "k": 2},"n":12345678901234567890123,"s":"json:x","x":"plain"}'"#
+        );
+        let deep = json!({"a": [["json:[1,\"x\"]"]]});
+        assert_eq!(
+            literal(SqlType::Json, true, &deep).unwrap(),
+            r#"CAST('{"a":[[[1,"x"]]]}' AS JSON)"#
+        );
     }
 
     #[test]

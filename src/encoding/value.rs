@@ -9,7 +9,7 @@ use serde_json::{Number, Value};
 
 use super::cursor::{Cursor, Fault};
 use super::text::{base64, base64_padded, codec, decode_text, Codec};
-use super::{decimal, jsonb, temporal};
+use super::{decimal, jsonb, mariadb_json, temporal};
 use crate::source::schema::ColumnSpec;
 
 /// Decodes the (non-NULL) value of `col` at the cursor.
@@ -130,8 +130,7 @@ fn string(col: &ColumnSpec, bytes: &[u8], pad_to: usize) -> Result<Value, Fault>
     }
     let text = decode_text(bytes, codec)?;
     if col.json_text {
-        return serde_json::from_str(&text)
-            .map_err(|e| Fault::Invalid(format!("json text does not parse: {e}")));
+        return mariadb_json::parse(&text);
     }
     Ok(Value::String(text))
 }
@@ -589,6 +588,42 @@ mod tests {
             decode(&c, b"\x01\x00\x00\x00{"),
             Err(Fault::Invalid(_))
         ));
+    }
+
+    /// Decodes `text` as the value of a MariaDB JSON column (LONGTEXT, utf8mb4).
+    fn mariadb_json(text: &str) -> Result<Value, Fault> {
+        let c = ColumnSpec {
+            json_text: true,
+            ..text_col(MYSQL_TYPE_BLOB, 4, 46)
+        };
+        let mut bytes = (text.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        decode(&c, &bytes)
+    }
+
+    #[test]
+    fn mariadb_json_numbers_beyond_a_double_keep_their_exact_text() {
+        assert_eq!(
+            mariadb_json(
+                "[12345678901234567890123,0.1000000000000000055511151231257827,\
+                 18446744073709551616,0.1,18446744073709551615]"
+            ),
+            Ok(json!([
+                "json:12345678901234567890123",
+                "json:0.1000000000000000055511151231257827",
+                "json:18446744073709551616",
+                0.1,
+                18446744073709551615u64
+            ]))
+        );
+    }
+
+    #[test]
+    fn mariadb_json_number_beyond_the_double_range_is_stored() {
+        assert_eq!(
+            mariadb_json(r#"{"big": 1e400, "tiny": -1e-400}"#),
+            Ok(json!({"big": "json:1e400", "tiny": "json:-1e-400"}))
+        );
     }
 
     #[test]

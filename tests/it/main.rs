@@ -11,6 +11,7 @@ mod formats;
 mod gaps;
 mod history;
 mod huge;
+mod json_values;
 mod keys;
 mod metrics;
 mod packaging;

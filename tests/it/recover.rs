@@ -87,7 +87,10 @@ fn workload(flavor: Flavor, table: &str) -> String {
 }
 
 /// `CHECKSUM TABLE` and every row, in primary-key order.
-async fn snapshot(source: &TestServer, table: &str) -> (u64, Vec<Vec<mysql_async::Value>>) {
+pub(crate) async fn snapshot(
+    source: &TestServer,
+    table: &str,
+) -> (u64, Vec<Vec<mysql_async::Value>>) {
     let mut conn = source.conn(None).await;
     let sum: mysql_async::Row = conn
         .query_first(format!("CHECKSUM TABLE {table}"))
@@ -106,7 +109,7 @@ async fn snapshot(source: &TestServer, table: &str) -> (u64, Vec<Vec<mysql_async
 }
 
 /// The source server's clock, Unix seconds.
-async fn source_clock(source: &TestServer) -> i64 {
+pub(crate) async fn source_clock(source: &TestServer) -> i64 {
     let mut conn = source.conn(None).await;
     let t: i64 = conn
         .query_first("SELECT UNIX_TIMESTAMP()")
@@ -119,7 +122,7 @@ async fn source_clock(source: &TestServer) -> i64 {
 
 /// Waits until the source's clock has passed `t`, so that changes made from now on have later
 /// event timestamps than anything before.
-async fn wait_for_next_second(source: &TestServer, t: i64) -> i64 {
+pub(crate) async fn wait_for_next_second(source: &TestServer, t: i64) -> i64 {
     wait_until(
         Duration::from_secs(5),
         "the source clock to tick",
@@ -150,7 +153,7 @@ pub fn apply_sql(source: &TestServer, file: &Path) -> (bool, String) {
     )
 }
 
-fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     bintrail::history::time::format_utc(t)
 }
 

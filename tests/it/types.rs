@@ -997,7 +997,7 @@ fn key_expectations(db: &str) -> Vec<Expect> {
 
 /// Resolves with the stream's log once it logs an error (a decode failure ends the stream, and
 /// waiting for the checkpoint would only time out without saying why).
-async fn logged_error(stream: &Stream) -> String {
+pub(crate) async fn logged_error(stream: &Stream) -> String {
     loop {
         let log = stream.log();
         if log.contains(" ERROR ") {
