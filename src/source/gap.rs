@@ -4,6 +4,9 @@
 //! [`mariadb_gap`] (MariaDB, which only says so when the dump is requested) describe exactly
 //! what is gone and where streaming could continue; the stream then refuses or, with
 //! `--on-gap=skip`, records the gap in `stream_gaps` with the new checkpoint in one transaction.
+//!
+//! In position mode [`super::file_ends`] moves the checkpoint to the next file's start once the
+//! old file is proven read to its end, so purging a file that held nothing unread is no gap.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};

@@ -8,6 +8,7 @@
 //! The server's flavor and version are read once, here.
 
 pub mod columns;
+pub mod file_ends;
 pub mod gap;
 pub mod mariadb;
 pub mod schema;
@@ -25,6 +26,7 @@ use crate::config::StreamConfig;
 use crate::connect::{connect, ConnectError};
 use crate::position::{BinlogPosition, Checkpoint, GtidSet, ResumePoint};
 
+pub use self::file_ends::FileEnds;
 pub use self::gap::{find_gap, is_mariadb_purged, mariadb_gap, oldest, Gap};
 use self::txn::{Assembler, Chunk, TxnError};
 
@@ -413,6 +415,8 @@ pub struct Reader {
     pub stream: BinlogStream,
     /// Transaction assembly state.
     pub assembler: Assembler,
+    /// Position mode: moves the checkpoint past binlog files read to their end.
+    pub file_ends: Option<FileEnds>,
     /// A second source connection for information_schema lookups.
     pub lookup: Conn,
     /// Where activity is reported.
@@ -435,6 +439,7 @@ impl Reader {
             read_deadline: config.read_deadline(),
             stream,
             assembler: Assembler::new(config.filter.clone(), config.batch_size, from),
+            file_ends: FileEnds::new(from),
             lookup,
             telemetry,
         }
@@ -452,6 +457,7 @@ pub async fn read(
         read_deadline,
         mut stream,
         mut assembler,
+        mut file_ends,
         mut lookup,
         telemetry,
     } = reader;
@@ -495,6 +501,14 @@ pub async fn read(
                 }
                 other => break other?,
             }
+        };
+        let chunk = match (chunk, file_ends.as_mut()) {
+            (Some(chunk), Some(ends)) => {
+                ends.proposed(&chunk);
+                Some(chunk)
+            }
+            (None, Some(ends)) => ends.observe(&event, || assembler.position()),
+            (chunk, None) => chunk,
         };
         if let Some(chunk) = chunk {
             tokio::select! {
