@@ -1,6 +1,7 @@
 //! Nothing lost, nothing doubled across crashes: a continuous mixed workload while the stream is
 //! killed with SIGKILL at unpredictable moments (and the index server is killed and restarted
-//! once); afterwards the index holds every committed change exactly once, in commit order.
+//! once); afterwards the index holds every committed change exactly once, in commit order. The
+//! workload includes XA transactions (two-phase, one-phase, rolled back after the prepare).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,9 +38,24 @@ async fn workload(source: &TestServer, table: String, stop: Arc<AtomicBool>) -> 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut next = 1u32;
     let image = |id: u32, v: u32| json!({"id": id, "v": v, "note": format!("n{v}")});
+    let mut xids = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        // One transaction of 1..=4 statements.
-        let mut sql = String::from("BEGIN;");
+        // One transaction of 1..=4 statements; one in four is an XA transaction (two-phase,
+        // one-phase, or prepared and rolled back), so kills also land between its prepare and
+        // its decision.
+        let xa = match rng.below(12) {
+            0 => Some("commit"),
+            1 => Some("one phase"),
+            2 => Some("rollback"),
+            _ => None,
+        };
+        xids += 1;
+        let xid = format!("'w{xids}'");
+        let saved = (rows.clone(), next);
+        let mut sql = match xa {
+            Some(_) => format!("XA START {xid};"),
+            None => String::from("BEGIN;"),
+        };
         let mut txn = Vec::new();
         for _ in 0..=rng.below(4) {
             match (
@@ -79,9 +95,22 @@ async fn workload(source: &TestServer, table: String, stop: Arc<AtomicBool>) -> 
                 }
             }
         }
-        sql.push_str("COMMIT");
+        match xa {
+            None => sql.push_str("COMMIT"),
+            Some("one phase") => sql.push_str(&format!("XA END {xid}; XA COMMIT {xid} ONE PHASE")),
+            Some("commit") => {
+                sql.push_str(&format!("XA END {xid}; XA PREPARE {xid}; XA COMMIT {xid}"))
+            }
+            Some(_) => sql.push_str(&format!(
+                "XA END {xid}; XA PREPARE {xid}; XA ROLLBACK {xid}"
+            )),
+        }
         conn.query_drop(sql).await.unwrap();
-        expected.extend(txn);
+        if xa == Some("rollback") {
+            (rows, next) = saved;
+        } else {
+            expected.extend(txn);
+        }
     }
     conn.disconnect().await.ok();
     expected

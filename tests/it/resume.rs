@@ -45,6 +45,21 @@ async fn workload(source: &TestServer, schema: &str, from: u32, n: u32) -> Vec<R
     expected
 }
 
+/// `stream_state.events_indexed` of a stream.
+async fn events_indexed(index: &Index, server_id: u32) -> u64 {
+    use mysql_async::prelude::Queryable;
+    let mut conn = index.conn().await;
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT events_indexed FROM stream_state WHERE server_id = ?",
+            (server_id,),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    n.expect("a stream_state row")
+}
+
 async fn rows_in(index: &Index) -> usize {
     index.changes().await.len()
 }
@@ -128,6 +143,7 @@ async fn reset_with_a_start_position_replays_from_there_and_spares_other_streams
     assert_eq!(neighbour.stop().await, 0);
     let neighbour_state = index.checkpoint(other).await;
     let first_run = expected.clone();
+    assert_eq!(events_indexed(&index, id).await, first_run.len() as u64);
 
     expected.extend(workload(source, &schema, 100, 10).await);
     let mut reset_flags = flags.clone();
@@ -144,6 +160,13 @@ async fn reset_with_a_start_position_replays_from_there_and_spares_other_streams
     // Replayed changes from p0 are no-ops; the ones after the first stop arrive once.
     assert_changes(&index.changes_of(id).await, &expected);
     assert_changes(&index.changes_of(other).await, &first_run);
+    // The count covers what this run added: replays the unique key ignored are not counted
+    // (before, the replayed 20 changes were counted again).
+    assert_eq!(
+        events_indexed(&index, id).await,
+        (expected.len() - first_run.len()) as u64,
+        "events_indexed after the replay"
+    );
     assert_eq!(
         index.checkpoint(other).await,
         neighbour_state,
