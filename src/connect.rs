@@ -6,9 +6,16 @@
 //! `tls.rs`), bounds the handshake in time, and classifies failures: network trouble is
 //! transient (see `classify`), refused credentials and TLS problems are not (retrying cannot
 //! fix them).
+//!
+//! A connection may be dialled through a loopback tunnel instead of straight to the DSN's host
+//! ([`connect_through`]; the source's replica connection is, see `source::wire`). The tunnel only
+//! relays bytes, so everything above stays as it is: TLS runs end to end, and the certificate is
+//! checked against the DSN's host, not the tunnel's address.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::dsn::Dsn;
@@ -65,11 +72,34 @@ impl ConnectError {
     }
 }
 
-/// Connection options for `dsn` with the given TLS options.
-fn opts(dsn: &Dsn, database: Option<&str>, tls: Option<mysql_async::SslOpts>) -> Opts {
+/// Opens a tunnel for one connection attempt: a loopback address whose other end is the DSN's
+/// host and port.
+pub type Tunnel<'a> =
+    &'a (dyn Fn() -> BoxFuture<'static, std::io::Result<SocketAddr>> + Send + Sync);
+
+/// Connection options for `dsn` with the given TLS options, dialling `via` if given.
+fn opts(
+    dsn: &Dsn,
+    database: Option<&str>,
+    tls: Option<mysql_async::SslOpts>,
+    via: Option<SocketAddr>,
+) -> Opts {
+    let (host, port, tls) = match via {
+        None => (dsn.host.clone(), dsn.port, tls),
+        // The certificate names the server, not the tunnel. A name already chosen (the
+        // verify-ca retry) stands.
+        Some(addr) => (
+            addr.ip().to_string(),
+            addr.port(),
+            tls.map(|o| match o.tls_hostname_override() {
+                Some(_) => o,
+                None => o.with_danger_tls_hostname_override(Some(dsn.host.clone())),
+            }),
+        ),
+    };
     OptsBuilder::default()
-        .ip_or_hostname(dsn.host.clone())
-        .tcp_port(dsn.port)
+        .ip_or_hostname(host)
+        .tcp_port(port)
         .user(Some(dsn.user.clone()))
         .pass(dsn.password.as_ref().map(|p| p.expose().to_string()))
         .db_name(database.map(str::to_string))
@@ -78,9 +108,21 @@ fn opts(dsn: &Dsn, database: Option<&str>, tls: Option<mysql_async::SslOpts>) ->
         .into()
 }
 
-/// One attempt, bounded by [`CONNECT_TIMEOUT`].
-async fn attempt(opts: Opts) -> Result<Conn, mysql_async::Error> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+/// One attempt (opening its tunnel, if any, included), bounded by [`CONNECT_TIMEOUT`].
+async fn attempt(
+    dsn: &Dsn,
+    database: Option<&str>,
+    tls: Option<mysql_async::SslOpts>,
+    tunnel: Option<Tunnel<'_>>,
+) -> Result<Conn, mysql_async::Error> {
+    let dial = async {
+        let via = match tunnel {
+            Some(open) => Some(open().await?),
+            None => None,
+        };
+        Conn::new(opts(dsn, database, tls, via)).await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
         Ok(result) => result,
         Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
             std::io::Error::new(
@@ -101,7 +143,18 @@ pub async fn connect(
     database: Option<&str>,
     tls: &TlsConfig,
 ) -> Result<Conn, ConnectError> {
-    let mut err = match attempt(opts(dsn, database, tls.ssl_opts())).await {
+    connect_through(role, dsn, database, tls, None).await
+}
+
+/// [`connect`], each attempt dialling a fresh tunnel opened by `tunnel` when one is given.
+pub async fn connect_through(
+    role: &'static str,
+    dsn: &Dsn,
+    database: Option<&str>,
+    tls: &TlsConfig,
+    tunnel: Option<Tunnel<'_>>,
+) -> Result<Conn, ConnectError> {
+    let mut err = match attempt(dsn, database, tls.ssl_opts(), tunnel).await {
         Ok(conn) => return Ok(conn),
         Err(e) => e,
     };
@@ -112,7 +165,7 @@ pub async fn connect(
             address = %dsn.address(),
             "server does not offer TLS; connecting in plaintext because --ssl-mode is preferred (use --ssl-mode required to refuse)"
         );
-        return attempt(opts(dsn, database, None))
+        return attempt(dsn, database, None, tunnel)
             .await
             .map_err(|e| ConnectError::new(role, dsn, tls, e));
     }
@@ -123,7 +176,7 @@ pub async fn connect(
             certificate_name = %name,
             "verify-ca: the certificate names another host; checking its chain under that name"
         );
-        match attempt(opts(dsn, database, tls.ssl_opts_for_name(&name))).await {
+        match attempt(dsn, database, tls.ssl_opts_for_name(&name), tunnel).await {
             Ok(conn) => return Ok(conn),
             Err(e) => err = e,
         }

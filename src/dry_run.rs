@@ -101,16 +101,16 @@ pub async fn run(
     cancel: CancellationToken,
     telemetry: Arc<Telemetry>,
 ) -> Result<Summary, StreamError> {
-    let (mut source_conn, info) = source::open(config).await?;
-    let (from, start) = start_point(config, &mut source_conn).await?;
-    if let Some(gap) = source::find_gap(&mut source_conn, &info, &from).await? {
+    let (mut replica, info) = source::open(config).await?;
+    let (from, start) = start_point(config, &mut replica.conn).await?;
+    if let Some(gap) = source::find_gap(&mut replica.conn, &info, &from).await? {
         return Err(gap.refuse().into());
     }
     let lookup = connect("source", &config.source, None, &config.tls)
         .await
         .map_err(SourceError::from)?;
     let started = Instant::now();
-    let stream = source::request(source_conn, &info, config, &from, Until::End).await?;
+    let stream = source::request(replica, &info, config, &from, Until::End).await?;
     let (tx, mut rx) = mpsc::channel(CHANNEL_BOUND);
     let reader = source::Reader::new(config, &info, stream, lookup, &from, telemetry.clone());
     let reader = tokio::spawn(source::read(reader, tx, cancel));

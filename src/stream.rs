@@ -183,7 +183,7 @@ fn backoff(attempt: u32) -> Duration {
 struct Started {
     info: SourceInfo,
     from: Checkpoint,
-    stream: mysql_async::BinlogStream,
+    stream: source::Binlog,
     writer: Writer,
     lookup: mysql_async::Conn,
 }
@@ -200,8 +200,8 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
         .query_drop(format!("USE {}", crate::sql::ident(&config.index.database)))
         .await?;
 
-    let (mut source_conn, info) = source::open(config).await?;
-    let (from, durable) = resolve_start(config, &mut index, &mut source_conn, &info).await?;
+    let (mut replica, info) = source::open(config).await?;
+    let (from, durable) = resolve_start(config, &mut index, &mut replica.conn, &info).await?;
     let _ = index.disconnect().await;
     // information_schema lookups need a connection of their own: the first one becomes the
     // binlog stream.
@@ -219,11 +219,11 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     if !durable {
         writer.flush(&[], &[], &from, None).await?;
     }
-    let from = match source::find_gap(&mut source_conn, &info, &from).await? {
+    let from = match source::find_gap(&mut replica.conn, &info, &from).await? {
         Some(gap) => skip_gap(config, &mut writer, gap).await?,
         None => from,
     };
-    let stream = source::request(source_conn, &info, config, &from, source::Until::Forever).await?;
+    let stream = source::request(replica, &info, config, &from, source::Until::Forever).await?;
     Ok(Started {
         info,
         from,

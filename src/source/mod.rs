@@ -6,6 +6,11 @@
 //! row images, our server id equal to the source's) is checked by a named `ensure_*` function
 //! before the stream is requested, and reported as a definite error that says how to fix it.
 //! The server's flavor and version are read once, here.
+//!
+//! # Read deadline
+//! A replica connection that receives nothing for [`Reader::read_deadline`] (four heartbeats)
+//! is dead and is replaced. "Nothing" means not a byte, rather than no whole event, so that a
+//! large event on a slow link is not mistaken for a dead link: see [`wire`].
 
 pub mod columns;
 pub mod file_ends;
@@ -13,22 +18,25 @@ pub mod gap;
 pub mod mariadb;
 pub mod schema;
 pub mod txn;
+pub mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::FutureExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamConfig;
-use crate::connect::{connect, ConnectError};
+use crate::connect::{connect_through, ConnectError};
 use crate::position::{BinlogPosition, Checkpoint, GtidSet, ResumePoint};
 
 pub use self::file_ends::FileEnds;
 pub use self::gap::{find_gap, is_mariadb_purged, mariadb_gap, oldest, Gap};
 use self::txn::{Assembler, Chunk, TxnError};
+use self::wire::Wire;
 
 /// The default interval of source heartbeats (`--heartbeat-interval`).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -113,9 +121,9 @@ pub enum SourceError {
     /// The binlog could not be indexed from here on.
     #[error(transparent)]
     Txn(#[from] TxnError),
-    /// Nothing arrived within the read deadline.
+    /// Not a byte arrived within the read deadline.
     #[error(
-        "the source sent no event and no heartbeat for {0:?}; the connection is considered dead"
+        "the source sent nothing (no event, no heartbeat, not a byte) for {0:?}; the connection is considered dead"
     )]
     Stalled(Duration),
     /// The server or network failed.
@@ -138,13 +146,36 @@ impl SourceError {
     }
 }
 
-/// Connects to the source and checks its settings.
-pub async fn open(config: &StreamConfig) -> Result<(Conn, SourceInfo), SourceError> {
-    let mut conn = connect("source", &config.source, None, &config.tls).await?;
+/// The connection that becomes the binlog stream, and the clock of the bytes it receives.
+pub struct Replica {
+    /// The connection (through [`Wire::tunnel`]).
+    pub conn: Conn,
+    /// When it last received a byte.
+    pub wire: Arc<Wire>,
+}
+
+/// A requested binlog stream, and the clock of the bytes its connection receives.
+pub struct Binlog {
+    /// The events.
+    pub events: BinlogStream,
+    /// When its connection last received a byte.
+    pub wire: Arc<Wire>,
+}
+
+/// Connects to the source (the connection that [`request`] turns into the binlog stream) and
+/// checks its settings.
+pub async fn open(config: &StreamConfig) -> Result<(Replica, SourceInfo), SourceError> {
+    let wire = Wire::new();
+    let tunnel = {
+        let (wire, host, port) = (wire.clone(), config.source.host.clone(), config.source.port);
+        move || wire.clone().tunnel(host.clone(), port).boxed()
+    };
+    let mut conn =
+        connect_through("source", &config.source, None, &config.tls, Some(&tunnel)).await?;
     let info = inspect(&mut conn).await?;
     ensure_settings(&mut conn, &info, config.server_id).await?;
     ensure_privileges(&mut conn, &config.source.user).await?;
-    Ok((conn, info))
+    Ok((Replica { conn, wire }, info))
 }
 
 /// Reads the source's flavor, version, server id, identity and GTID availability: the one place
@@ -348,12 +379,13 @@ pub enum Until {
 
 /// Registers as replica `server_id` and requests the binlog from `from`.
 pub async fn request(
-    mut conn: Conn,
+    replica: Replica,
     info: &SourceInfo,
     config: &StreamConfig,
     from: &Checkpoint,
     until: Until,
-) -> Result<BinlogStream, SourceError> {
+) -> Result<Binlog, SourceError> {
+    let Replica { mut conn, wire } = replica;
     let server_id = config.server_id;
     let period_ns = config.heartbeat_interval.as_nanos();
     conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
@@ -386,9 +418,11 @@ pub async fn request(
                 .with_pos(4u64);
         }
     }
-    conn.get_binlog_stream(req)
+    let events = conn
+        .get_binlog_stream(req)
         .await
-        .map_err(|e| refine(e, &from.resume))
+        .map_err(|e| refine(e, &from.resume))?;
+    Ok(Binlog { events, wire })
 }
 
 /// Maps server error 1236 (and friends) to `Refused`, keeping the server's text.
@@ -409,10 +443,10 @@ fn refine(e: mysql_async::Error, from: &ResumePoint) -> SourceError {
 pub struct Reader {
     /// Source flavor (for table layout lookups).
     pub flavor: Flavor,
-    /// Silence longer than this means the connection is dead.
+    /// Silence (not a byte) longer than this means the connection is dead.
     pub read_deadline: Duration,
     /// The requested binlog stream.
-    pub stream: BinlogStream,
+    pub binlog: Binlog,
     /// Transaction assembly state.
     pub assembler: Assembler,
     /// Position mode: moves the checkpoint past binlog files read to their end.
@@ -429,7 +463,7 @@ impl Reader {
     pub fn new(
         config: &StreamConfig,
         info: &SourceInfo,
-        stream: BinlogStream,
+        binlog: Binlog,
         lookup: Conn,
         from: &Checkpoint,
         telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
@@ -437,7 +471,7 @@ impl Reader {
         Reader {
             flavor: info.flavor,
             read_deadline: config.read_deadline(),
-            stream,
+            binlog,
             assembler: Assembler::new(config.filter.clone(), config.batch_size, from),
             file_ends: FileEnds::new(from),
             lookup,
@@ -455,7 +489,7 @@ pub async fn read(
     let Reader {
         flavor,
         read_deadline,
-        mut stream,
+        mut binlog,
         mut assembler,
         mut file_ends,
         mut lookup,
@@ -464,10 +498,10 @@ pub async fn read(
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            next = tokio::time::timeout(read_deadline, stream.next()) => next,
+            next = wire::next_within(&mut binlog.events, &binlog.wire, read_deadline) => next,
         };
         let event = match next {
-            Err(_) => return Err(SourceError::Stalled(read_deadline)),
+            Err(wire::Silent) => return Err(SourceError::Stalled(read_deadline)),
             Ok(None) => return Err(SourceError::Closed),
             Ok(Some(Err(e))) => {
                 return Err(refine(e, &ResumePoint::Position(assembler.position())))

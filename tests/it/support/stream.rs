@@ -189,28 +189,36 @@ impl Index {
 
     /// Waits until the stream's checkpoint covers the source's current end.
     pub async fn wait_caught_up(&self, source: &TestServer, server_id: u32) {
-        let (pos, gtids) = source_end(source).await;
-        let target: GtidSet = gtids.parse().unwrap();
+        let end = source_end(source).await;
         wait_until(
             Duration::from_secs(60),
             "the checkpoint to reach the source's end",
-            || async {
-                let cp = self.checkpoint(server_id).await;
-                let done = match &cp {
-                    Some((_, Some(set), 0)) => {
-                        set.parse::<GtidSet>().unwrap().contains_set(&target)
-                    }
-                    Some((p, None, 0)) => p.compare(&pos).is_some_and(|o| o.is_ge()),
-                    _ => false,
-                };
-                if done {
-                    Ok(())
-                } else {
-                    Err(format!("checkpoint {cp:?}, source end {pos} / {gtids}"))
-                }
-            },
+            || self.covers(server_id, &end),
         )
         .await
+    }
+
+    /// Whether the stream's checkpoint covers `end` (a [`source_end`]); if not, what it is.
+    pub async fn covers(
+        &self,
+        server_id: u32,
+        end: &(BinlogPosition, String),
+    ) -> Result<(), String> {
+        let (pos, gtids) = end;
+        let cp = self.checkpoint(server_id).await;
+        let done = match &cp {
+            Some((_, Some(set), 0)) => set
+                .parse::<GtidSet>()
+                .unwrap()
+                .contains_set(&gtids.parse().unwrap()),
+            Some((p, None, 0)) => p.compare(pos).is_some_and(|o| o.is_ge()),
+            _ => false,
+        };
+        if done {
+            Ok(())
+        } else {
+            Err(format!("checkpoint {cp:?}, source end {pos} / {gtids}"))
+        }
     }
 }
 
