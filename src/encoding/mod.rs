@@ -481,8 +481,14 @@ pub const ROW_DIGEST_PREFIX: &str = "sha256:";
 
 /// [`ROW_DIGEST_PREFIX`] and the hex SHA-256 of the row image's JSON text.
 pub fn row_digest(table: &TableSpec, values: &[Value]) -> String {
+    image_digest(&row_json(table, values))
+}
+
+/// The `pk_values` of a keyless row whose image (as stored in `row_before`/`row_after`, keys
+/// in table order) is `image_json`: [`ROW_DIGEST_PREFIX`] and its hex SHA-256.
+pub fn image_digest(image_json: &str) -> String {
     use sha2::Digest;
-    let hash = sha2::Sha256::digest(row_json(table, values).as_bytes());
+    let hash = sha2::Sha256::digest(image_json.as_bytes());
     let mut out = String::with_capacity(ROW_DIGEST_PREFIX.len() + 64);
     out.push_str(ROW_DIGEST_PREFIX);
     for b in hash {

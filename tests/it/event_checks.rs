@@ -330,11 +330,13 @@ async fn mysql_session_with_statement_format_stops_the_stream_without_logging_th
         columns: "id INT PRIMARY KEY, v VARCHAR(40), n INT",
         before: "INSERT INTO {t} VALUES (1, 'v1', 1); INSERT INTO {t} VALUES (2, 'v2', 2)",
         expected: two_rows,
+        // A CTE before the DML: the guard once looked only at the first word.
         offending: "SET SESSION binlog_format = 'STATEMENT'; \
-                    INSERT INTO {t} VALUES (3, 'zebra_93517_secret', 3)",
+                    WITH s AS (SELECT 'zebra_93517_secret' AS v) \
+                    UPDATE {t} JOIN s SET {t}.v = s.v WHERE {t}.id = 1",
         after: "INSERT INTO {t} VALUES (4, 'v4', 4)",
         after_pk: "4",
-        needles: &["INSERT", "binlog_format", "ROW", "--reset"],
+        needles: &["WITH", "binlog_format", "ROW", "--reset"],
         names_table: false,
         secret: Some("zebra_93517_secret"),
     })
@@ -349,7 +351,10 @@ async fn mariadb_session_with_statement_format_stops_the_stream_without_logging_
         columns: "id INT PRIMARY KEY, v VARCHAR(40), n INT",
         before: "INSERT INTO {t} VALUES (1, 'v1', 1); INSERT INTO {t} VALUES (2, 'v2', 2)",
         expected: two_rows,
+        // A leading comment with multi-byte text past byte 64: the guard once decoded only the
+        // first 64 bytes, failed on the cut character and let the statement through.
         offending: "SET SESSION binlog_format = 'STATEMENT'; \
+                    /* ééééééééééééééééééééééééééééééééééééééééé */ \
                     UPDATE {t} SET v = 'okapi_41822_secret' WHERE id = 1",
         after: "INSERT INTO {t} VALUES (4, 'v4', 4)",
         after_pk: "4",

@@ -11,12 +11,12 @@
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::recover::{apply_sql, snapshot, source_clock, utc, wait_for_next_second};
+use crate::recover::{apply_sql, recover_since, snapshot, source_clock, wait_for_next_second};
 use crate::stream_basic::server_id;
 use crate::support::stream::{
     assert_changes, del, ins, source_end, start_here, upd, Index, Row, Stream,
 };
-use crate::support::{bintrail, temp_dir, unique, Flavor, TestServer};
+use crate::support::{unique, Flavor, TestServer};
 use crate::types::logged_error;
 
 /// What one test streams: the table, the rows inserted before the window, the statements of
@@ -75,24 +75,7 @@ async fn stream_and_read_back(flavor: Flavor, case: Case) {
     assert_changes(&index.changes_of(id).await, &(case.expected)(&table));
     assert_eq!(stream.stop().await, 0, "bintrail stream exit status");
 
-    let file = temp_dir("jsonv").join("undo.sql");
-    let out = bintrail(&[
-        "recover",
-        "--index-dsn",
-        &index.dsn(),
-        "--source-dsn",
-        &source.dsn(None),
-        "--schema",
-        &db,
-        "--table",
-        "t",
-        "--since",
-        &utc(since),
-        "--output",
-        file.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "recover failed: {stderr}");
+    let (file, stderr) = recover_since(&index, source, &db, "t", since);
     let reverses = format!("reverses {} changes", case.window_changes);
     assert!(stderr.contains(&reverses), "{stderr}");
     let (ok, err) = apply_sql(source, &file);

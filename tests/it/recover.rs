@@ -153,6 +153,36 @@ pub fn apply_sql(source: &TestServer, file: &Path) -> (bool, String) {
     )
 }
 
+/// Runs `recover` of `db.table` since `since` into a file, expecting success: (the SQL file,
+/// recover's stderr).
+pub(crate) fn recover_since(
+    index: &Index,
+    source: &TestServer,
+    db: &str,
+    table: &str,
+    since: i64,
+) -> (std::path::PathBuf, String) {
+    let sql = temp_dir("recover").join("undo.sql");
+    let out = bintrail(&[
+        "recover",
+        "--index-dsn",
+        &index.dsn(),
+        "--source-dsn",
+        &source.dsn(None),
+        "--schema",
+        db,
+        "--table",
+        table,
+        "--since",
+        &utc(since),
+        "--output",
+        sql.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "recover failed: {stderr}");
+    (sql, stderr)
+}
+
 pub(crate) fn utc(t: i64) -> String {
     bintrail::history::time::format_utc(t)
 }
@@ -197,24 +227,7 @@ async fn restores_every_type(flavor: Flavor) {
     );
     assert_live_fingerprint_is_the_stored_schema_version(source, &index, &db).await;
 
-    let sql = temp_dir("recover").join("undo.sql");
-    let out = bintrail(&[
-        "recover",
-        "--index-dsn",
-        &index.dsn(),
-        "--source-dsn",
-        &source.dsn(None),
-        "--schema",
-        &db,
-        "--table",
-        "every_type",
-        "--since",
-        &utc(since),
-        "--output",
-        sql.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "recover failed: {stderr}");
+    let (sql, stderr) = recover_since(&index, source, &db, "every_type", since);
     assert!(
         stderr.contains("reverses 13 changes (3 inserts, 7 updates, 3 deletes)"),
         "{stderr}"
@@ -426,7 +439,7 @@ async fn a_table_named_with_sql_cannot_inject_into_the_script() {
     source
         .exec(&format!(
             "CREATE DATABASE {db}; CREATE DATABASE {victim};
-             CREATE TABLE {quoted} (id INT PRIMARY KEY, a VARCHAR(40));
+             CREATE TABLE {quoted} (id INT PRIMARY KEY, a VARCHAR(200));
              INSERT INTO {quoted} VALUES (1, 'one')"
         ))
         .await;
@@ -446,27 +459,7 @@ async fn a_table_named_with_sql_cannot_inject_into_the_script() {
     index.wait_caught_up(source, id).await;
     assert_eq!(stream.stop().await, 0);
 
-    let sql = temp_dir("inject").join("undo.sql");
-    let out = bintrail(&[
-        "recover",
-        "--index-dsn",
-        &index.dsn(),
-        "--source-dsn",
-        &source.dsn(None),
-        "--schema",
-        &db,
-        "--table",
-        &name,
-        "--since",
-        &utc(since),
-        "--output",
-        sql.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "recover failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (sql, _) = recover_since(&index, source, &db, &name, since);
     let text = std::fs::read_to_string(&sql).unwrap();
     let (ok, err) = apply_sql(source, &sql);
     assert!(ok, "applying the recovery SQL failed: {err}\n{text}");
