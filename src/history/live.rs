@@ -17,6 +17,7 @@ use mysql_async::Conn;
 use mysql_common::constants::ColumnType;
 
 use crate::encoding::SqlType;
+use crate::source::columns::first_identifying_key;
 use crate::source::schema::schema_version;
 use crate::source::Flavor;
 
@@ -149,7 +150,8 @@ async fn find_key(
     table: &str,
     columns: &[LiveColumn],
 ) -> Result<(Vec<usize>, KeyKind), mysql_async::Error> {
-    let keys: Vec<(String, String)> = conn
+    // COLUMN_NAME is NULL for a functional key part (`UNIQUE KEY ((lower(e)))`).
+    let keys: Vec<(String, Option<String>)> = conn
         .exec(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
@@ -157,21 +159,19 @@ async fn find_key(
             (schema, table),
         )
         .await?;
-    let mut names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    names.dedup();
-    for name in names {
-        let key: Option<Vec<usize>> = keys
+    let column = |name: &str| {
+        columns
             .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, c)| columns.iter().position(|lc| &lc.name == c))
-            .collect();
-        let Some(key) = key else { continue };
-        if name == "PRIMARY" {
-            return Ok((key, KeyKind::Primary));
-        }
-        if key.iter().all(|&i| !columns[i].nullable) {
-            return Ok((key, KeyKind::Unique));
-        }
+            .position(|lc| lc.name == name)
+            .map(|i| (i, columns[i].nullable))
+    };
+    if let Some((name, key)) = first_identifying_key(&keys, column) {
+        let kind = if name == "PRIMARY" {
+            KeyKind::Primary
+        } else {
+            KeyKind::Unique
+        };
+        return Ok((key, kind));
     }
     let all = (0..columns.len())
         .filter(|&i| !columns[i].generated)

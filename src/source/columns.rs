@@ -90,31 +90,34 @@ const NON_TRANSACTIONAL_ENGINES: [&str; 6] =
     ["MyISAM", "Aria", "MEMORY", "CSV", "ARCHIVE", "MRG_MyISAM"];
 
 /// The row identity of a table without a primary key: the first (by name) UNIQUE key whose
-/// parts are all NOT NULL columns the spec has. A functional key part (no column name) or a
-/// nullable column disqualifies a key: NULLs do not collide in a UNIQUE key, so such a key does
-/// not identify a row. Empty when no key qualifies (`pk_values` is then a digest of the row).
+/// parts are all NOT NULL columns the spec has (see [`first_identifying_key`]). Empty when no
+/// key qualifies (`pk_values` is then a digest of the row).
 async fn unique_key(conn: &mut Conn, spec: &TableSpec) -> Result<Vec<usize>, SourceError> {
-    let parts: Vec<(String, Option<String>, Option<String>)> = conn
+    let parts: Vec<(String, Option<String>)> = conn
         .exec(
-            "SELECT s.INDEX_NAME, s.COLUMN_NAME, c.IS_NULLABLE \
-             FROM information_schema.STATISTICS s \
-             LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA \
-               AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME \
-             WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
-               AND s.INDEX_NAME <> 'PRIMARY' \
-             ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX",
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+               AND INDEX_NAME <> 'PRIMARY' ORDER BY INDEX_NAME, SEQ_IN_INDEX",
             (&spec.schema, &spec.table),
         )
         .await?;
-    Ok(first_not_null_key(spec, &parts))
+    let column = |name: &str| {
+        spec.column_index(name)
+            .map(|i| (i, spec.columns[i].nullable))
+    };
+    Ok(first_identifying_key(&parts, column).map_or_else(Vec::new, |(_, key)| key))
 }
 
-/// The first key of `parts` (index name, column, IS_NULLABLE; grouped by index, in key order)
-/// whose every part is a NOT NULL column of `spec`, as column indexes in key order.
-fn first_not_null_key(
-    spec: &TableSpec,
-    parts: &[(String, Option<String>, Option<String>)],
-) -> Vec<usize> {
+/// The first key of `parts` (`information_schema.STATISTICS` rows of the table's unique keys:
+/// index name and column, grouped by index, in key order) that identifies a row: `PRIMARY`, or
+/// a key whose every part is a column `column` knows (its index, nullable) and NOT NULL. A
+/// functional key part (no column name) or a nullable column disqualifies a key: NULLs do not
+/// collide in a UNIQUE key. Returns the key's name and its column indexes in key order. The
+/// one rule for the stream's `pk_values` and for `recover`'s live-row lookups.
+pub fn first_identifying_key(
+    parts: &[(String, Option<String>)],
+    column: impl Fn(&str) -> Option<(usize, bool)>,
+) -> Option<(String, Vec<usize>)> {
     let mut i = 0;
     while i < parts.len() {
         let name = &parts[i].0;
@@ -124,19 +127,17 @@ fn first_not_null_key(
             .map_or(parts.len(), |n| i + n);
         let key: Option<Vec<usize>> = parts[i..end]
             .iter()
-            .map(|(_, column, nullable)| {
-                let column = column.as_deref()?;
-                (nullable.as_deref() == Some("NO"))
-                    .then(|| spec.column_index(column))
-                    .flatten()
+            .map(|(_, part)| {
+                let (index, nullable) = column(part.as_deref()?)?;
+                (name == "PRIMARY" || !nullable).then_some(index)
             })
             .collect();
         if let Some(key) = key.filter(|k| !k.is_empty()) {
-            return key;
+            return Some((name.clone(), key));
         }
         i = end;
     }
-    Vec::new()
+    None
 }
 
 type ColumnRow = (String, String, String, Option<String>, Option<u16>);
@@ -323,30 +324,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_unique_key_of_not_null_columns_identifies_a_keyless_row() {
-        let spec = TableSpec {
-            schema: "s".into(),
-            table: "t".into(),
-            columns: ["a", "b", "c"]
-                .iter()
-                .map(|n| super::super::schema::ColumnSpec::new(*n, ColumnType::MYSQL_TYPE_LONG, 0))
-                .collect(),
-            primary_key: vec![],
-            unique_key: vec![],
-            non_transactional: false,
+    fn the_first_unique_key_of_not_null_columns_identifies_a_row() {
+        // a: nullable, b and c: NOT NULL.
+        let column = |name: &str| match name {
+            "a" => Some((0, true)),
+            "b" => Some((1, false)),
+            "c" => Some((2, false)),
+            _ => None,
         };
-        let part = |k: &str, c: Option<&str>, null: &str| {
-            (k.to_string(), c.map(str::to_string), Some(null.to_string()))
-        };
+        let part = |k: &str, c: Option<&str>| (k.to_string(), c.map(str::to_string));
         let parts = vec![
-            part("u1", Some("a"), "YES"),
-            part("u2", None, "NO"),
-            part("u3", Some("c"), "NO"),
-            part("u3", Some("b"), "NO"),
-            part("u4", Some("a"), "NO"),
+            part("u1", Some("a")),
+            part("u2", None),
+            part("u3", Some("c")),
+            part("u3", Some("b")),
+            part("u4", Some("b")),
         ];
-        assert_eq!(first_not_null_key(&spec, &parts), vec![2, 1]);
-        assert!(first_not_null_key(&spec, &parts[..2]).is_empty());
+        assert_eq!(
+            first_identifying_key(&parts, column),
+            Some(("u3".to_string(), vec![2, 1]))
+        );
+        assert_eq!(first_identifying_key(&parts[..2], column), None);
+        let primary = vec![part("PRIMARY", Some("a"))];
+        assert_eq!(
+            first_identifying_key(&primary, column),
+            Some(("PRIMARY".to_string(), vec![0]))
+        );
     }
 
     #[test]

@@ -483,3 +483,39 @@ async fn a_table_named_with_sql_cannot_inject_into_the_script() {
         "rows after recovery\n{text}"
     );
 }
+
+/// A functional unique key (`UNIQUE KEY ((lower(e)))`, MySQL 8.0.13+) has no column name in
+/// information_schema: the live-key lookup panicked on it; now it is passed over like any key
+/// that does not identify a row, and the table is found by its primary key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_functional_unique_key_does_not_break_the_live_key_lookup() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let db = unique("funckey");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db};
+             CREATE TABLE {db}.t (id INT PRIMARY KEY, e VARCHAR(20), UNIQUE KEY ((lower(e))))"
+        ))
+        .await;
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), db.clone()]);
+    let stream = Stream::start(source, &index, id, &flags);
+    let before = snapshot(source, &format!("{db}.t")).await;
+    let since = wait_for_next_second(source, source_clock(source).await).await;
+    source
+        .exec(&format!(
+            "INSERT INTO {db}.t VALUES (1, 'A'); UPDATE {db}.t SET e = 'B' WHERE id = 1"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    assert_eq!(stream.stop().await, 0);
+    let (code, plan, err) = recover(&index, source, &db, &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(plan.contains("found by PRIMARY KEY (id)"), "{plan}");
+    let (sql, _) = recover_since(&index, source, &db, "t", since);
+    let (ok, err) = apply_sql(source, &sql);
+    assert!(ok, "{err}");
+    assert_eq!(snapshot(source, &format!("{db}.t")).await, before);
+}
