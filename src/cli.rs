@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use bintrail::config::TlsArgs as RawTls;
 use bintrail::config::{ConfigError, IndexConfig, LogFormat, OnGap, StreamArgs};
 use bintrail::index::ddl::Compression;
-use bintrail::tls::{SslMode, TlsConfig, TlsError};
+use bintrail::tls::{SslMode, TlsConfig};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -94,10 +95,11 @@ impl From<LogFormatArg> for LogFormat {
     }
 }
 
-/// TLS flags shared by every command that connects.
+/// TLS flags shared by every command that connects: the source's, and the index's own.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
-    /// TLS for the source and index connections, with MySQL's meanings
+    /// TLS for the source connection (and the index's, unless --index-ssl-mode), with MySQL's
+    /// meanings
     #[arg(long, env = "BINTRAIL_SSL_MODE", default_value = "preferred", value_name = "MODE",
           value_parser = PossibleValuesParser::new(SslMode::ALL.map(SslMode::as_str)))]
     pub ssl_mode: String,
@@ -113,17 +115,38 @@ pub struct TlsArgs {
     /// Client private key (PEM) matching --ssl-cert
     #[arg(long, env = "BINTRAIL_SSL_KEY", value_name = "FILE")]
     pub ssl_key: Option<PathBuf>,
+
+    /// TLS for the index connection [default: --ssl-mode]
+    #[arg(long, env = "BINTRAIL_INDEX_SSL_MODE", value_name = "MODE",
+          value_parser = PossibleValuesParser::new(SslMode::ALL.map(SslMode::as_str)))]
+    pub index_ssl_mode: Option<String>,
+
+    /// CA certificate (PEM) of the index server [default: --ssl-ca]
+    #[arg(long, env = "BINTRAIL_INDEX_SSL_CA", value_name = "FILE")]
+    pub index_ssl_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for the index [default: --ssl-cert, with --ssl-key]
+    #[arg(long, env = "BINTRAIL_INDEX_SSL_CERT", value_name = "FILE")]
+    pub index_ssl_cert: Option<PathBuf>,
+
+    /// Client private key (PEM) matching --index-ssl-cert
+    #[arg(long, env = "BINTRAIL_INDEX_SSL_KEY", value_name = "FILE")]
+    pub index_ssl_key: Option<PathBuf>,
 }
 
 impl TlsArgs {
-    /// Validates the TLS flags.
-    pub fn into_config(self) -> Result<TlsConfig, TlsError> {
-        TlsConfig::new(
-            self.ssl_mode.parse()?,
-            self.ssl_ca,
-            self.ssl_cert,
-            self.ssl_key,
-        )
+    /// The raw values for `config::TlsArgs`.
+    pub fn into_raw(self) -> RawTls {
+        RawTls {
+            ssl_mode: self.ssl_mode,
+            ssl_ca: self.ssl_ca,
+            ssl_cert: self.ssl_cert,
+            ssl_key: self.ssl_key,
+            index_ssl_mode: self.index_ssl_mode,
+            index_ssl_ca: self.index_ssl_ca,
+            index_ssl_cert: self.index_ssl_cert,
+            index_ssl_key: self.index_ssl_key,
+        }
     }
 }
 
@@ -280,10 +303,7 @@ impl StreamCmd {
             batch_size: self.batch_size,
             checkpoint_interval: self.checkpoint_interval,
             heartbeat_interval: self.heartbeat_interval,
-            ssl_mode: self.tls.ssl_mode,
-            ssl_ca: self.tls.ssl_ca,
-            ssl_cert: self.tls.ssl_cert,
-            ssl_key: self.tls.ssl_key,
+            tls: self.tls.into_raw(),
             reset: self.reset,
             reset_env: std::env::var_os("BINTRAIL_RESET").is_some(),
             start_file: self.start_file,
@@ -347,13 +367,16 @@ pub struct IndexArgs {
 }
 
 impl IndexArgs {
-    /// The validated index target and TLS setting.
+    /// The validated index target (with its TLS setting) and the source's TLS setting (for
+    /// `--source-dsn`).
     pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
+        let (source_tls, index_tls) = self.tls.into_raw().into_configs()?;
         let index = IndexConfig::new(
             &self.index_dsn,
             std::env::var("BINTRAIL_INDEX_PASSWORD").ok(),
+            index_tls,
         )?;
-        Ok((index, self.tls.into_config()?))
+        Ok((index, source_tls))
     }
 }
 

@@ -84,14 +84,8 @@ pub struct StreamArgs {
     pub checkpoint_interval: u64,
     /// `--heartbeat-interval`, seconds (0 means the default).
     pub heartbeat_interval: u64,
-    /// `--ssl-mode`.
-    pub ssl_mode: String,
-    /// `--ssl-ca`.
-    pub ssl_ca: Option<PathBuf>,
-    /// `--ssl-cert`.
-    pub ssl_cert: Option<PathBuf>,
-    /// `--ssl-key`.
-    pub ssl_key: Option<PathBuf>,
+    /// `--ssl-*` (source) and `--index-ssl-*` (index).
+    pub tls: TlsArgs,
     /// `--reset`.
     pub reset: bool,
     /// Whether `BINTRAIL_RESET` is set in the environment (refused, see [`ConfigError::ResetFromEnv`]).
@@ -104,6 +98,54 @@ pub struct StreamArgs {
     pub start_gtid: Option<String>,
     /// `--on-gap`.
     pub on_gap: String,
+}
+
+/// The raw TLS flags of both connections: `--ssl-*` for the source, `--index-ssl-*` for the
+/// index (each `None` there means "as the source").
+#[derive(Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// `--ssl-mode` (empty means the default, `preferred`).
+    pub ssl_mode: String,
+    /// `--ssl-ca`.
+    pub ssl_ca: Option<PathBuf>,
+    /// `--ssl-cert`.
+    pub ssl_cert: Option<PathBuf>,
+    /// `--ssl-key`.
+    pub ssl_key: Option<PathBuf>,
+    /// `--index-ssl-mode`.
+    pub index_ssl_mode: Option<String>,
+    /// `--index-ssl-ca`.
+    pub index_ssl_ca: Option<PathBuf>,
+    /// `--index-ssl-cert`.
+    pub index_ssl_cert: Option<PathBuf>,
+    /// `--index-ssl-key`.
+    pub index_ssl_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Validates both settings: (source, index).
+    pub fn into_configs(self) -> Result<(TlsConfig, TlsConfig), ConfigError> {
+        let mode = match self.ssl_mode.as_str() {
+            "" => SslMode::default(),
+            m => m.parse()?,
+        };
+        let source = TlsConfig::new(mode, self.ssl_ca, self.ssl_cert, self.ssl_key)?;
+        let index_mode = match self.index_ssl_mode {
+            Some(m) => Some(m.parse::<SslMode>().map_err(|_| TlsError::Mode {
+                flag: crate::tls::INDEX_FLAGS.mode,
+                value: m,
+            })?),
+            None => None,
+        };
+        let index = TlsConfig::for_index(
+            &source,
+            index_mode,
+            self.index_ssl_ca,
+            self.index_ssl_cert,
+            self.index_ssl_key,
+        )?;
+        Ok((source, index))
+    }
 }
 
 /// Everything `stream` needs, validated.
@@ -124,7 +166,7 @@ pub struct StreamConfig {
     /// How often the source sends a heartbeat when idle; a connection silent for
     /// [`StreamConfig::read_deadline`] is considered dead.
     pub heartbeat_interval: Duration,
-    /// TLS for both connections.
+    /// TLS of the source connections (the index's is in [`IndexConfig::tls`]).
     pub tls: TlsConfig,
     /// Clear this stream's checkpoint before starting.
     pub reset: bool,
@@ -141,6 +183,8 @@ pub struct IndexConfig {
     pub dsn: Dsn,
     /// The index database name.
     pub database: String,
+    /// TLS of the index connections.
+    pub tls: TlsConfig,
 }
 
 /// Why a configuration was rejected. Each message names the flag.
@@ -198,7 +242,8 @@ impl StreamConfig {
     /// Validates every value and combination of the `stream` flags.
     pub fn new(args: StreamArgs) -> Result<StreamConfig, ConfigError> {
         let source = parse_dsn("--source-dsn", &args.source_dsn, args.source_password)?;
-        let index = IndexConfig::new(&args.index_dsn, args.index_password)?;
+        let (tls, index_tls) = args.tls.into_configs()?;
+        let index = IndexConfig::new(&args.index_dsn, args.index_password, index_tls)?;
         if args.server_id == 0 {
             return Err(ConfigError::Range {
                 flag: "--server-id",
@@ -229,8 +274,6 @@ impl StreamConfig {
             0 => crate::source::HEARTBEAT.as_secs(),
             n => check_range("--heartbeat-interval", n, 1, 3600, "1..=3600 seconds")?,
         };
-        let mode: SslMode = args.ssl_mode.parse()?;
-        let tls = TlsConfig::new(mode, args.ssl_ca, args.ssl_cert, args.ssl_key)?;
         let start = start_at(args.start_file, args.start_pos, args.start_gtid)?;
         let on_gap = match args.on_gap.as_str() {
             "" | "fail" => OnGap::Fail,
@@ -267,8 +310,13 @@ impl StreamConfig {
 }
 
 impl IndexConfig {
-    /// Validates `--index-dsn` (which must name a database) and the optional env password.
-    pub fn new(dsn: &str, password: Option<String>) -> Result<IndexConfig, ConfigError> {
+    /// Validates `--index-dsn` (which must name a database) and the optional env password;
+    /// `tls` is the index connection's validated TLS setting.
+    pub fn new(
+        dsn: &str,
+        password: Option<String>,
+        tls: TlsConfig,
+    ) -> Result<IndexConfig, ConfigError> {
         let dsn = parse_dsn("--index-dsn", dsn, password)?;
         let database = dsn
             .database
@@ -277,7 +325,7 @@ impl IndexConfig {
                 flag: "--index-dsn",
                 shown: dsn.redacted(),
             })?;
-        Ok(IndexConfig { dsn, database })
+        Ok(IndexConfig { dsn, database, tls })
     }
 }
 
@@ -357,7 +405,6 @@ mod tests {
             server_id: 42,
             batch_size: 1000,
             checkpoint_interval: 10,
-            ssl_mode: "preferred".into(),
             ..Default::default()
         }
     }
@@ -381,7 +428,7 @@ mod tests {
         assert!(err(|a| a.batch_size = 0).contains("--batch-size"));
         assert!(err(|a| a.checkpoint_interval = 0).contains("--checkpoint-interval"));
         assert!(err(|a| a.server_id = 0).contains("--server-id"));
-        assert!(err(|a| a.ssl_mode = "bogus".into()).contains("--ssl-mode"));
+        assert!(err(|a| a.tls.ssl_mode = "bogus".into()).contains("--ssl-mode"));
         assert!(err(|a| a.tables = Some("orders".into())).contains("--tables"));
         assert!(err(|a| a.start_pos = Some(4)).contains("--start-pos"));
         assert!(err(|a| a.index_dsn = "mysql://idx:pw@idx".into()).contains("--index-dsn"));
@@ -390,6 +437,44 @@ mod tests {
             a.start_gtid = Some("0-1-1".into());
         })
         .contains("--start-gtid"));
+    }
+
+    #[test]
+    fn index_tls_defaults_to_the_source_and_names_its_own_flags() {
+        let ca = std::env::temp_dir().join(format!("bintrail-cfg-ca-{}.pem", std::process::id()));
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.tls.ssl_mode = "verify-ca".into();
+        a.tls.ssl_ca = Some(ca.clone());
+        let c = StreamConfig::new(a.clone()).unwrap();
+        assert_eq!(c.index.tls.mode, SslMode::VerifyCa);
+        assert_eq!(c.index.tls.ca.as_ref(), Some(&ca));
+        assert!(c.index.tls.inherited);
+        a.tls.index_ssl_mode = Some("disabled".into());
+        let c = StreamConfig::new(a.clone()).unwrap();
+        assert_eq!(
+            (c.index.tls.mode, c.index.tls.ca),
+            (SslMode::Disabled, None)
+        );
+        assert_eq!(c.tls.mode, SslMode::VerifyCa);
+        a.tls.index_ssl_mode = Some("verify-full".into());
+        a.tls.ssl_mode = "required".into();
+        a.tls.ssl_ca = None;
+        let e = StreamConfig::new(a.clone()).unwrap_err().to_string();
+        assert!(
+            e.contains("--index-ssl-mode verify-full needs --index-ssl-ca"),
+            "{e}"
+        );
+        a.tls.index_ssl_ca = Some("/nonexistent/idx-ca.pem".into());
+        let e = StreamConfig::new(a).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--index-ssl-ca '/nonexistent/idx-ca.pem'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ async fn start_point(
 }
 
 async fn read_checkpoint(config: &StreamConfig) -> Result<Option<state::StreamState>, StreamError> {
-    let mut index = connect("index", &config.index.dsn, None, &config.tls)
+    let mut index = connect("index", &config.index.dsn, None, &config.index.tls)
         .await
         .map_err(SourceError::from)?;
     index.query_drop(SESSION_SETUP).await?;

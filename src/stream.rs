@@ -191,7 +191,7 @@ struct Started {
 /// Connects to both servers, checks them, resolves the start point and requests the binlog.
 async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     // Without selecting the database, so that a missing one is reported as "run init".
-    let mut index = connect("index", &config.index.dsn, None, &config.tls)
+    let mut index = connect("index", &config.index.dsn, None, &config.index.tls)
         .await
         .map_err(SourceError::from)?;
     index.query_drop(SESSION_SETUP).await?;
@@ -202,16 +202,23 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
 
     let (mut replica, info) = source::open(config).await?;
     let (from, durable) = resolve_start(config, &mut index, &mut replica.conn, &info).await?;
+    let index_tls = config.index.tls.outcome(index.opts().ssl_opts().is_some());
     let _ = index.disconnect().await;
     // information_schema lookups need a connection of their own: the first one becomes the
     // binlog stream.
     let lookup = connect("source", &config.source, None, &config.tls)
         .await
         .map_err(SourceError::from)?;
+    // Which TLS each connection ended up with (preferred may have fallen back to plaintext).
+    tracing::info!(
+        source_tls = %config.tls.outcome(lookup.opts().ssl_opts().is_some()),
+        index_tls = %index_tls,
+        "connected"
+    );
 
     let mut writer = Writer::open(
         &config.index,
-        &config.tls,
+        &config.index.tls,
         config.server_id,
         info.identity.clone(),
     )
@@ -285,7 +292,7 @@ async fn run_once(
             let _ = conn.disconnect().await;
             let mut writer = Writer::open(
                 &config.index,
-                &config.tls,
+                &config.index.tls,
                 config.server_id,
                 info.identity.clone(),
             )

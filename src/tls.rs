@@ -77,14 +77,49 @@ impl std::str::FromStr for SslMode {
             .into_iter()
             .find(|m| m.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| TlsError::Mode {
+                flag: SOURCE_FLAGS.mode,
                 value: s.to_string(),
             })
     }
 }
 
-/// A validated TLS setting, shared by the source and index connections.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The names of one connection's four TLS flags, for messages.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Flags {
+    /// `--ssl-mode` or `--index-ssl-mode`.
+    pub mode: &'static str,
+    /// `--ssl-ca` or `--index-ssl-ca`.
+    pub ca: &'static str,
+    /// `--ssl-cert` or `--index-ssl-cert`.
+    pub cert: &'static str,
+    /// `--ssl-key` or `--index-ssl-key`.
+    pub key: &'static str,
+}
+
+/// The source connection's flags (also the index's defaults).
+pub static SOURCE_FLAGS: Flags = Flags {
+    mode: "--ssl-mode",
+    ca: "--ssl-ca",
+    cert: "--ssl-cert",
+    key: "--ssl-key",
+};
+
+/// The index connection's own flags.
+pub static INDEX_FLAGS: Flags = Flags {
+    mode: "--index-ssl-mode",
+    ca: "--index-ssl-ca",
+    cert: "--index-ssl-cert",
+    key: "--index-ssl-key",
+};
+
+/// A validated TLS setting of one connection (the source's, or the index's).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsConfig {
+    /// Which flags gave it (named in messages): the index's setting taken whole from the
+    /// source's flags names those.
+    pub flags: &'static Flags,
+    /// The index's setting, taken whole from `--ssl-*` (messages say so).
+    pub inherited: bool,
     /// The mode.
     pub mode: SslMode,
     /// CA certificate (PEM) for verify-ca / verify-full.
@@ -95,23 +130,44 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            flags: &SOURCE_FLAGS,
+            inherited: false,
+            mode: SslMode::default(),
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
 /// Why a TLS setting was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TlsError {
     /// Not one of the five modes.
-    #[error("--ssl-mode '{value}' is not a mode: expected disabled, preferred, required, verify-ca or verify-full")]
+    #[error("{flag} '{value}' is not a mode: expected disabled, preferred, required, verify-ca or verify-full")]
     Mode {
+        /// The flag.
+        flag: &'static str,
         /// The value given.
         value: String,
     },
     /// verify-ca / verify-full without a CA.
-    #[error("--ssl-mode {mode} needs --ssl-ca (the CA certificate that signed the server's certificate)")]
+    #[error(
+        "{flag} {mode} needs {ca_flag} (the CA certificate that signed the server's certificate)"
+    )]
     MissingCa {
+        /// The mode flag.
+        flag: &'static str,
+        /// The CA flag.
+        ca_flag: &'static str,
         /// The mode given.
         mode: SslMode,
     },
     /// Only one of cert and key.
-    #[error("--ssl-cert and --ssl-key go together: {given} was given without {missing}")]
+    #[error("{given} and {missing} go together: {given} was given without {missing}")]
     HalfIdentity {
         /// The flag given.
         given: &'static str,
@@ -141,66 +197,130 @@ pub enum TlsError {
         reason: String,
     },
     /// A certificate option with `--ssl-mode disabled`.
-    #[error("{flag} was given with --ssl-mode disabled: drop it or choose another --ssl-mode")]
+    #[error("{flag} was given with {mode_flag} disabled: drop it or choose another {mode_flag}")]
     UnusedWithDisabled {
+        /// The mode flag.
+        mode_flag: &'static str,
         /// The flag.
         flag: &'static str,
     },
 }
 
 impl TlsConfig {
-    /// Validates a mode and its files.
+    /// Validates the source connection's mode and files (`--ssl-*`).
     pub fn new(
         mode: SslMode,
         ca: Option<PathBuf>,
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
     ) -> Result<TlsConfig, TlsError> {
+        TlsConfig::with_flags(&SOURCE_FLAGS, mode, ca, cert, key)
+    }
+
+    /// The index connection's setting: each `--index-ssl-*` flag not given takes the source's
+    /// value, so a command line written before the index had flags of its own keeps its meaning.
+    /// Two exceptions keep that rule from producing nonsense: the client certificate and key
+    /// are one pair (either both the index's own or both the source's), and with
+    /// `--index-ssl-mode disabled` nothing of the source's certificates is taken.
+    pub fn for_index(
+        source: &TlsConfig,
+        mode: Option<SslMode>,
+        ca: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<TlsConfig, TlsError> {
+        if (&mode, &ca, &cert, &key) == (&None, &None, &None, &None) {
+            return Ok(TlsConfig {
+                inherited: true,
+                ..source.clone()
+            });
+        }
+        let mode = mode.unwrap_or(source.mode);
+        let inherit = mode != SslMode::Disabled;
+        let ca = ca.or_else(|| source.ca.clone().filter(|_| inherit));
+        let (cert, key) = match (cert, key) {
+            (None, None) if inherit => (source.cert.clone(), source.key.clone()),
+            own => own,
+        };
+        TlsConfig::with_flags(&INDEX_FLAGS, mode, ca, cert, key)
+    }
+
+    /// Validates a mode and its files, naming `flags` in every message.
+    pub fn with_flags(
+        flags: &'static Flags,
+        mode: SslMode,
+        ca: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<TlsConfig, TlsError> {
         if mode == SslMode::Disabled {
-            for (flag, value) in [
-                ("--ssl-ca", &ca),
-                ("--ssl-cert", &cert),
-                ("--ssl-key", &key),
-            ] {
+            for (flag, value) in [(flags.ca, &ca), (flags.cert, &cert), (flags.key, &key)] {
                 if value.is_some() {
-                    return Err(TlsError::UnusedWithDisabled { flag });
+                    return Err(TlsError::UnusedWithDisabled {
+                        mode_flag: flags.mode,
+                        flag,
+                    });
                 }
             }
         }
         if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && ca.is_none() {
-            return Err(TlsError::MissingCa { mode });
+            return Err(TlsError::MissingCa {
+                flag: flags.mode,
+                ca_flag: flags.ca,
+                mode,
+            });
         }
         match (&cert, &key) {
             (Some(_), None) => {
                 return Err(TlsError::HalfIdentity {
-                    given: "--ssl-cert",
-                    missing: "--ssl-key",
+                    given: flags.cert,
+                    missing: flags.key,
                 })
             }
             (None, Some(_)) => {
                 return Err(TlsError::HalfIdentity {
-                    given: "--ssl-key",
-                    missing: "--ssl-cert",
+                    given: flags.key,
+                    missing: flags.cert,
                 })
             }
             _ => {}
         }
-        for (flag, path) in [
-            ("--ssl-ca", &ca),
-            ("--ssl-cert", &cert),
-            ("--ssl-key", &key),
+        for (flag, path, is_key) in [
+            (flags.ca, &ca, false),
+            (flags.cert, &cert, false),
+            (flags.key, &key, true),
         ] {
             if let Some(path) = path {
                 check_readable(flag, path)?;
-                check_pem(flag, path)?;
+                check_pem(flag, path, is_key)?;
             }
         }
         Ok(TlsConfig {
+            flags,
+            inherited: false,
             mode,
             ca,
             cert,
             key,
         })
+    }
+
+    /// What TLS a connection opened with this setting ended up with, for the start-up log:
+    /// `verify-ca`, …, or `plaintext` (mode `disabled`, or `preferred` against a server that
+    /// offers no TLS). `used_tls` says whether the connection that succeeded asked for TLS.
+    pub fn outcome(&self, used_tls: bool) -> String {
+        match (self.mode, used_tls) {
+            (SslMode::Disabled, _) => "plaintext (disabled)".to_string(),
+            (mode, false) => format!("plaintext ({mode}: the server offers no TLS)"),
+            (mode @ (SslMode::VerifyCa | SslMode::VerifyFull), true) => format!(
+                "{mode} (CA {})",
+                self.ca
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            (mode, true) => format!("{mode} (TLS, certificate not checked)"),
+        }
     }
 
     /// The mysql_async TLS options for a first connection attempt, or `None` for plaintext.
@@ -257,7 +377,17 @@ impl TlsConfig {
 
     /// What to tell the user about a TLS failure when connecting to `host`.
     pub fn explain(&self, failure: &TlsFailure, host: &str) -> String {
+        let why = self.explain_failure(failure, host);
+        if self.inherited {
+            format!("{why} (the index connection uses the --ssl-* settings unless --index-ssl-mode, --index-ssl-ca, --index-ssl-cert or --index-ssl-key give its own)")
+        } else {
+            why
+        }
+    }
+
+    fn explain_failure(&self, failure: &TlsFailure, host: &str) -> String {
         let mode = self.mode;
+        let (mode_flag, ca_flag) = (self.flags.mode, self.flags.ca);
         let ca = self
             .ca
             .as_ref()
@@ -265,22 +395,25 @@ impl TlsConfig {
             .unwrap_or_default();
         match failure {
             TlsFailure::NotOffered => format!(
-                "the server does not offer TLS, and --ssl-mode {mode} requires it: enable TLS on the server, or use --ssl-mode preferred to allow plaintext"
+                "the server does not offer TLS, and {mode_flag} {mode} requires it: enable TLS on the server, or use {mode_flag} preferred to allow plaintext"
             ),
             TlsFailure::WrongName { presented, .. } if presented.is_empty() => format!(
-                "the server's TLS certificate has no subjectAltName, so it names no host; --ssl-mode {mode} cannot accept it with this TLS client (rustls ignores the CN): give the server a certificate whose subjectAltName lists '{host}', or use --ssl-mode required"
+                "the server's TLS certificate has no subjectAltName, so it names no host; {mode_flag} {mode} cannot accept it with this TLS client (rustls ignores the CN): give the server a certificate whose subjectAltName lists '{host}', or use {mode_flag} required"
             ),
             TlsFailure::WrongName { presented, .. } => format!(
-                "the server's TLS certificate is not valid for the host name '{host}' (it is valid for {}); --ssl-mode {mode} checks the host name: connect by a name the certificate lists, or use --ssl-mode verify-ca to check only the chain",
+                "the server's TLS certificate is not valid for the host name '{host}' (it is valid for {}); {mode_flag} {mode} checks the host name: connect by a name the certificate lists, or use {mode_flag} verify-ca to check only the chain",
                 presented.iter().map(|n| display_name(n)).collect::<Vec<_>>().join(", ")
             ),
             TlsFailure::UnknownIssuer => format!(
-                "the server's TLS certificate was not issued by the CA in --ssl-ca '{ca}' (--ssl-mode {mode}): give the CA that signed the server's certificate"
+                "the server's TLS certificate was not issued by the CA in {ca_flag} '{ca}' ({mode_flag} {mode}): give the CA that signed the server's certificate"
+            ),
+            TlsFailure::BadSignature => format!(
+                "the server's TLS certificate was not issued by the CA in {ca_flag} '{ca}' ({mode_flag} {mode}): that CA has the name of the certificate's issuer but not its key (another CA of the same name; MySQL's auto-generated CAs all share one name): give the CA that signed the server's certificate"
             ),
             TlsFailure::BadCertificate(why) => {
-                format!("the server's TLS certificate was refused (--ssl-mode {mode}): {why}")
+                format!("the server's TLS certificate was refused ({mode_flag} {mode}): {why}")
             }
-            TlsFailure::Other(why) => format!("TLS failed (--ssl-mode {mode}): {why}"),
+            TlsFailure::Other(why) => format!("TLS failed ({mode_flag} {mode}): {why}"),
         }
     }
 }
@@ -300,6 +433,9 @@ pub enum TlsFailure {
     },
     /// The chain does not lead to a trusted root (`--ssl-ca`).
     UnknownIssuer,
+    /// The CA in `--ssl-ca` has the name of the certificate's issuer but not its key: another
+    /// CA of the same name (every MySQL server's auto-generated CA has the same name).
+    BadSignature,
     /// Another certificate problem (expired, bad signature, …).
     BadCertificate(String),
     /// Anything else about TLS (handshake, unreadable client key, …).
@@ -341,6 +477,7 @@ fn classify(e: &rustls::Error) -> TlsFailure {
             presented: Vec::new(),
         },
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => TlsFailure::UnknownIssuer,
+        rustls::Error::InvalidCertificate(C::BadSignature) => TlsFailure::BadSignature,
         rustls::Error::InvalidCertificate(other) => TlsFailure::BadCertificate(other.to_string()),
         other => TlsFailure::Other(other.to_string()),
     }
@@ -377,10 +514,10 @@ fn retry_form(presented: &str) -> Option<String> {
 
 /// The CA and client certificate must hold PEM certificates, the key a PEM private key, so
 /// that a wrong file is a usage error naming the flag rather than a TLS failure at connect time.
-fn check_pem(flag: &'static str, path: &Path) -> Result<(), TlsError> {
+fn check_pem(flag: &'static str, path: &Path, is_key: bool) -> Result<(), TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (what, result) = if flag == "--ssl-key" {
+    let (what, result) = if is_key {
         ("private key", PrivateKeyDer::from_pem_file(path).map(drop))
     } else {
         let first = CertificateDer::pem_file_iter(path).and_then(|mut it| {
@@ -430,7 +567,11 @@ mod tests {
         for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
             assert_eq!(
                 TlsConfig::new(mode, None, None, None),
-                Err(TlsError::MissingCa { mode })
+                Err(TlsError::MissingCa {
+                    flag: "--ssl-mode",
+                    ca_flag: "--ssl-ca",
+                    mode
+                })
             );
         }
     }

@@ -9,12 +9,12 @@ use crate::cli::InitCmd;
 /// Creates what is missing and reports what it found.
 pub fn run(cmd: InitCmd) -> Result<(), Failure> {
     let compression = cmd.compression();
-    let (index, tls) = cmd.into_config().map_err(Failure::usage)?;
+    let (index, _) = cmd.into_config().map_err(Failure::usage)?;
     runtime()?.block_on(async move {
         // The database may not exist yet: connect without selecting it.
-        let mut conn = connect("index", &index.dsn, None, &tls)
+        let mut conn = connect("index", &index.dsn, None, &index.tls)
             .await
-            .map_err(|e| Failure::new(Kind::Runtime, e))?;
+            .map_err(|e| super::open_failure(e.into()))?;
         let report = ddl::init(&mut conn, &index.database, compression)
             .await
             .map_err(|e| Failure::new(Kind::Definite, e))?;

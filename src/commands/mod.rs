@@ -60,6 +60,17 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A connection that could not be opened: exit 1 when trying again may help (network
+/// trouble), 3 when not (a refused certificate or password will be refused again).
+pub fn open_failure(e: bintrail::history::OpenError) -> Failure {
+    let kind = if e.is_transient() {
+        Kind::Runtime
+    } else {
+        Kind::Definite
+    };
+    Failure::new(kind, e)
+}
+
 /// The tokio runtime commands run on: two workers, as many as this kind of machine has cores.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()

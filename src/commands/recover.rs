@@ -21,9 +21,10 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
         overwrite_later_changes: cmd.overwrite_later_changes,
     };
     let recovery = runtime()?.block_on(async {
-        let runtime_failure = |e| Failure::new(Kind::Runtime, e);
-        let mut idx = open_index(&index, &tls).await.map_err(runtime_failure)?;
-        let (mut src, info) = open_source(&source, &tls).await.map_err(runtime_failure)?;
+        let mut idx = open_index(&index).await.map_err(super::open_failure)?;
+        let (mut src, info) = open_source(&source, &tls)
+            .await
+            .map_err(super::open_failure)?;
         let planned = recover::plan(&mut idx, &mut src, info.flavor, &sel, opts).await;
         let _ = idx.disconnect().await;
         let _ = src.disconnect().await;

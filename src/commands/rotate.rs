@@ -38,7 +38,7 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
             "--ahead must be at most 8000 hours (MySQL allows 8192 partitions per table)",
         ));
     }
-    let (index, tls) = cmd.index.into_config().map_err(Failure::usage)?;
+    let (index, _) = cmd.index.into_config().map_err(Failure::usage)?;
     let (ahead, dry_run) = (cmd.ahead, cmd.dry_run);
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
@@ -46,9 +46,7 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
             tokio::spawn(cancel_on_signal(cancel.clone()));
         }
         loop {
-            let mut conn = open_index(&index, &tls)
-                .await
-                .map_err(|e| Failure::new(Kind::Runtime, e))?;
+            let mut conn = open_index(&index).await.map_err(super::open_failure)?;
             let at = now();
             let plan = rotate::rotate(&mut conn, &index.database, at, retain, ahead, dry_run)
                 .await

@@ -167,11 +167,17 @@ fn env_file(
     let heartbeat = config.heartbeat_interval.as_secs().to_string();
     set("BINTRAIL_HEARTBEAT_INTERVAL", &heartbeat)?;
     set("BINTRAIL_ON_GAP", &args.on_gap)?;
+    // The index's setting is written as resolved (its defaults taken from the source's), so
+    // the file says what each connection uses.
     set("BINTRAIL_SSL_MODE", config.tls.mode.as_str())?;
+    set("BINTRAIL_INDEX_SSL_MODE", config.index.tls.mode.as_str())?;
     for (key, path) in [
         ("BINTRAIL_SSL_CA", &config.tls.ca),
         ("BINTRAIL_SSL_CERT", &config.tls.cert),
         ("BINTRAIL_SSL_KEY", &config.tls.key),
+        ("BINTRAIL_INDEX_SSL_CA", &config.index.tls.ca),
+        ("BINTRAIL_INDEX_SSL_CERT", &config.index.tls.cert),
+        ("BINTRAIL_INDEX_SSL_KEY", &config.index.tls.key),
     ] {
         if let Some(path) = path {
             // The service runs in /; a relative path would point elsewhere.

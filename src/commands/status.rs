@@ -26,13 +26,13 @@ pub fn run(cmd: StatusCmd) -> Result<(), Failure> {
         .transpose()
         .map_err(|e| Failure::usage(format!("--stale-after: {e}")))?;
     let status = runtime()?.block_on(async {
-        let mut conn = open_index(&index, &tls).await.map_err(runtime_failure)?;
+        let mut conn = open_index(&index).await.map_err(super::open_failure)?;
         let mut status = status::load(&mut conn, &index.database)
             .await
             .map_err(|e| Failure::new(Kind::Runtime, e))?;
         let _ = conn.disconnect().await;
         if let Some(dsn) = &source {
-            let (mut src, info) = open_source(dsn, &tls).await.map_err(runtime_failure)?;
+            let (mut src, info) = open_source(dsn, &tls).await.map_err(super::open_failure)?;
             status::add_lag(&mut src, &info, &mut status)
                 .await
                 .map_err(|e| Failure::new(Kind::Runtime, e))?;
@@ -78,10 +78,6 @@ pub fn run(cmd: StatusCmd) -> Result<(), Failure> {
         }
         None => Ok(()),
     }
-}
-
-fn runtime_failure(e: bintrail::history::OpenError) -> Failure {
-    Failure::new(Kind::Runtime, e)
 }
 
 /// The human form: one block per stream, then the tables.

@@ -61,9 +61,9 @@ impl OpenError {
 }
 
 /// Connects to the index database with the session every index connection uses (UTC,
-/// utf8mb4, strict).
-pub async fn open_index(index: &IndexConfig, tls: &TlsConfig) -> Result<Conn, OpenError> {
-    let mut conn = connect("index", &index.dsn, Some(&index.database), tls).await?;
+/// utf8mb4, strict), with the index's own TLS setting.
+pub async fn open_index(index: &IndexConfig) -> Result<Conn, OpenError> {
+    let mut conn = connect("index", &index.dsn, Some(&index.database), &index.tls).await?;
     conn.query_drop(SESSION_SETUP)
         .await
         .map_err(|source| OpenError::Server {

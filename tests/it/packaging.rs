@@ -100,6 +100,7 @@ fn service_install_writes_a_verified_unit_and_a_private_env_file() {
         r#"BINTRAIL_SCHEMAS="shop,billing""#,
         r#"BINTRAIL_METRICS_ADDR="127.0.0.1:9187""#,
         r#"BINTRAIL_SSL_MODE="preferred""#,
+        r#"BINTRAIL_INDEX_SSL_MODE="preferred""#,
     ] {
         assert!(
             env.lines().any(|l| l == line),

@@ -406,3 +406,161 @@ async fn a_server_without_tls_is_plaintext_only_when_preferred() {
         "{stderr}"
     );
 }
+
+/// Runs `bintrail args…`; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bintrail(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn source_and_index_with_different_cas_each_verified_with_its_own() {
+    // Two servers, each with a CA of its own: the source's and the index's certificates are
+    // issued by different CAs, so one --ssl-ca cannot verify both.
+    let (source_certs, index_certs) = (Certs::generate(), Certs::generate());
+    let server_flags = |c: &Certs| {
+        [
+            format!("--ssl-ca={}", c.path("ca.pem")),
+            format!("--ssl-cert={}", c.path("server-cert.pem")),
+            format!("--ssl-key={}", c.path("server-key.pem")),
+        ]
+    };
+    let (sf, xf) = (server_flags(&source_certs), server_flags(&index_certs));
+    let source = TestServer::start(Flavor::Mysql, &[&sf[0], &sf[1], &sf[2]]);
+    let index_server =
+        TestServer::start(Flavor::Mysql, &[&xf[0], &xf[1], &xf[2], "--skip-log-bin"]);
+    let (source_ca, index_ca) = (source_certs.path("ca.pem"), index_certs.path("ca.pem"));
+    let idx_db = unique("tls_idx");
+    let index_dsn = format!("mysql://root@127.0.0.1:{}/{idx_db}", index_server.port);
+    let source_dsn = source.dsn(None);
+    let tls = [
+        "--ssl-mode",
+        "verify-ca",
+        "--ssl-ca",
+        &source_ca,
+        "--index-ssl-mode",
+        "verify-full",
+        "--index-ssl-ca",
+        &index_ca,
+    ];
+    let index_tls = &tls[4..];
+
+    // The source's CA alone (what one --ssl-mode for both meant) cannot verify the index.
+    let (code, _, stderr) = run(&[
+        &["init", "--index-dsn", &index_dsn][..],
+        &["--ssl-mode", "verify-ca", "--ssl-ca", &source_ca],
+    ]
+    .concat());
+    assert_eq!(code, 3, "a definite error: {stderr}");
+    assert!(
+        stderr.contains("cannot connect to the index")
+            && stderr.contains(&format!(
+                "was not issued by the CA in --ssl-ca '{source_ca}' (--ssl-mode verify-ca)"
+            ))
+            && stderr.contains("unless --index-ssl-mode, --index-ssl-ca"),
+        "names the CA file and the index's own flags: {stderr}"
+    );
+    let (code, _, stderr) = run(&[
+        &["init", "--index-dsn", &index_dsn][..],
+        &[
+            "--index-ssl-mode",
+            "verify-full",
+            "--index-ssl-ca",
+            &source_ca,
+        ],
+    ]
+    .concat());
+    assert_eq!(code, 3, "a definite error: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "was not issued by the CA in --index-ssl-ca '{source_ca}' (--index-ssl-mode verify-full)"
+        )),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&[&["init", "--index-dsn", &index_dsn][..], index_tls].concat());
+    assert_eq!(code, 0, "init with the index's own CA: {stderr}");
+
+    let db = unique("tls2");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10))"
+        ))
+        .await;
+    let stream = ServiceStream::start(&source_dsn, &index_dsn, 4311, &tls, &[]);
+    let log = wait_until(Duration::from_secs(60), "the stream to start", || async {
+        let log = stream.log();
+        if log.contains("streaming") {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    assert!(
+        log.lines().any(|l| l.contains("connected")
+            && l.contains(&format!("source_tls=verify-ca (CA {source_ca})"))
+            && l.contains(&format!("index_tls=verify-full (CA {index_ca})"))),
+        "the log says which TLS each connection has: {log}"
+    );
+    source
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')"))
+        .await;
+    wait_until(Duration::from_secs(30), "2 changes", || async {
+        let mut conn = index_server.conn(Some(&idx_db)).await;
+        let n: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM binlog_events WHERE schema_name = ?",
+                (db.as_str(),),
+            )
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+        if n == Some(2) {
+            Ok(())
+        } else {
+            Err(format!("{n:?}; log: {}", stream.log()))
+        }
+    })
+    .await;
+    assert_eq!(stream.stop().await, 0);
+
+    // The read side, each with the index's own TLS flags (and the source's for --source-dsn).
+    let idx = ["--index-dsn", index_dsn.as_str()];
+    let src = ["--source-dsn", source_dsn.as_str()];
+    let (code, out, err) = run(&[&["status"][..], &idx, &src, &tls].concat());
+    assert_eq!(code, 0, "status: {err}");
+    assert!(out.contains("4311"), "status shows the stream: {out}");
+    let table = ["--schema", db.as_str(), "--table", "t"];
+    let (code, out, err) =
+        run(&[&["query"][..], &idx, &table, &tls, &["--format", "json"]].concat());
+    assert_eq!((code, out.lines().count()), (0, 2), "query: {out}{err}");
+    let (code, out, err) = run(&[&["recover"][..], &idx, &src, &table, &tls].concat());
+    assert_eq!(code, 0, "recover: {err}");
+    assert!(
+        out.contains("DELETE FROM"),
+        "recover writes the undo: {out}"
+    );
+    let (code, _, err) = run(&[&["rotate"][..], &idx, index_tls, &["--dry-run"]].concat());
+    assert_eq!(code, 0, "rotate: {err}");
+    // And each refuses the source's CA for the index, naming it.
+    for cmd in ["status", "query", "rotate"] {
+        let (code, _, err) = run(&[
+            &[cmd][..],
+            &idx,
+            &["--ssl-mode", "verify-ca", "--ssl-ca", &source_ca],
+        ]
+        .concat());
+        assert_eq!(code, 3, "{cmd} with the source's CA for the index: {err}");
+        assert!(
+            err.contains("cannot connect to the index")
+                && err.contains(&format!("not issued by the CA in --ssl-ca '{source_ca}'")),
+            "{cmd}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&source_certs.dir).ok();
+    std::fs::remove_dir_all(&index_certs.dir).ok();
+}
