@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use bintrail::config::TlsArgs as RawTls;
+use bintrail::config::{self, TlsArgs as RawTls};
 use bintrail::config::{ConfigError, IndexConfig, LogFormat, OnGap, StreamArgs};
+use bintrail::dsn::Dsn;
 use bintrail::index::ddl::Compression;
 use bintrail::tls::{SslMode, TlsConfig};
 use clap::builder::PossibleValuesParser;
@@ -99,10 +100,10 @@ impl From<LogFormatArg> for LogFormat {
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// TLS for the source connection (and the index's, unless --index-ssl-mode), with MySQL's
-    /// meanings
-    #[arg(long, env = "BINTRAIL_SSL_MODE", default_value = "preferred", value_name = "MODE",
+    /// meanings; a tls= or ssl-mode= parameter of the DSN sets it too [default: preferred]
+    #[arg(long, env = "BINTRAIL_SSL_MODE", value_name = "MODE",
           value_parser = PossibleValuesParser::new(SslMode::ALL.map(SslMode::as_str)))]
-    pub ssl_mode: String,
+    pub ssl_mode: Option<String>,
 
     /// CA certificate (PEM) for verify-ca and verify-full
     #[arg(long, env = "BINTRAIL_SSL_CA", value_name = "FILE")]
@@ -167,7 +168,8 @@ pub struct InitCmd {
 impl InitCmd {
     /// The validated index target and TLS setting.
     pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
-        self.index.into_config()
+        let (index, tls, _) = self.index.into_config(None)?;
+        Ok((index, tls))
     }
 
     /// `--compression`, already one of [`Compression::NAMES`] (the parser checked).
@@ -367,30 +369,33 @@ pub struct IndexArgs {
 }
 
 impl IndexArgs {
-    /// The validated index target (with its TLS setting) and the source's TLS setting (for
-    /// `--source-dsn`).
-    pub fn into_config(self) -> Result<(IndexConfig, TlsConfig), ConfigError> {
-        let (source_tls, index_tls) = self.tls.into_raw().into_configs()?;
-        let index = IndexConfig::new(
+    /// The validated index target (with its TLS setting), and the source's DSN (`--source-dsn`
+    /// of `status` and `recover`, if given) with its TLS setting.
+    pub fn into_config(
+        self,
+        source_dsn: Option<&str>,
+    ) -> Result<(IndexConfig, TlsConfig, Option<Dsn>), ConfigError> {
+        let source = source_dsn
+            .map(|s| {
+                config::parse_dsn(
+                    "--source-dsn",
+                    s,
+                    std::env::var("BINTRAIL_SOURCE_PASSWORD").ok(),
+                )
+            })
+            .transpose()?;
+        let index_dsn = config::parse_dsn(
+            "--index-dsn",
             &self.index_dsn,
             std::env::var("BINTRAIL_INDEX_PASSWORD").ok(),
-            index_tls,
         )?;
-        Ok((index, source_tls))
+        let (source_tls, index_tls) = self
+            .tls
+            .into_raw()
+            .into_configs(source.as_ref(), &index_dsn)?;
+        let index = IndexConfig::from_dsn(index_dsn, index_tls)?;
+        Ok((index, source_tls, source))
     }
-}
-
-/// Parses `--source-dsn` of a read-side command; `BINTRAIL_SOURCE_PASSWORD` overrides its
-/// password.
-pub fn source_dsn(text: &str) -> Result<bintrail::dsn::Dsn, ConfigError> {
-    let mut dsn = bintrail::dsn::Dsn::parse(text).map_err(|source| ConfigError::Dsn {
-        flag: "--source-dsn",
-        source,
-    })?;
-    if let Ok(p) = std::env::var("BINTRAIL_SOURCE_PASSWORD") {
-        dsn.password = Some(bintrail::dsn::Secret::new(p));
-    }
-    Ok(dsn)
 }
 
 /// Which changes `query` and `recover` are about. Times are UTC; both ends are inclusive.

@@ -104,8 +104,8 @@ pub struct StreamArgs {
 /// index (each `None` there means "as the source").
 #[derive(Clone, Debug, Default)]
 pub struct TlsArgs {
-    /// `--ssl-mode` (empty means the default, `preferred`).
-    pub ssl_mode: String,
+    /// `--ssl-mode` (`None`: the source DSN's TLS parameter, else `preferred`).
+    pub ssl_mode: Option<String>,
     /// `--ssl-ca`.
     pub ssl_ca: Option<PathBuf>,
     /// `--ssl-cert`.
@@ -123,12 +123,16 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// Validates both settings: (source, index).
-    pub fn into_configs(self) -> Result<(TlsConfig, TlsConfig), ConfigError> {
-        let mode = match self.ssl_mode.as_str() {
-            "" => SslMode::default(),
-            m => m.parse()?,
-        };
+    /// Validates both settings: (source, index). A TLS parameter in a DSN (`?tls=…`,
+    /// `?ssl-mode=…`) sets that connection's mode, or is refused (see
+    /// [`SslMode::from_dsn_param`]); with a mode flag too, both must agree.
+    pub fn into_configs(
+        self,
+        source: Option<&Dsn>,
+        index: &Dsn,
+    ) -> Result<(TlsConfig, TlsConfig), ConfigError> {
+        let given = self.ssl_mode.map(|m| m.parse::<SslMode>()).transpose()?;
+        let mode = dsn_mode("--source-dsn", source, "--ssl-mode", given)?.unwrap_or_default();
         let source = TlsConfig::new(mode, self.ssl_ca, self.ssl_cert, self.ssl_key)?;
         let index_mode = match self.index_ssl_mode {
             Some(m) => Some(m.parse::<SslMode>().map_err(|_| TlsError::Mode {
@@ -137,6 +141,7 @@ impl TlsArgs {
             })?),
             None => None,
         };
+        let index_mode = dsn_mode("--index-dsn", Some(index), "--index-ssl-mode", index_mode)?;
         let index = TlsConfig::for_index(
             &source,
             index_mode,
@@ -146,6 +151,37 @@ impl TlsArgs {
         )?;
         Ok((source, index))
     }
+}
+
+/// The mode of a connection whose DSN may carry a TLS parameter: the parameter's, the flag's
+/// (`given`), or `None` for the default. Both must agree when both are there.
+fn dsn_mode(
+    flag: &'static str,
+    dsn: Option<&Dsn>,
+    mode_flag: &'static str,
+    given: Option<SslMode>,
+) -> Result<Option<SslMode>, ConfigError> {
+    let Some((name, value)) = dsn.and_then(|d| d.tls_param.as_ref()) else {
+        return Ok(given);
+    };
+    let mode = SslMode::from_dsn_param(flag, name, value)?;
+    if let Some(flag_mode) = given.filter(|g| *g != mode) {
+        return Err(TlsError::DsnConflict {
+            flag,
+            param: format!("{name}={value}"),
+            mode_flag,
+            dsn_mode: mode,
+            flag_mode,
+        }
+        .into());
+    }
+    tracing::info!(
+        dsn = flag,
+        parameter = %format!("{name}={value}"),
+        mode = %mode,
+        "the DSN's TLS parameter sets the connection's {mode_flag}"
+    );
+    Ok(Some(mode))
 }
 
 /// Everything `stream` needs, validated.
@@ -242,8 +278,9 @@ impl StreamConfig {
     /// Validates every value and combination of the `stream` flags.
     pub fn new(args: StreamArgs) -> Result<StreamConfig, ConfigError> {
         let source = parse_dsn("--source-dsn", &args.source_dsn, args.source_password)?;
-        let (tls, index_tls) = args.tls.into_configs()?;
-        let index = IndexConfig::new(&args.index_dsn, args.index_password, index_tls)?;
+        let index_dsn = parse_dsn("--index-dsn", &args.index_dsn, args.index_password)?;
+        let (tls, index_tls) = args.tls.into_configs(Some(&source), &index_dsn)?;
+        let index = IndexConfig::from_dsn(index_dsn, index_tls)?;
         if args.server_id == 0 {
             return Err(ConfigError::Range {
                 flag: "--server-id",
@@ -310,14 +347,9 @@ impl StreamConfig {
 }
 
 impl IndexConfig {
-    /// Validates `--index-dsn` (which must name a database) and the optional env password;
-    /// `tls` is the index connection's validated TLS setting.
-    pub fn new(
-        dsn: &str,
-        password: Option<String>,
-        tls: TlsConfig,
-    ) -> Result<IndexConfig, ConfigError> {
-        let dsn = parse_dsn("--index-dsn", dsn, password)?;
+    /// Checks that the parsed `--index-dsn` names a database; `tls` is the index connection's
+    /// validated TLS setting.
+    pub fn from_dsn(dsn: Dsn, tls: TlsConfig) -> Result<IndexConfig, ConfigError> {
         let database = dsn
             .database
             .clone()
@@ -329,7 +361,12 @@ impl IndexConfig {
     }
 }
 
-fn parse_dsn(flag: &'static str, text: &str, password: Option<String>) -> Result<Dsn, ConfigError> {
+/// Parses the DSN of `flag`; `password` (from the environment) overrides the DSN's.
+pub fn parse_dsn(
+    flag: &'static str,
+    text: &str,
+    password: Option<String>,
+) -> Result<Dsn, ConfigError> {
     let mut dsn = Dsn::parse(text).map_err(|source| ConfigError::Dsn { flag, source })?;
     if let Some(p) = password {
         dsn.password = Some(Secret::new(p));
@@ -428,7 +465,7 @@ mod tests {
         assert!(err(|a| a.batch_size = 0).contains("--batch-size"));
         assert!(err(|a| a.checkpoint_interval = 0).contains("--checkpoint-interval"));
         assert!(err(|a| a.server_id = 0).contains("--server-id"));
-        assert!(err(|a| a.tls.ssl_mode = "bogus".into()).contains("--ssl-mode"));
+        assert!(err(|a| a.tls.ssl_mode = Some("bogus".into())).contains("--ssl-mode"));
         assert!(err(|a| a.tables = Some("orders".into())).contains("--tables"));
         assert!(err(|a| a.start_pos = Some(4)).contains("--start-pos"));
         assert!(err(|a| a.index_dsn = "mysql://idx:pw@idx".into()).contains("--index-dsn"));
@@ -448,7 +485,7 @@ mod tests {
         )
         .unwrap();
         let mut a = args();
-        a.tls.ssl_mode = "verify-ca".into();
+        a.tls.ssl_mode = Some("verify-ca".into());
         a.tls.ssl_ca = Some(ca.clone());
         let c = StreamConfig::new(a.clone()).unwrap();
         assert_eq!(c.index.tls.mode, SslMode::VerifyCa);
@@ -462,7 +499,7 @@ mod tests {
         );
         assert_eq!(c.tls.mode, SslMode::VerifyCa);
         a.tls.index_ssl_mode = Some("verify-full".into());
-        a.tls.ssl_mode = "required".into();
+        a.tls.ssl_mode = Some("required".into());
         a.tls.ssl_ca = None;
         let e = StreamConfig::new(a.clone()).unwrap_err().to_string();
         assert!(

@@ -49,6 +49,9 @@ pub struct Dsn {
     pub port: u16,
     /// Database (schema) name, if any.
     pub database: Option<String>,
+    /// A TLS parameter of the DSN (`tls=…`, `ssl-mode=…`), as (name, value): `tls.rs` decides
+    /// what it means. Every other parameter is refused when parsing.
+    pub tls_param: Option<(String, String)>,
 }
 
 /// Why a DSN could not be parsed. Messages never contain the password.
@@ -67,6 +70,24 @@ pub enum DsnError {
         shown: String,
         /// The port text as given.
         port: String,
+    },
+    /// A query parameter bintrail does not use (refused rather than ignored).
+    #[error("'{shown}' has the parameter '{name}', which bintrail does not take from a DSN: remove it (TLS is the only DSN parameter taken, as tls=… or ssl-mode=…; everything else is a flag)")]
+    Parameter {
+        /// The input with any password replaced by `<redacted>`.
+        shown: String,
+        /// The parameter's name.
+        name: String,
+    },
+    /// Two TLS parameters in one DSN.
+    #[error("'{shown}' has two TLS parameters ('{first}' and '{second}'): keep one")]
+    TwoTls {
+        /// The input with any password replaced by `<redacted>`.
+        shown: String,
+        /// The first.
+        first: String,
+        /// The second.
+        second: String,
     },
     /// A `%xx` escape in the URL form is malformed.
     #[error("'{shown}' has a malformed %-escape in its {part}")]
@@ -171,12 +192,43 @@ fn split_userinfo(
     }
 }
 
+/// The names a TLS parameter goes by: the Go driver's `tls`, and MySQL connectors' `ssl-mode`.
+const TLS_PARAMS: [&str; 4] = ["tls", "ssl-mode", "ssl_mode", "sslmode"];
+
+/// The query string's parameters: the one TLS parameter, if any; anything else is refused.
+fn parse_params(query: &str, shown: &str) -> Result<Option<(String, String)>, DsnError> {
+    let mut tls: Option<(String, String)> = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).ok_or(DsnError::Escape {
+            shown: shown.to_string(),
+            part: "parameters",
+        })?;
+        if !TLS_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            return Err(DsnError::Parameter {
+                shown: shown.to_string(),
+                name: name.to_string(),
+            });
+        }
+        if let Some((first, _)) = &tls {
+            return Err(DsnError::TwoTls {
+                shown: shown.to_string(),
+                first: first.clone(),
+                second: name.to_string(),
+            });
+        }
+        tls = Some((name.to_ascii_lowercase(), value));
+    }
+    Ok(tls)
+}
+
 fn parse_url(rest: &str, shown: &str) -> Result<Dsn, DsnError> {
     let form = || DsnError::Form {
         shown: shown.to_string(),
     };
-    // Query parameters are accepted and ignored: TLS and the rest are set by flags.
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let rest = rest.split('#').next().unwrap_or("");
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let tls_param = parse_params(query, shown)?;
     let (userinfo, hostpart) = match rest.rfind('@') {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => ("", rest),
@@ -204,6 +256,7 @@ fn parse_url(rest: &str, shown: &str) -> Result<Dsn, DsnError> {
         host,
         port,
         database,
+        tls_param,
     })
 }
 
@@ -217,7 +270,8 @@ fn parse_go(input: &str, shown: &str) -> Result<Dsn, DsnError> {
     };
     let rest = rest.strip_prefix("tcp(").ok_or_else(form)?;
     let (hostport, after) = rest.split_once(')').ok_or_else(form)?;
-    let after = after.split('?').next().unwrap_or("");
+    let (after, query) = after.split_once('?').unwrap_or((after, ""));
+    let tls_param = parse_params(query, shown)?;
     let db = match after {
         "" | "/" => None,
         s => Some(s.strip_prefix('/').ok_or_else(form)?.to_string()),
@@ -233,6 +287,7 @@ fn parse_go(input: &str, shown: &str) -> Result<Dsn, DsnError> {
         host,
         port,
         database: db,
+        tls_param,
     })
 }
 
@@ -290,6 +345,7 @@ mod tests {
             host: host.into(),
             port,
             database: db.map(Into::into),
+            tls_param: None,
         }
     }
 
@@ -314,9 +370,28 @@ mod tests {
             dsn("root", None, "localhost", 3306, None)
         );
         assert_eq!(
-            Dsn::parse("mysql://u:@[::1]:13306/d?tls=true").unwrap(),
+            Dsn::parse("mysql://u:@[::1]:13306/d").unwrap(),
             dsn("u", Some(""), "::1", 13306, Some("d"))
         );
+    }
+
+    #[test]
+    fn a_tls_parameter_is_kept_and_any_other_refused() {
+        let d = Dsn::parse("mysql://u:@[::1]:13306/d?ssl-mode=VERIFY_CA").unwrap();
+        assert_eq!(d.tls_param, Some(("ssl-mode".into(), "VERIFY_CA".into())));
+        let d = Dsn::parse("u:pw@tcp(db:3306)/?tls=skip-verify").unwrap();
+        assert_eq!(d.tls_param, Some(("tls".into(), "skip-verify".into())));
+        assert_eq!(d.database, None);
+        for bad in [
+            "u:hunter2@tcp(db:3306)/x?parseTime=true",
+            "mysql://u:hunter2@db/x?tls=true&charset=utf8mb4",
+        ] {
+            let err = Dsn::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("has the parameter '"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let err = Dsn::parse("mysql://u@db/x?tls=true&sslmode=disabled").unwrap_err();
+        assert!(err.to_string().contains("two TLS parameters"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,44 @@ impl SslMode {
     }
 }
 
+impl SslMode {
+    /// The mode a DSN's TLS parameter means, or why it has no clear one. The Go driver's `tls`:
+    /// `true` checks the chain and the host name (`verify-full`), `skip-verify` encrypts without
+    /// checks (`required`), `preferred` and `false` are `preferred` and `disabled`; any other
+    /// value names a configuration registered in the Go program (`mysql.RegisterTLSConfig`),
+    /// which bintrail cannot see. `ssl-mode` takes MySQL's names (`VERIFY_IDENTITY` is
+    /// `verify-full`).
+    pub fn from_dsn_param(
+        flag: &'static str,
+        name: &str,
+        value: &str,
+    ) -> Result<SslMode, TlsError> {
+        let refuse = |why: &'static str| TlsError::DsnParameter {
+            flag,
+            param: format!("{name}={value}"),
+            why,
+        };
+        if name == "tls" {
+            return match value.to_ascii_lowercase().as_str() {
+                "true" => Ok(SslMode::VerifyFull),
+                "skip-verify" => Ok(SslMode::Required),
+                "preferred" => Ok(SslMode::Preferred),
+                "false" => Ok(SslMode::Disabled),
+                _ => Err(refuse(
+                    "names a TLS configuration registered in the Go program (mysql.RegisterTLSConfig), which bintrail cannot see: remove it and give --ssl-mode, --ssl-ca, --ssl-cert and --ssl-key (--index-ssl-* for the index)",
+                )),
+            };
+        }
+        let value_norm = value.to_ascii_lowercase().replace('_', "-");
+        match value_norm.as_str() {
+            "verify-identity" => Ok(SslMode::VerifyFull),
+            v => v.parse().map_err(|_| {
+                refuse("is not a mode: expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
+            }),
+        }
+    }
+}
+
 impl fmt::Display for SslMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -195,6 +233,30 @@ pub enum TlsError {
         what: &'static str,
         /// What the PEM reader said.
         reason: String,
+    },
+    /// A DSN's TLS parameter without a clear meaning.
+    #[error("{flag}: the parameter '{param}' {why}")]
+    DsnParameter {
+        /// The DSN's flag.
+        flag: &'static str,
+        /// The parameter as given.
+        param: String,
+        /// Why it is refused and what to do.
+        why: &'static str,
+    },
+    /// A DSN's TLS parameter and the mode flag saying different things.
+    #[error("{flag}: the parameter '{param}' means {mode_flag} {dsn_mode}, but {mode_flag} {flag_mode} was given: keep one")]
+    DsnConflict {
+        /// The DSN's flag.
+        flag: &'static str,
+        /// The parameter as given.
+        param: String,
+        /// The mode flag.
+        mode_flag: &'static str,
+        /// The DSN's mode.
+        dsn_mode: SslMode,
+        /// The flag's mode.
+        flag_mode: SslMode,
     },
     /// A certificate option with `--ssl-mode disabled`.
     #[error("{flag} was given with {mode_flag} disabled: drop it or choose another {mode_flag}")]

@@ -16,7 +16,7 @@ use crate::cli::{QueryCmd, QueryFormat};
 
 /// Runs the query and prints the changes.
 pub fn run(cmd: QueryCmd) -> Result<(), Failure> {
-    let (index, _) = cmd.index.into_config().map_err(Failure::usage)?;
+    let (index, _, _) = cmd.index.into_config(None).map_err(Failure::usage)?;
     let sel = Selection::new(cmd.selection.into_args(), now()).map_err(Failure::usage)?;
     let page = runtime()?.block_on(async {
         let mut conn = open_index(&index).await.map_err(super::open_failure)?;

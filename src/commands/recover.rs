@@ -10,12 +10,15 @@ use bintrail::history::time::now;
 use bintrail::history::{open_index, open_source};
 
 use super::{runtime, Failure, Kind};
-use crate::cli::{source_dsn, RecoverCmd};
+use crate::cli::RecoverCmd;
 
 /// Plans the reversal and writes the SQL or the summary.
 pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
-    let (index, tls) = cmd.index.into_config().map_err(Failure::usage)?;
-    let source = source_dsn(&cmd.source_dsn).map_err(Failure::usage)?;
+    let (index, tls, source) = cmd
+        .index
+        .into_config(Some(&cmd.source_dsn))
+        .map_err(Failure::usage)?;
+    let source = source.ok_or_else(|| Failure::usage("--source-dsn is required"))?;
     let sel = Selection::new(cmd.selection.into_args(), now()).map_err(Failure::usage)?;
     let opts = Options {
         overwrite_later_changes: cmd.overwrite_later_changes,

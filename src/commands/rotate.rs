@@ -38,7 +38,7 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
             "--ahead must be at most 8000 hours (MySQL allows 8192 partitions per table)",
         ));
     }
-    let (index, _) = cmd.index.into_config().map_err(Failure::usage)?;
+    let (index, _, _) = cmd.index.into_config(None).map_err(Failure::usage)?;
     let (ahead, dry_run) = (cmd.ahead, cmd.dry_run);
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();

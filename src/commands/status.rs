@@ -8,16 +8,13 @@ use bintrail::history::time::{format_age, format_duration, parse_duration};
 use bintrail::history::{open_index, open_source};
 
 use super::{runtime, Failure, Kind};
-use crate::cli::{source_dsn, StatusCmd, StatusFormat};
+use crate::cli::{StatusCmd, StatusFormat};
 
 /// Reads the status, prints it, and fails when a stream is stale.
 pub fn run(cmd: StatusCmd) -> Result<(), Failure> {
-    let (index, tls) = cmd.index.into_config().map_err(Failure::usage)?;
-    let source = cmd
-        .source_dsn
-        .as_deref()
-        .map(source_dsn)
-        .transpose()
+    let (index, tls, source) = cmd
+        .index
+        .into_config(cmd.source_dsn.as_deref())
         .map_err(Failure::usage)?;
     let stale_after = cmd
         .stale_after

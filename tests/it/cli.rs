@@ -202,3 +202,92 @@ fn a_reset_from_the_environment_is_refused() {
         "{stderr}"
     );
 }
+
+/// Runs `stream` with these DSNs and `extra`; expects exit 2 and `needle` in stderr.
+fn rejects_dsns(source: &str, index: &str, extra: &[&str], needle: &str) {
+    let mut args = vec![
+        "stream",
+        "--source-dsn",
+        source,
+        "--index-dsn",
+        index,
+        "--server-id",
+        "42",
+    ];
+    args.extend_from_slice(extra);
+    let out = bintrail(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{source} {index} {extra:?}: {stderr}"
+    );
+    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("hunter2"), "password leaked: {stderr}");
+}
+
+#[test]
+fn dsn_parameters_are_honoured_or_refused_never_ignored() {
+    let go_index = "idx:hunter2@tcp(127.0.0.1:1)/bt";
+    // A Go-driver tls config registered in the Go program: no meaning here.
+    rejects_dsns(
+        "repl:hunter2@tcp(127.0.0.1:1)/?tls=custom",
+        INDEX,
+        &[],
+        "--source-dsn: the parameter 'tls=custom' names a TLS configuration registered in the Go program",
+    );
+    rejects_dsns(
+        SOURCE,
+        "idx:hunter2@tcp(127.0.0.1:1)/bt?tls=my-ca",
+        &[],
+        "--index-dsn: the parameter 'tls=my-ca'",
+    );
+    rejects_dsns(
+        "mysql://repl:hunter2@127.0.0.1:1/?ssl-mode=SOMETIMES",
+        INDEX,
+        &[],
+        "the parameter 'ssl-mode=SOMETIMES' is not a mode",
+    );
+    // A DSN and a flag that disagree.
+    rejects_dsns(
+        "repl:hunter2@tcp(127.0.0.1:1)/?tls=skip-verify",
+        INDEX,
+        &["--ssl-mode", "verify-full"],
+        "the parameter 'tls=skip-verify' means --ssl-mode required, but --ssl-mode verify-full was given",
+    );
+    // tls=true checks the chain and the name, so it needs the CA.
+    rejects_dsns(
+        "repl:hunter2@tcp(127.0.0.1:1)/?tls=true",
+        go_index,
+        &[],
+        "--ssl-mode verify-full needs --ssl-ca",
+    );
+    // Any other parameter is refused, on either form and either DSN.
+    for (source, index, name) in [
+        (
+            "repl:hunter2@tcp(127.0.0.1:1)/?parseTime=true",
+            INDEX,
+            "parseTime",
+        ),
+        (
+            SOURCE,
+            "mysql://idx:hunter2@127.0.0.1:1/bt?charset=utf8mb4",
+            "charset",
+        ),
+        (
+            SOURCE,
+            "mysql://idx:hunter2@127.0.0.1:1/bt?ssl-ca=/x.pem",
+            "ssl-ca",
+        ),
+    ] {
+        rejects_dsns(source, index, &[], &format!("has the parameter '{name}'"));
+    }
+    // The read-side commands parse them the same way.
+    let out = bintrail(&[
+        "query",
+        "--index-dsn",
+        "mysql://idx:hunter2@127.0.0.1:1/bt?timeout=5s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has the parameter 'timeout'"));
+}

@@ -564,3 +564,33 @@ async fn source_and_index_with_different_cas_each_verified_with_its_own() {
     std::fs::remove_dir_all(&source_certs.dir).ok();
     std::fs::remove_dir_all(&index_certs.dir).ok();
 }
+
+#[tokio::test]
+async fn a_tls_parameter_in_a_dsn_is_honoured() {
+    // MariaDB here offers no TLS: the default (preferred) connects in plaintext, so a
+    // tls=skip-verify that is honoured (required) is refused, and one ignored would connect.
+    let mariadb = TestServer::shared(Flavor::Mariadb);
+    let db = unique("dsn_tls");
+    let plain = format!("root@tcp(127.0.0.1:{})/{db}", mariadb.port);
+    let (code, _, err) = run(&["init", "--index-dsn", &plain]);
+    assert_eq!(code, 0, "without the parameter: {err}");
+    let (code, _, err) = run(&["init", "--index-dsn", &format!("{plain}?tls=skip-verify")]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the DSN's TLS parameter sets the connection's --index-ssl-mode")
+            && err.contains("tls=skip-verify")
+            && err.contains(
+                "the server does not offer TLS, and --index-ssl-mode required requires it"
+            ),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "init",
+        "--index-dsn",
+        &format!(
+            "mysql://root@127.0.0.1:{}/{db}?ssl-mode=DISABLED",
+            mariadb.port
+        ),
+    ]);
+    assert_eq!(code, 0, "ssl-mode=DISABLED: {err}");
+}
