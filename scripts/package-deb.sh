@@ -3,8 +3,9 @@
 #
 # Builds bintrail_<version>_<arch>.deb with dpkg-deb (no network, no debhelper) and prints its
 # path. Contents:
-#   /usr/bin/bintrail                                  the binary (default target/release/bintrail,
-#                                                      built with cargo if missing)
+#   /usr/bin/bintrail                                  the binary, stripped (default
+#                                                      target/release/bintrail, built with cargo if
+#                                                      missing; that build itself is left unstripped)
 #   /usr/share/bintrail/bintrail-stream.service.in     the unit template `bintrail service install` fills
 #   /usr/share/doc/bintrail/examples/stream.env.example  an example environment file
 #   /usr/share/doc/bintrail/{README.md,CHANGELOG.md,copyright}
@@ -53,6 +54,13 @@ trap 'rm -rf "$stage"' EXIT
 root=$stage/root
 doc=$root/usr/share/doc/bintrail
 install -D -m 0755 "$binary" "$root/usr/bin/bintrail"
+# Stripped as Debian's dh_strip does (the release build carries line tables for profiling; the
+# unstripped build stays where it was built, for perf and backtraces with file:line).
+if command -v strip >/dev/null; then
+    strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root/usr/bin/bintrail"
+else
+    die "strip is missing (package binutils): the package would ship the binary's debug sections"
+fi
 install -D -m 0644 packaging/bintrail-stream.service.in "$root/usr/share/bintrail/bintrail-stream.service.in"
 install -D -m 0644 packaging/stream.env.example "$doc/examples/stream.env.example"
 install -D -m 0644 README.md "$doc/README.md"

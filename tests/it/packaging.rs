@@ -194,6 +194,33 @@ fn deb_package_holds_the_binary_unit_template_env_example_and_readme() {
             "{path} ({mode}) missing:\n{listing}"
         );
     }
+    // The packaged binary is stripped; the build it came from keeps its debug sections.
+    let unpacked = temp_dir("deb-x");
+    let x = Command::new("dpkg-deb")
+        .args(["-x", &deb, unpacked.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", text(&x));
+    let sections = |path: &str| {
+        let out = Command::new("readelf")
+            .args(["-S", "-W", path])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let packaged = sections(unpacked.join("usr/bin/bintrail").to_str().unwrap());
+    assert!(packaged.contains(".text"), "{packaged}");
+    assert!(
+        !packaged.contains(".debug_line")
+            && !packaged.contains(".debug_info")
+            && !packaged.contains(".symtab"),
+        "the packaged binary is not stripped:\n{packaged}"
+    );
+    assert!(
+        sections(BIN).contains(".debug_"),
+        "the build itself was stripped"
+    );
+    std::fs::remove_dir_all(&unpacked).ok();
     let info = Command::new("dpkg-deb")
         .args(["-I", &deb])
         .output()
