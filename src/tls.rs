@@ -752,6 +752,25 @@ mod tests {
     }
 
     #[test]
+    fn dsn_tls_parameters_map_onto_the_modes_or_are_refused() {
+        let m = |name, value| SslMode::from_dsn_param("--source-dsn", name, value);
+        assert_eq!(m("tls", "true"), Ok(SslMode::VerifyFull));
+        assert_eq!(m("tls", "skip-verify"), Ok(SslMode::Required));
+        assert_eq!(m("tls", "preferred"), Ok(SslMode::Preferred));
+        assert_eq!(m("tls", "false"), Ok(SslMode::Disabled));
+        assert_eq!(m("ssl-mode", "VERIFY_CA"), Ok(SslMode::VerifyCa));
+        assert_eq!(m("sslmode", "VERIFY_IDENTITY"), Ok(SslMode::VerifyFull));
+        assert_eq!(m("ssl_mode", "disabled"), Ok(SslMode::Disabled));
+        let custom = m("tls", "custom").unwrap_err().to_string();
+        assert!(
+            custom
+                .starts_with("--source-dsn: the parameter 'tls=custom' names a TLS configuration"),
+            "{custom}"
+        );
+        assert!(m("ssl-mode", "sometimes").is_err());
+    }
+
+    #[test]
     fn disabled_has_no_tls_options() {
         let cfg = TlsConfig::new(SslMode::Disabled, None, None, None).unwrap();
         assert!(cfg.ssl_opts().is_none());
