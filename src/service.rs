@@ -364,7 +364,13 @@ pub fn status_line(t: &Telemetry, stopping: bool) -> String {
                 .lag_seconds()
                 .map(|l| format!("; lag {l} s"))
                 .unwrap_or_default();
-            format!("streaming: {rows} changes indexed{lag}; {at}")
+            let tls = t.tls();
+            let tls = if tls.is_empty() {
+                tls
+            } else {
+                format!("; tls {tls}")
+            };
+            format!("streaming: {rows} changes indexed{lag}{tls}; {at}")
         }
         Phase::Stopping => format!("stopping: draining; {rows} changes indexed; {at}"),
     };
@@ -691,6 +697,14 @@ mod tests {
         assert_eq!(line.chars().count(), STATUS_MAX);
         assert!(line.ends_with('…'));
         assert!(status_line(&t, true).starts_with("stopping: draining"));
+        t.set_tls("source verify-ca, index plaintext".into());
+        let line = status_line(&t, false);
+        assert!(
+            line.starts_with(
+                "streaming: 12 changes indexed; lag 3 s; tls source verify-ca, index plaintext; at 3E11"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

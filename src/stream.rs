@@ -186,6 +186,8 @@ struct Started {
     stream: source::Binlog,
     writer: Writer,
     lookup: mysql_async::Conn,
+    /// Which TLS the connections ended up with, for STATUS.
+    tls: String,
 }
 
 /// Connects to both servers, checks them, resolves the start point and requests the binlog.
@@ -202,7 +204,8 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
 
     let (mut replica, info) = source::open(config).await?;
     let (from, durable) = resolve_start(config, &mut index, &mut replica.conn, &info).await?;
-    let index_tls = config.index.tls.outcome(index.opts().ssl_opts().is_some());
+    let index_used_tls = index.opts().ssl_opts().is_some();
+    let index_tls = config.index.tls.outcome(index_used_tls);
     let _ = index.disconnect().await;
     // information_schema lookups need a connection of their own: the first one becomes the
     // binlog stream.
@@ -210,10 +213,16 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
         .await
         .map_err(SourceError::from)?;
     // Which TLS each connection ended up with (preferred may have fallen back to plaintext).
+    let source_used_tls = lookup.opts().ssl_opts().is_some();
     tracing::info!(
-        source_tls = %config.tls.outcome(lookup.opts().ssl_opts().is_some()),
+        source_tls = %config.tls.outcome(source_used_tls),
         index_tls = %index_tls,
         "connected"
+    );
+    let tls = format!(
+        "source {}, index {}",
+        config.tls.short_outcome(source_used_tls),
+        config.index.tls.short_outcome(index_used_tls)
     );
 
     let mut writer = Writer::open(
@@ -232,6 +241,7 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     };
     let stream = source::request(replica, &info, config, &from, source::Until::Forever).await?;
     Ok(Started {
+        tls,
         info,
         from,
         stream,
@@ -258,7 +268,9 @@ async fn run_once(
         stream,
         writer,
         lookup,
+        tls,
     } = started.map_err(|_| StreamError::SetupTimeout(SETUP_DEADLINE))??;
+    telemetry.set_tls(tls);
     telemetry.set_phase(Phase::Streaming);
     tracing::info!(
         server_id = config.server_id,

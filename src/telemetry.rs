@@ -60,6 +60,7 @@ pub struct Telemetry {
     /// Definite errors (the stream stopped).
     pub definite_errors: AtomicU64,
     checkpoint: Mutex<String>,
+    tls: Mutex<String>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -129,6 +130,18 @@ impl Telemetry {
         if let Ok(mut c) = self.checkpoint.lock() {
             report.checkpoint.clone_into(&mut c);
         }
+    }
+
+    /// Records which TLS the connections ended up with (`source verify-ca, index plaintext`).
+    pub fn set_tls(&self, summary: String) {
+        if let Ok(mut t) = self.tls.lock() {
+            *t = summary;
+        }
+    }
+
+    /// What [`set_tls`](Self::set_tls) recorded (empty before the first connection).
+    pub fn tls(&self) -> String {
+        self.tls.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// The last committed checkpoint, as text (`binlog.000003:1234` or a GTID set).

@@ -367,6 +367,16 @@ impl TlsConfig {
         })
     }
 
+    /// The short form of [`outcome`](Self::outcome), for `systemctl status`: the mode, or
+    /// `plaintext`.
+    pub fn short_outcome(&self, used_tls: bool) -> &'static str {
+        if used_tls {
+            self.mode.as_str()
+        } else {
+            "plaintext"
+        }
+    }
+
     /// What TLS a connection opened with this setting ended up with, for the start-up log:
     /// `verify-ca`, …, or `plaintext` (mode `disabled`, or `preferred` against a server that
     /// offers no TLS). `used_tls` says whether the connection that succeeded asked for TLS.
