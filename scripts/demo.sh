@@ -17,7 +17,7 @@ keep=false
 started=$(date +%s%N)
 scripts/provision.sh </dev/null >/dev/null
 cargo build --release --locked --quiet
-bintrail=$PWD/target/release/bintrail
+bintrail=${CARGO_TARGET_DIR:-$PWD/target}/release/bintrail
 
 work=$(mktemp -d /tmp/bintrail-demo.XXXXXX)
 stream_pid=
@@ -44,9 +44,14 @@ src -e "CREATE DATABASE shop; CREATE TABLE shop.orders (
           id BIGINT PRIMARY KEY, customer VARCHAR(40), status ENUM('new','paid','shipped'),
           amount DECIMAL(10,2), placed_at DATETIME(6), note JSON)"
 
-echo "== bintrail stream --server-id 42 --schemas shop (in the background)"
+# The start point is read here, before the stream is started: inside the background command
+# it would be read whenever the child got to it, possibly after the workload below, which the
+# stream would then skip.
+start_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+[[ -n $start_gtid ]] || { echo "demo: could not read the source's gtid_executed" >&2; exit 1; }
+echo "== bintrail stream --server-id 42 --schemas shop --start-gtid $start_gtid (in the background)"
 "$bintrail" stream --source-dsn "$source_dsn" --index-dsn "$index_dsn" --server-id 42 \
-    --schemas shop --checkpoint-interval 1 --start-gtid "$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')" \
+    --schemas shop --checkpoint-interval 1 --start-gtid "$start_gtid" \
     --log-format text 2>"$work/stream.log" &
 stream_pid=$!
 
@@ -60,6 +65,8 @@ src -e "
   COMMIT;
   DELETE FROM shop.orders WHERE id = 12346;
   UPDATE shop.orders SET status = 'shipped' WHERE id = 12345;"
+# The workload above makes 6 row changes: 2 inserts, 3 updates, 1 delete.
+workload_changes=6
 target=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
 
 # Wait (up to 30 s) until the stream's checkpoint covers everything the source committed.
@@ -70,7 +77,13 @@ for _ in $(seq 300); do
 done
 [[ $got == 1 ]] || { echo "stream did not catch up; its log:"; cat "$work/stream.log"; exit 1; }
 
-echo "== binlog_events"
+indexed=$(idx -N -e "SELECT COUNT(*) FROM binlog_events WHERE schema_name = 'shop'")
+if ((indexed < workload_changes)); then
+    echo "demo FAILED: the index holds $indexed changes of shop, the workload made $workload_changes; the stream's log:" >&2
+    cat "$work/stream.log" >&2
+    exit 1
+fi
+echo "== binlog_events ($indexed changes, as many as the workload made)"
 idx -t -e "SELECT event_id, event_timestamp, gtid, CONCAT(schema_name, '.', table_name) AS tbl,
               ELT(event_type, 'insert', 'update', 'delete') AS type, pk_values, changed_columns,
               row_before, row_after FROM binlog_events ORDER BY event_id"
