@@ -67,6 +67,20 @@ makes the SQL wrong."
     )]
     Recover(RecoverCmd),
 
+    /// Show a table, or some of its rows, as it was at a moment: from the live table and the index.
+    #[command(
+        long_about = "Writes the content a table had at a moment: right after a transaction \
+(--as-of-gtid), or after every transaction before the first one with a change stamped later than a \
+time (--as-of); never a state inside a transaction. Reads the live rows in a consistent snapshot of \
+the source (no lock, no dump), waits until the stream has indexed what that snapshot holds, and gives \
+every row changed since the moment the before image of its first change after it. Refuses, saying \
+why, when the stream skipped history after the moment, when the moment is older than the index's \
+oldest change of the table, when the table changed shape in a way that does not map by name, or when \
+it was truncated, dropped or renamed since. Output: CSV, JSON lines, or INSERT statements for a \
+table you name with --into, to load the old state beside the live one and compare."
+    )]
+    Reconstruct(ReconstructCmd),
+
     /// Drop expired hours of binlog_events and add partitions ahead (retention).
     Rotate(RotateCmd),
 
@@ -552,6 +566,79 @@ pub struct RecoverCmd {
     /// later changes are overwritten)
     #[arg(long)]
     pub overwrite_later_changes: bool,
+}
+
+/// `reconstruct --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReconstructFormat {
+    /// RFC 4180 CSV with a header of column names; NULL is an empty field, an empty string `""`.
+    Csv,
+    /// One JSON object per row and line, values in the stored form (see README, Value encoding).
+    Json,
+    /// INSERT statements for the table named by --into, in one transaction.
+    Sql,
+}
+
+/// The `reconstruct` flags.
+#[derive(Debug, Args)]
+pub struct ReconstructCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// The source the stream reads: the live rows come from it
+    #[arg(
+        long,
+        env = "BINTRAIL_SOURCE_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub source_dsn: String,
+
+    /// The table, as schema.table
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub table: String,
+
+    /// The moment: YYYY-MM-DD[ HH:MM:SS] (UTC), or a duration ago: 30m, 2h, 7d
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "as_of_gtid",
+        required_unless_present = "as_of_gtid"
+    )]
+    pub as_of: Option<String>,
+
+    /// The moment right after this transaction committed: uuid:N (MySQL) or domain-server-seq (MariaDB)
+    #[arg(long, value_name = "GTID")]
+    pub as_of_gtid: Option<String>,
+
+    /// Only the row with this key, in pk_values form (12345, or 12345|2 for a two-column key)
+    #[arg(long, value_name = "VALUES", conflicts_with = "where_sql")]
+    pub pk: Option<String>,
+
+    /// Only rows for which this SQL condition on the table's columns holds (on live rows and on
+    /// restored ones alike), e.g. "customer_id = 42"
+    #[arg(long = "where", value_name = "SQL")]
+    pub where_sql: Option<String>,
+
+    /// Use the history of the stream with this --server-id (needed when the index has several)
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<u32>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ReconstructFormat,
+
+    /// With --format sql: the table the INSERT statements write, as table or schema.table
+    #[arg(long, value_name = "TABLE")]
+    pub into: Option<String>,
+
+    /// Write to this file (complete or not at all) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// How long to wait for the stream to index what the source's snapshot holds (e.g. 60s, 5m)
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub wait: String,
 }
 
 /// The `rotate` flags.

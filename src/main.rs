@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Status(cmd) => commands::status::run(cmd),
         cli::Command::Query(cmd) => commands::query::run(cmd),
         cli::Command::Recover(cmd) => commands::recover::run(cmd),
+        cli::Command::Reconstruct(cmd) => commands::reconstruct::run(cmd),
         cli::Command::Rotate(cmd) => commands::rotate::run(cmd),
         cli::Command::Service(cmd) => commands::service::run(cmd),
     };

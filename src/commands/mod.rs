@@ -4,6 +4,7 @@
 
 pub mod init;
 pub mod query;
+pub mod reconstruct;
 pub mod recover;
 pub mod rotate;
 pub mod service;

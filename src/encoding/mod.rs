@@ -64,6 +64,7 @@ mod temporal;
 mod text;
 mod value;
 
+pub mod live_value;
 mod sql_literal;
 pub use json_raw::{unsealed, RAW_PREFIX};
 pub use sql_literal::{
@@ -466,12 +467,17 @@ pub fn pk_values(table: &TableSpec, values: &[Value]) -> String {
     if key.is_empty() {
         return row_digest(table, values);
     }
+    key_text(key.iter().map(|&i| values.get(i).unwrap_or(&Value::Null)))
+}
+
+/// The `pk_values` text of a key's values, given in key order (the rules of [`pk_values`]).
+pub fn key_text<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
     let mut out = String::new();
-    for (n, &i) in key.iter().enumerate() {
+    for (n, v) in values.into_iter().enumerate() {
         if n > 0 {
             out.push('|');
         }
-        push_key_text(&mut out, values.get(i).unwrap_or(&Value::Null));
+        push_key_text(&mut out, v);
     }
     out
 }

@@ -75,7 +75,7 @@ fn int(cur: &mut Cursor<'_>, n: usize, unsigned: bool) -> Result<Value, Fault> {
 
 /// A FLOAT as the f64 nearest to the f32's shortest decimal form, so that it prints as the
 /// float (3.4028235e38, not 3.4028234663852886e38).
-fn float(f: f32) -> Result<Value, Fault> {
+pub(crate) fn float(f: f32) -> Result<Value, Fault> {
     let mut buf = [0u8; 32];
     let used = {
         use std::io::Write;

@@ -16,6 +16,7 @@
 
 pub mod live;
 pub mod query;
+pub mod reconstruct;
 pub mod recover;
 pub mod reversal;
 pub mod rotate;

@@ -90,7 +90,8 @@ pub struct Page {
 }
 
 /// The selected columns, in [`StoredChange`] order.
-const COLUMNS: &str = "event_id, stream_id, binlog_file, start_pos, end_pos, row_in_event, \
+pub(crate) const COLUMNS: &str =
+    "event_id, stream_id, binlog_file, start_pos, end_pos, row_in_event, \
      DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s'), gtid, connection_id, schema_name, \
      table_name, event_type, pk_values, changed_columns, row_before, row_after, schema_version";
 
@@ -153,7 +154,7 @@ pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError>
 }
 
 /// A `binlog_events` row as a [`StoredChange`].
-fn parse_row(mut row: Row) -> Result<StoredChange, QueryError> {
+pub(crate) fn parse_row(mut row: Row) -> Result<StoredChange, QueryError> {
     let event_id: u64 = row.take(0).unwrap_or(0);
     let corrupt = |what: String| QueryError::Corrupt { event_id, what };
     macro_rules! col {

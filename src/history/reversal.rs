@@ -204,13 +204,14 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Session settings the literals assume, saved first and restored last.
-const SESSION_BEGIN: &str = "SET NAMES utf8mb4;
+/// Session settings the literals assume, saved first and restored last; opens the transaction.
+pub const SESSION_BEGIN: &str = "SET NAMES utf8mb4;
 SET @bintrail_saved_sql_mode = @@SESSION.sql_mode, @bintrail_saved_time_zone = @@SESSION.time_zone;
 SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00';
 START TRANSACTION;
 ";
-const SESSION_END: &str = "COMMIT;
+/// Commits and restores the session settings [`SESSION_BEGIN`] saved.
+pub const SESSION_END: &str = "COMMIT;
 SET SESSION sql_mode = @bintrail_saved_sql_mode, time_zone = @bintrail_saved_time_zone;
 ";
 
@@ -266,8 +267,9 @@ pub fn describe(c: &StoredChange) -> String {
     ))
 }
 
-/// Appends `text` as one `-- ` comment line, whatever it contains.
-fn push_comment(out: &mut String, text: &str) {
+/// Appends `text` as one `-- ` comment line, whatever it contains: every comment line of a
+/// script bintrail writes goes through here.
+pub fn push_comment(out: &mut String, text: &str) {
     out.push_str("-- ");
     out.push_str(&one_line(text));
     out.push('\n');

@@ -19,6 +19,7 @@ mod packet;
 mod privileges;
 mod query;
 mod reconnect;
+mod reconstruct;
 mod recover;
 mod refusals;
 mod resume;

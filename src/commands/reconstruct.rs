@@ -1,0 +1,327 @@
+//! `bintrail reconstruct`: a table (or some rows) as it was at a moment, as CSV, JSON lines or
+//! INSERT statements. Refusals exit with status 3: running again will not change the answer.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bintrail::encoding::{literal, SqlType};
+use bintrail::history::reconstruct::{self, Outcome, ReconstructError, Request, Target};
+use bintrail::history::reversal::{push_comment, SESSION_BEGIN, SESSION_END};
+use bintrail::history::time::{now, parse_duration, parse_instant};
+use bintrail::history::{open_index, open_source};
+use bintrail::position::Gtid;
+use bintrail::sql::ident;
+use serde_json::Value;
+
+use super::{runtime, Failure, Kind};
+use crate::cli::{ReconstructCmd, ReconstructFormat};
+
+/// INSERT statements carry this many rows each.
+const ROWS_PER_INSERT: usize = 100;
+
+/// Validates the flags, reconstructs, writes the rows and a summary line on stderr.
+pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
+    let (index, tls, source) = cmd
+        .index
+        .into_config(Some(&cmd.source_dsn))
+        .map_err(Failure::usage)?;
+    let source = source.ok_or_else(|| Failure::usage("--source-dsn is required"))?;
+    let (schema, table) = cmd
+        .table
+        .split_once('.')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+        .map(|(s, t)| (s.to_string(), t.to_string()))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--table {:?}: expected schema.table, e.g. shop.orders",
+                cmd.table
+            ))
+        })?;
+    let target = match (&cmd.as_of, &cmd.as_of_gtid) {
+        (Some(t), None) => Target::Time(
+            parse_instant(t, now()).map_err(|e| Failure::usage(format!("--as-of: {e}")))?,
+        ),
+        (None, Some(g)) => Target::Gtid(g.parse::<Gtid>().map_err(|e| {
+            Failure::usage(format!(
+                "--as-of-gtid {g:?}: {e} (uuid:N on MySQL, domain-server-seq on MariaDB)"
+            ))
+        })?),
+        _ => {
+            return Err(Failure::usage(
+                "give one of --as-of TIME or --as-of-gtid GTID",
+            ))
+        }
+    };
+    let wait = parse_duration(&cmd.wait).map_err(|e| Failure::usage(format!("--wait: {e}")))?;
+    let into = match (cmd.format, &cmd.into) {
+        (ReconstructFormat::Sql, Some(into)) => Some(into_name(into)?),
+        (ReconstructFormat::Sql, None) => {
+            return Err(Failure::usage(
+                "--format sql needs --into TABLE: the table the INSERT statements write (not the live table), e.g. --into shop.orders_at_1403",
+            ))
+        }
+        (_, Some(_)) => return Err(Failure::usage("--into is only for --format sql")),
+        (_, None) => None,
+    };
+    let req = Request {
+        server_id: cmd.server_id,
+        schema,
+        table,
+        target,
+        pk: cmd.pk,
+        where_sql: cmd.where_sql,
+        wait: Duration::from_secs(wait),
+    };
+
+    let mut out = Output::open(cmd.output.as_deref())?;
+    let format = cmd.format;
+    let mut writer = RowWriter {
+        format,
+        into,
+        pending: Vec::new(),
+        header_done: false,
+    };
+    let outcome = runtime()?.block_on(async {
+        let mut idx = open_index(&index).await.map_err(super::open_failure)?;
+        let (mut src, info) = open_source(&source, &tls)
+            .await
+            .map_err(super::open_failure)?;
+        let mut sink = |row: &[Value]| -> std::io::Result<()> {
+            writer.pending.push(row.to_vec());
+            Ok(())
+        };
+        let done =
+            reconstruct::reconstruct(&mut idx, &mut src, &info, &req, &mut sink, &mut |msg| {
+                eprintln!("bintrail: {msg}")
+            })
+            .await;
+        let _ = idx.disconnect().await;
+        let _ = src.disconnect().await;
+        done.map_err(failure)
+    })?;
+    writer
+        .finish(&mut out, &outcome)
+        .map_err(|e| Failure::new(Kind::Runtime, format!("writing the output: {e}")))?;
+    out.commit()?;
+    let s = outcome.summary;
+    eprintln!(
+        "bintrail: {}.{} as of {}: {} rows ({} as they are now, {} restored from before images; {} live rows did not exist then or were different), from {} changes since",
+        outcome.table.schema,
+        outcome.table.table,
+        outcome.moment.description,
+        s.rows,
+        s.unchanged,
+        s.restored,
+        s.absent,
+        s.changes
+    );
+    for n in &outcome.notes {
+        eprintln!("bintrail: note: {n}");
+    }
+    Ok(())
+}
+
+/// Refusals are definite (exit 3); failures to read or write are runtime errors (exit 1).
+fn failure(e: ReconstructError) -> Failure {
+    let kind = match e {
+        ReconstructError::Index(_)
+        | ReconstructError::Source(_)
+        | ReconstructError::SourceEnd(_)
+        | ReconstructError::Output(_)
+        | ReconstructError::NotCaughtUp { .. }
+        | ReconstructError::Busy(_) => Kind::Runtime,
+        _ => Kind::Definite,
+    };
+    Failure::new(kind, format!("reconstruct refused: {e}"))
+}
+
+/// `--into`: `table` or `schema.table`, quoted.
+fn into_name(text: &str) -> Result<String, Failure> {
+    let parts: Vec<&str> = text.split('.').collect();
+    match parts.as_slice() {
+        [t] if !t.is_empty() => Ok(ident(t)),
+        [s, t] if !s.is_empty() && !t.is_empty() => Ok(format!("{}.{}", ident(s), ident(t))),
+        _ => Err(Failure::usage(format!(
+            "--into {text:?}: expected table or schema.table"
+        ))),
+    }
+}
+
+/// Standard output, or a file written beside its final name and renamed when complete.
+enum Output {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File {
+        file: std::io::BufWriter<std::fs::File>,
+        tmp: std::path::PathBuf,
+        path: std::path::PathBuf,
+    },
+}
+
+impl Output {
+    fn open(path: Option<&std::path::Path>) -> Result<Output, Failure> {
+        let Some(path) = path else {
+            return Ok(Output::Stdout(std::io::BufWriter::new(std::io::stdout())));
+        };
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let file = std::fs::File::create(&tmp)
+            .map_err(|e| Failure::new(Kind::Runtime, format!("creating {}: {e}", tmp.display())))?;
+        Ok(Output::File {
+            file: std::io::BufWriter::new(file),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn commit(mut self) -> Result<(), Failure> {
+        let io =
+            |e: std::io::Error| Failure::new(Kind::Runtime, format!("writing the output: {e}"));
+        self.flush().map_err(io)?;
+        if let Output::File { file, tmp, path } = &mut self {
+            file.get_ref().sync_all().map_err(io)?;
+            std::fs::rename(&*tmp, &*path).map_err(io)?;
+            // Renamed: nothing left for Drop to remove.
+            *tmp = std::path::PathBuf::new();
+            eprintln!("bintrail: wrote {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Output::File { tmp, .. } = self {
+            if !tmp.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File { file, .. } => file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File { file, .. } => file.flush(),
+        }
+    }
+}
+
+/// Renders the rows once the outcome (the live table's columns, the moment, the notes) is known:
+/// CSV's header and the SQL header and INSERT column lists need it.
+struct RowWriter {
+    format: ReconstructFormat,
+    into: Option<String>,
+    pending: Vec<Vec<Value>>,
+    header_done: bool,
+}
+
+impl RowWriter {
+    fn finish(&mut self, out: &mut Output, o: &Outcome) -> std::io::Result<()> {
+        let t = &o.table;
+        match self.format {
+            ReconstructFormat::Csv => {
+                if !self.header_done {
+                    let names: Vec<String> = t.columns.iter().map(|c| csv_field(&c.name)).collect();
+                    writeln!(out, "{}\r", names.join(","))?;
+                    self.header_done = true;
+                }
+                for row in self.pending.drain(..) {
+                    let fields: Vec<String> = row.iter().map(csv_value).collect();
+                    writeln!(out, "{}\r", fields.join(","))?;
+                }
+            }
+            ReconstructFormat::Json => {
+                for row in self.pending.drain(..) {
+                    let mut m = serde_json::Map::new();
+                    for (c, v) in t.columns.iter().zip(row) {
+                        m.insert(c.name.clone(), v);
+                    }
+                    writeln!(out, "{}", Value::Object(m))?;
+                }
+            }
+            ReconstructFormat::Sql => self.sql(out, o)?,
+        }
+        Ok(())
+    }
+
+    fn sql(&mut self, out: &mut Output, o: &Outcome) -> std::io::Result<()> {
+        let t = &o.table;
+        let into = self.into.clone().unwrap_or_default();
+        let mut text = String::new();
+        push_comment(
+            &mut text,
+            &format!(
+                "bintrail reconstruct: {}.{} as of {}, {} rows",
+                t.schema,
+                t.table,
+                o.moment.description,
+                self.pending.len()
+            ),
+        );
+        for n in &o.notes {
+            push_comment(&mut text, &format!("note: {n}"));
+        }
+        push_comment(
+            &mut text,
+            &format!(
+                "Create the target first, e.g. CREATE TABLE {into} LIKE {}.{};",
+                ident(&t.schema),
+                ident(&t.table)
+            ),
+        );
+        text.push_str(SESSION_BEGIN);
+        out.write_all(text.as_bytes())?;
+        let cols: Vec<usize> = (0..t.columns.len())
+            .filter(|&i| !t.columns[i].generated)
+            .collect();
+        let names: Vec<String> = cols.iter().map(|&i| ident(&t.columns[i].name)).collect();
+        for chunk in self.pending.chunks(ROWS_PER_INSERT) {
+            let mut stmt = format!("INSERT INTO {into} ({}) VALUES\n", names.join(", "));
+            for (n, row) in chunk.iter().enumerate() {
+                if n > 0 {
+                    stmt.push_str(",\n");
+                }
+                stmt.push('(');
+                for (k, &i) in cols.iter().enumerate() {
+                    if k > 0 {
+                        stmt.push_str(", ");
+                    }
+                    let c = &t.columns[i];
+                    let lit = literal(c.sql_type.unwrap_or(SqlType::Text), c.nullable, &row[i])
+                        .map_err(|e| std::io::Error::other(format!("column {}: {e}", c.name)))?;
+                    stmt.push_str(&lit);
+                }
+                stmt.push(')');
+            }
+            stmt.push_str(";\n");
+            out.write_all(stmt.as_bytes())?;
+        }
+        self.pending.clear();
+        out.write_all(SESSION_END.as_bytes())
+    }
+}
+
+fn csv_value(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) if s.is_empty() => "\"\"".to_string(),
+        Value::String(s) => csv_field(s),
+        other => csv_field(&other.to_string()),
+    }
+}
+
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
+}

@@ -1,0 +1,1039 @@
+//! `bintrail reconstruct`: a table (or some of its rows) as it was at a moment, from the live
+//! table and the change index alone: no dump, no lock on the source.
+//!
+//! # The moment
+//! A moment is a point in the stream's commit order (`event_id` order), never a point inside a
+//! transaction: `--as-of-gtid G` is the state right after G committed; `--as-of T` the state
+//! after every transaction before the first one that has a change stamped later than T (event
+//! times are statement start times, so a cut by time alone could split a transaction or put a
+//! later commit before an earlier one). The moment is the *cut*: the first `event_id` after it.
+//!
+//! # The method
+//! 1. The live rows are read in a consistent snapshot (`START TRANSACTION WITH CONSISTENT
+//!    SNAPSHOT, READ ONLY`), and the source's binlog end is noted once the snapshot exists.
+//! 2. The stream's checkpoint must reach that end (a bounded wait), so the index holds every
+//!    change the snapshot contains.
+//! 3. A table with a key (primary, or unique NOT NULL): every key that changed after the cut
+//!    takes the before image of its first change after it (a first change that creates the key,
+//!    an insert or an update to it, means the row did not exist); every other key keeps its
+//!    live row. Changes after the snapshot change nothing here, so the snapshot's end only has
+//!    to be an upper bound.
+//! 4. A table without one: rows are their own identity and may repeat, so the live multiset is
+//!    taken back through every change between the cut and the snapshot (delete and update
+//!    before images added, insert and update after images removed). That needs the snapshot's
+//!    exact binlog position: MariaDB reports it (`binlog_snapshot_file/position`); on MySQL the
+//!    end is read before and after the snapshot starts, and the two must agree.
+//!
+//! # Refusals
+//! A gap in the stream's history detected after the moment; a moment older than the oldest
+//! change the index holds for the table (nothing proves the table was quiet before it); a shape
+//! change since the moment that does not map by name; a TRUNCATE, DROP or RENAME of the table
+//! after the moment.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use serde_json::Value;
+
+use super::live::{KeyKind, LiveTable};
+use super::query::{self, QueryError, StoredChange};
+use super::time::{format_utc, parse_utc};
+use crate::change::ChangeKind;
+use crate::encoding::live_value::{select_expr, stored, LiveValueError};
+use crate::encoding::{key_text, literal, LiteralError, SqlType};
+use crate::position::{BinlogPosition, Gtid};
+use crate::source::{self, Flavor, SourceInfo};
+use crate::sql::ident;
+
+/// Which moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `--as-of`: Unix seconds, UTC.
+    Time(i64),
+    /// `--as-of-gtid`: right after this transaction committed.
+    Gtid(Gtid),
+}
+
+/// What to reconstruct.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The stream whose history is used; `None`: the only stream of the index.
+    pub server_id: Option<u32>,
+    /// Schema of the table.
+    pub schema: String,
+    /// The table.
+    pub table: String,
+    /// The moment.
+    pub target: Target,
+    /// Only the row with this key (`pk_values` form).
+    pub pk: Option<String>,
+    /// Only rows for which this SQL condition on the table's columns holds.
+    pub where_sql: Option<String>,
+    /// How long to wait for the stream to index what the snapshot holds.
+    pub wait: Duration,
+}
+
+/// The moment, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moment {
+    /// The stream.
+    pub stream_id: u32,
+    /// The first `event_id` after the moment.
+    pub cut: u64,
+    /// What the moment is, for people: `2026-12-06 14:03:00 UTC (before change #812, GTID …)`.
+    pub description: String,
+    /// Its time (Unix seconds, UTC), for the gap check.
+    pub time: i64,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Rows written.
+    pub rows: u64,
+    /// Of those, taken from the live table unchanged.
+    pub unchanged: u64,
+    /// Of those, restored from before images.
+    pub restored: u64,
+    /// Live rows left out because they did not exist at the moment (or were different then).
+    pub absent: u64,
+    /// Changes after the moment that were read.
+    pub changes: u64,
+}
+
+/// What a reconstruction found out beside the rows.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The live table (column order and types of the rows).
+    pub table: LiveTable,
+    /// The moment.
+    pub moment: Moment,
+    /// Counts.
+    pub summary: Summary,
+    /// What the reader should know (columns added or dropped since).
+    pub notes: Vec<String>,
+}
+
+/// Why a reconstruction was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconstructError {
+    /// Reading the index failed.
+    #[error("reading the index: {0}")]
+    Index(#[source] mysql_async::Error),
+    /// Reading the source failed.
+    #[error("reading the source: {0}")]
+    Source(#[source] mysql_async::Error),
+    /// A stored change does not parse.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The table does not exist.
+    #[error("table {0} does not exist on the source (dropped or renamed?): there is no live table to start from")]
+    TableMissing(String),
+    /// A column type has no rule.
+    #[error("column {column} of {table} has type {data_type}, which bintrail cannot read back into its stored form")]
+    UnsupportedColumn {
+        /// `schema.table`.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its DATA_TYPE.
+        data_type: String,
+    },
+    /// Which stream?
+    #[error("{0}")]
+    Stream(String),
+    /// The moment is not in the index.
+    #[error("{0}")]
+    Moment(String),
+    /// History is missing after the moment.
+    #[error("stream {stream_id} skipped history after the moment (gap #{gap_id}, detected {detected_at}: from {from} to {to}); the changes in it are unknown, so the state cannot be proven. Index the missing binlogs, or pick a moment after {detected_at}")]
+    Gap {
+        /// The stream.
+        stream_id: u32,
+        /// `stream_gaps.gap_id`.
+        gap_id: u64,
+        /// When.
+        detected_at: String,
+        /// Where the gap starts.
+        from: String,
+        /// Where it ends.
+        to: String,
+    },
+    /// The moment is before the index's history of the table.
+    #[error("the moment is older than the oldest change the index holds for {table} ({oldest}): nothing proves the table was unchanged before that. Pick a moment at or after {oldest}")]
+    TooOld {
+        /// `schema.table`.
+        table: String,
+        /// The oldest change's time, or "no change at all".
+        oldest: String,
+    },
+    /// The table's shape changed in a way that does not map by name.
+    #[error("{table} changed shape since the moment: change #{event_id} was indexed under schema_version {stored}, and its columns do not map by name and type onto the live table ({detail}); reconstruct cannot write that state with today's columns")]
+    SchemaChanged {
+        /// `schema.table`.
+        table: String,
+        /// The change.
+        event_id: u64,
+        /// Its schema_version.
+        stored: u32,
+        /// What does not map.
+        detail: String,
+    },
+    /// TRUNCATE, DROP or RENAME after the moment.
+    #[error("{0}; rows it removed are not in the index as changes, so the state cannot be rebuilt from the live table. Restore from a backup taken before it, or pick a moment after it")]
+    Ddl(String),
+    /// The source's binlog end could not be read.
+    #[error("reading the source's binlog position: {0}")]
+    SourceEnd(String),
+    /// The stream did not catch up in time.
+    #[error("stream {stream_id} has not indexed up to the source's position {needed} within {waited}s (its checkpoint is at {at}); is it running? Retry later or raise --wait")]
+    NotCaughtUp {
+        /// The stream.
+        stream_id: u32,
+        /// The snapshot's binlog end.
+        needed: String,
+        /// The checkpoint.
+        at: String,
+        /// Seconds waited.
+        waited: u64,
+    },
+    /// The source was too busy to take an exact snapshot (tables without a key).
+    #[error("could not take a snapshot at an exact binlog position of the source in {0} attempts (every attempt raced a commit); a table without a key needs one. Retry at a quieter moment")]
+    Busy(u32),
+    /// A value does not parse.
+    #[error("{table}.{column}: {source}")]
+    Value {
+        /// `schema.table`.
+        table: String,
+        /// The column.
+        column: String,
+        /// What failed.
+        #[source]
+        source: LiveValueError,
+    },
+    /// A stored value cannot be written back as a literal (for `--where`).
+    #[error("{0}")]
+    Literal(#[from] LiteralError),
+    /// The live table and the index disagree.
+    #[error("the live table and the index disagree: {0}. A change may be missing from the index (a gap, or a write with binlogging off); the state cannot be proven")]
+    Inconsistent(String),
+    /// Writing a row failed.
+    #[error("writing the output: {0}")]
+    Output(#[source] std::io::Error),
+    /// `--pk` is not usable on this table.
+    #[error("--pk {0}")]
+    Pk(String),
+}
+
+/// Rows, in the live table's column order, as stored JSON values.
+pub type Image = Vec<Value>;
+
+/// Reconstructs `req`, handing each row (in `Outcome::table` column order) to `sink`: first
+/// the live rows that are unchanged since the moment, in the table's scan order, then the
+/// restored ones. `progress` receives the wait messages.
+pub async fn reconstruct(
+    idx: &mut Conn,
+    src: &mut Conn,
+    info: &SourceInfo,
+    req: &Request,
+    sink: &mut dyn FnMut(&[Value]) -> std::io::Result<()>,
+    progress: &mut dyn FnMut(String),
+) -> Result<Outcome, ReconstructError> {
+    let name = format!("{}.{}", req.schema, req.table);
+    let table = LiveTable::load(src, info.flavor, &req.schema, &req.table)
+        .await
+        .map_err(ReconstructError::Source)?
+        .ok_or_else(|| ReconstructError::TableMissing(name.clone()))?;
+    let types = column_types(&table, &name)?;
+    let keyed = table.key_kind != KeyKind::AllColumns;
+    if req.pk.is_some() && !keyed {
+        return Err(ReconstructError::Pk(format!(
+            "needs a table with a primary or NOT NULL unique key; {name} has none: select rows with --where"
+        )));
+    }
+    let stream_id = pick_stream(idx, req.server_id).await?;
+    let moment = resolve(idx, stream_id, &req.target).await?;
+    refuse_gaps(idx, &moment).await?;
+    refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
+    refuse_ddl(idx, &moment, &req.schema, &req.table).await?;
+
+    let mut notes = Vec::new();
+    let mut attempt = 0;
+    let (snapshot, changes) = loop {
+        let snapshot = begin_snapshot(src, info).await?;
+        let read = async {
+            wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
+            changes_after(idx, &moment, &req.schema, &req.table).await
+        }
+        .await;
+        let changes = match read {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = src.query_drop("COMMIT").await;
+                return Err(e);
+            }
+        };
+        if keyed || !snapshot.ambiguous(&changes) {
+            break (snapshot, changes);
+        }
+        let _ = src.query_drop("COMMIT").await;
+        attempt += 1;
+        if attempt >= SNAPSHOT_ATTEMPTS {
+            return Err(ReconstructError::Busy(attempt));
+        }
+        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+    };
+    let result = async {
+        check_shapes(&table, &changes, &mut notes)?;
+        let mut summary = Summary {
+            changes: changes.len() as u64,
+            ..Summary::default()
+        };
+        let images = Images::new(&table, &name);
+        if keyed {
+            let touched = first_touches(&images, &changes, req.pk.as_deref())?;
+            let live_sql = live_select(&table, &types, req)?;
+            let mut live = src
+                .query_iter(live_sql)
+                .await
+                .map_err(ReconstructError::Source)?;
+            while let Some(row) = live.next().await.map_err(ReconstructError::Source)? {
+                let values = live_row(&table, &types, &name, row)?;
+                let key = images.key(&values);
+                if req
+                    .pk
+                    .as_deref()
+                    .is_some_and(|pk| pk != images.pk_text(&values))
+                {
+                    continue;
+                }
+                if touched.contains_key(&key) {
+                    summary.absent += 1;
+                    continue;
+                }
+                sink(&values).map_err(ReconstructError::Output)?;
+                summary.unchanged += 1;
+            }
+            drop(live);
+            let mut restored: Vec<(&String, &Image)> = touched
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+                .collect();
+            restored.sort_by(|a, b| a.0.cmp(b.0));
+            let restored: Vec<&Image> = restored.into_iter().map(|(_, v)| v).collect();
+            let kept = filter_where(src, &table, req, &restored).await?;
+            for (row, keep) in restored.iter().zip(kept) {
+                if keep {
+                    sink(row).map_err(ReconstructError::Output)?;
+                    summary.restored += 1;
+                }
+            }
+        } else {
+            let mut delta = net_changes(&images, &changes, &snapshot.lower)?;
+            let live_sql = live_select(&table, &types, req)?;
+            let mut live = src
+                .query_iter(live_sql)
+                .await
+                .map_err(ReconstructError::Source)?;
+            while let Some(row) = live.next().await.map_err(ReconstructError::Source)? {
+                let values = live_row(&table, &types, &name, row)?;
+                let text = images.key(&values);
+                if let Some((_, n)) = delta.get_mut(&text) {
+                    if *n < 0 {
+                        *n += 1;
+                        summary.absent += 1;
+                        continue;
+                    }
+                }
+                sink(&values).map_err(ReconstructError::Output)?;
+                summary.unchanged += 1;
+            }
+            drop(live);
+            let mut add: Vec<(String, Image, i64)> =
+                delta.into_iter().map(|(k, (v, n))| (k, v, n)).collect();
+            add.sort_by(|a, b| a.0.cmp(&b.0));
+            let candidates: Vec<&Image> = add.iter().filter(|a| a.2 > 0).map(|a| &a.1).collect();
+            let kept = filter_where(src, &table, req, &candidates).await?;
+            let mut kept = kept.into_iter();
+            for (_, row, n) in &add {
+                if *n < 0 && req.where_sql.is_none() {
+                    return Err(ReconstructError::Inconsistent(format!(
+                        "a row changed after the moment is not in the live table: {}",
+                        short(&Value::Array(row.clone()))
+                    )));
+                }
+                if *n > 0 && kept.next().unwrap_or(false) {
+                    for _ in 0..*n {
+                        sink(row).map_err(ReconstructError::Output)?;
+                        summary.restored += 1;
+                    }
+                }
+            }
+        }
+        summary.rows = summary.unchanged + summary.restored;
+        Ok(summary)
+    }
+    .await;
+    let _ = src.query_drop("COMMIT").await;
+    let summary = result?;
+    Ok(Outcome {
+        table,
+        moment,
+        summary,
+        notes,
+    })
+}
+
+/// Every column's rule.
+fn column_types(table: &LiveTable, name: &str) -> Result<Vec<SqlType>, ReconstructError> {
+    table
+        .columns
+        .iter()
+        .map(|c| {
+            c.sql_type
+                .ok_or_else(|| ReconstructError::UnsupportedColumn {
+                    table: name.to_string(),
+                    column: c.name.clone(),
+                    data_type: c.data_type.clone(),
+                })
+        })
+        .collect()
+}
+
+/// The stream to use: the one named, or the only one.
+async fn pick_stream(idx: &mut Conn, wanted: Option<u32>) -> Result<u32, ReconstructError> {
+    let ids: Vec<u32> = idx
+        .query("SELECT server_id FROM stream_state ORDER BY server_id")
+        .await
+        .map_err(ReconstructError::Index)?;
+    match wanted {
+        Some(id) if ids.contains(&id) => Ok(id),
+        Some(id) => Err(ReconstructError::Stream(format!(
+            "no stream with --server-id {id} in this index (streams: {ids:?})"
+        ))),
+        None => match ids.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(ReconstructError::Stream(
+                "the index has no stream yet: start `bintrail stream` first".into(),
+            )),
+            _ => Err(ReconstructError::Stream(format!(
+                "the index has several streams {ids:?}: pick the one that reads this source with --server-id"
+            ))),
+        },
+    }
+}
+
+/// The cut for the target.
+async fn resolve(
+    idx: &mut Conn,
+    stream_id: u32,
+    target: &Target,
+) -> Result<Moment, ReconstructError> {
+    match target {
+        Target::Time(t) => {
+            let first: Option<(Option<u64>,)> = idx
+                .exec_first(
+                    "SELECT MIN(event_id) FROM binlog_events WHERE stream_id = ? AND event_timestamp > ?",
+                    (stream_id, format_utc(*t)),
+                )
+                .await
+                .map_err(ReconstructError::Index)?;
+            let Some(first) = first.and_then(|r| r.0) else {
+                return Ok(Moment {
+                    stream_id,
+                    cut: u64::MAX,
+                    description: format!("{} UTC (no change indexed after it)", format_utc(*t)),
+                    time: *t,
+                });
+            };
+            let gtid: Option<(Option<String>,)> = idx
+                .exec_first(
+                    "SELECT gtid FROM binlog_events WHERE event_id = ? AND stream_id = ?",
+                    (first, stream_id),
+                )
+                .await
+                .map_err(ReconstructError::Index)?;
+            let mut cut = first;
+            let mut before = format!("change #{first}");
+            if let Some(g) = gtid.and_then(|r| r.0) {
+                let start: Option<(Option<u64>,)> = idx
+                    .exec_first(
+                        "SELECT MIN(event_id) FROM binlog_events WHERE gtid = ? AND stream_id = ?",
+                        (g.as_str(), stream_id),
+                    )
+                    .await
+                    .map_err(ReconstructError::Index)?;
+                cut = start.and_then(|r| r.0).unwrap_or(first).min(first);
+                before = format!("transaction {g}");
+            }
+            Ok(Moment {
+                stream_id,
+                cut,
+                description: format!(
+                    "{} UTC (before {before}, the first stamped after it)",
+                    format_utc(*t)
+                ),
+                time: *t,
+            })
+        }
+        Target::Gtid(g) => {
+            let text = g.to_string();
+            let row: Option<(Option<u64>, Option<String>)> = idx
+                .exec_first(
+                    "SELECT MAX(event_id), DATE_FORMAT(MAX(event_timestamp), '%Y-%m-%d %H:%i:%s') \
+                     FROM binlog_events WHERE gtid = ? AND stream_id = ?",
+                    (text.as_str(), stream_id),
+                )
+                .await
+                .map_err(ReconstructError::Index)?;
+            match row {
+                Some((Some(last), Some(ts))) => Ok(Moment {
+                    stream_id,
+                    cut: last + 1,
+                    description: format!("right after transaction {text} (change #{last}, {ts} UTC)"),
+                    time: parse_utc(&ts).unwrap_or(0),
+                }),
+                _ => Err(ReconstructError::Moment(format!(
+                    "--as-of-gtid {text}: stream {stream_id} indexed no change of that transaction (it changed no indexed table, is not indexed yet, or is another source's); name a transaction that changed indexed rows, or use --as-of TIME"
+                ))),
+            }
+        }
+    }
+}
+
+async fn refuse_gaps(idx: &mut Conn, m: &Moment) -> Result<(), ReconstructError> {
+    let gap: Option<(u64, String, String, String)> = idx
+        .exec_first(
+            "SELECT gap_id, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), gap_from, gap_to \
+             FROM stream_gaps WHERE server_id = ? AND detected_at >= ? ORDER BY gap_id LIMIT 1",
+            (m.stream_id, format_utc(m.time)),
+        )
+        .await
+        .map_err(ReconstructError::Index)?;
+    match gap {
+        Some((gap_id, detected_at, from, to)) => Err(ReconstructError::Gap {
+            stream_id: m.stream_id,
+            gap_id,
+            detected_at,
+            from,
+            to,
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn refuse_too_old(
+    idx: &mut Conn,
+    m: &Moment,
+    schema: &str,
+    table: &str,
+) -> Result<(), ReconstructError> {
+    let before: Option<(u64,)> = idx
+        .exec_first(
+            "SELECT event_id FROM binlog_events WHERE schema_name = ? AND table_name = ? \
+             AND stream_id = ? AND event_id < ? LIMIT 1",
+            (schema, table, m.stream_id, m.cut),
+        )
+        .await
+        .map_err(ReconstructError::Index)?;
+    if before.is_some() {
+        return Ok(());
+    }
+    let oldest: Option<(Option<String>,)> = idx
+        .exec_first(
+            "SELECT DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') FROM binlog_events \
+             WHERE schema_name = ? AND table_name = ? AND stream_id = ?",
+            (schema, table, m.stream_id),
+        )
+        .await
+        .map_err(ReconstructError::Index)?;
+    Err(ReconstructError::TooOld {
+        table: format!("{schema}.{table}"),
+        oldest: match oldest.and_then(|r| r.0) {
+            Some(t) => format!("{t} UTC"),
+            None => "it holds no change of it at all".into(),
+        },
+    })
+}
+
+/// TRUNCATE, DROP or RENAME of the table recorded after the cut.
+async fn refuse_ddl(
+    idx: &mut Conn,
+    m: &Moment,
+    schema: &str,
+    table: &str,
+) -> Result<(), ReconstructError> {
+    let _ = (idx, m, schema, table);
+    Ok(())
+}
+
+/// Attempts at a snapshot that no change of a keyless table straddles.
+const SNAPSHOT_ATTEMPTS: u32 = 20;
+
+/// Where the snapshot is, in the source's binlog.
+struct Snapshot {
+    /// The binlog end once the snapshot existed: it holds nothing after this.
+    upper: BinlogPosition,
+    /// The binlog end before it began: it holds everything before this. Equal to `upper` when
+    /// the server says where its snapshot is (MariaDB).
+    lower: BinlogPosition,
+}
+
+impl Snapshot {
+    /// Whether one of `changes` lies between the two ends, where it is unknown whether the
+    /// snapshot holds it.
+    fn ambiguous(&self, changes: &[StoredChange]) -> bool {
+        changes.iter().any(|c| {
+            let at = BinlogPosition::new(c.binlog_file.clone(), c.start_pos);
+            at.compare(&self.lower).is_none_or(|o| o.is_ge())
+                && at.compare(&self.upper).is_none_or(|o| o.is_lt())
+        })
+    }
+}
+
+/// Starts the consistent snapshot on `src` (left open: the caller commits).
+async fn begin_snapshot(src: &mut Conn, info: &SourceInfo) -> Result<Snapshot, ReconstructError> {
+    src.query_drop("SET NAMES utf8mb4, time_zone = '+00:00'")
+        .await
+        .map_err(ReconstructError::Source)?;
+    const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+    if info.flavor == Flavor::Mariadb {
+        src.query_drop(START)
+            .await
+            .map_err(ReconstructError::Source)?;
+        let rows: Vec<(String, String)> = src
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .map_err(ReconstructError::Source)?;
+        let get = |n: &str| {
+            rows.iter()
+                .find(|r| r.0.eq_ignore_ascii_case(n))
+                .map(|r| r.1.clone())
+        };
+        if let (Some(f), Some(p)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
+            if let (false, Ok(p)) = (f.is_empty(), p.parse()) {
+                let at = BinlogPosition::new(f, p);
+                return Ok(Snapshot {
+                    upper: at.clone(),
+                    lower: at,
+                });
+            }
+        }
+        let upper = binlog_end(src, info).await?;
+        return Ok(Snapshot {
+            lower: BinlogPosition::new(upper.file.clone(), 0),
+            upper,
+        });
+    }
+    // MySQL does not say where a snapshot is: bracket it. A transaction is in the binlog a
+    // moment before its engine commit; the pause lets those before `lower` finish committing, so
+    // that everything before `lower` is in the snapshot.
+    let lower = binlog_end(src, info).await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    src.query_drop(START)
+        .await
+        .map_err(ReconstructError::Source)?;
+    let upper = binlog_end(src, info).await?;
+    Ok(Snapshot { upper, lower })
+}
+
+/// The source's current end of binlog.
+async fn binlog_end(src: &mut Conn, info: &SourceInfo) -> Result<BinlogPosition, ReconstructError> {
+    source::current_end(src, info)
+        .await
+        .map(|c| c.position)
+        .map_err(|e| ReconstructError::SourceEnd(e.to_string()))
+}
+
+/// Waits until the stream's checkpoint is at or past the snapshot's end.
+async fn wait_for(
+    idx: &mut Conn,
+    stream_id: u32,
+    snapshot: &Snapshot,
+    wait: Duration,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), ReconstructError> {
+    let started = Instant::now();
+    let mut told: Option<Instant> = None;
+    loop {
+        let state = crate::index::state::load(idx, stream_id)
+            .await
+            .map_err(|e| ReconstructError::Stream(e.to_string()))?
+            .ok_or_else(|| ReconstructError::Stream(format!("stream {stream_id} has no state")))?;
+        let at = state.checkpoint.position;
+        match at.compare(&snapshot.upper) {
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal) => return Ok(()),
+            Some(std::cmp::Ordering::Less) => {}
+            None => {
+                return Err(ReconstructError::Stream(format!(
+                    "stream {stream_id} is at {at}, which cannot be compared with the source's {}: does the stream read this source?",
+                    snapshot.upper
+                )))
+            }
+        }
+        if started.elapsed() >= wait {
+            return Err(ReconstructError::NotCaughtUp {
+                stream_id,
+                needed: snapshot.upper.to_string(),
+                at: at.to_string(),
+                waited: wait.as_secs(),
+            });
+        }
+        if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            progress(format!(
+                "waiting for stream {stream_id} to index up to {} (its checkpoint is at {at})",
+                snapshot.upper
+            ));
+            told = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The table's changes from the cut on, oldest first.
+async fn changes_after(
+    idx: &mut Conn,
+    m: &Moment,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<StoredChange>, ReconstructError> {
+    if m.cut == u64::MAX {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {} FROM binlog_events WHERE schema_name = ? AND table_name = ? AND stream_id = ? \
+         AND event_id >= ? ORDER BY event_id",
+        query::COLUMNS
+    );
+    let rows: Vec<Row> = idx
+        .exec(sql, (schema, table, m.stream_id, m.cut))
+        .await
+        .map_err(ReconstructError::Index)?;
+    Ok(rows
+        .into_iter()
+        .map(query::parse_row)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Refuses changes indexed under a shape that does not map onto the live table by name; notes
+/// columns added or dropped since.
+fn check_shapes(
+    t: &LiveTable,
+    changes: &[StoredChange],
+    notes: &mut Vec<String>,
+) -> Result<(), ReconstructError> {
+    let live = t.fingerprint(|_| true).unwrap_or(0);
+    let mut added = std::collections::BTreeSet::new();
+    let mut dropped = std::collections::BTreeSet::new();
+    for c in changes.iter().filter(|c| c.schema_version != live) {
+        let names: std::collections::BTreeSet<&String> = c
+            .row_before
+            .iter()
+            .chain(c.row_after.iter())
+            .flat_map(|m| m.keys())
+            .collect();
+        let gone: Vec<&&String> = names
+            .iter()
+            .filter(|n| t.column_index(n).is_none())
+            .collect();
+        let common = t.fingerprint(|col| names.contains(&col.name));
+        // The stored columns that still exist must keep their names and types: the fingerprint
+        // of the live columns they name, in live order, equals the stored one only if nothing
+        // else changed, and dropped columns make that comparison impossible.
+        if gone.is_empty() && common != Some(c.schema_version) {
+            return Err(ReconstructError::SchemaChanged {
+                table: format!("{}.{}", c.schema, c.table),
+                event_id: c.event_id,
+                stored: c.schema_version,
+                detail: "a column was renamed, retyped or reordered".into(),
+            });
+        }
+        dropped.extend(gone.into_iter().map(|n| n.to_string()));
+        added.extend(
+            t.columns
+                .iter()
+                .filter(|col| !names.contains(&col.name))
+                .map(|col| col.name.clone()),
+        );
+    }
+    if !added.is_empty() {
+        notes.push(format!(
+            "columns added since the moment have no value then and are written as NULL in restored rows: {}",
+            added.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "columns dropped since the moment are left out: {}",
+            dropped.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Row images in live column order, and their identities.
+struct Images<'a> {
+    table: &'a LiveTable,
+    name: &'a str,
+}
+
+impl<'a> Images<'a> {
+    fn new(table: &'a LiveTable, name: &'a str) -> Self {
+        Images { table, name }
+    }
+
+    /// A stored image in live column order (columns it lacks are NULL).
+    fn image(&self, m: &serde_json::Map<String, Value>) -> Image {
+        self.table
+            .columns
+            .iter()
+            .map(|c| m.get(&c.name).cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// The identity: the key's values, or the whole row for a keyless table.
+    fn key(&self, row: &[Value]) -> String {
+        if self.table.key_kind == KeyKind::AllColumns {
+            serde_json::to_string(row).unwrap_or_default()
+        } else {
+            let key: Vec<&Value> = self.table.key.iter().map(|&i| &row[i]).collect();
+            serde_json::to_string(&key).unwrap_or_default()
+        }
+    }
+
+    /// The `pk_values` text of a keyed row.
+    fn pk_text(&self, row: &[Value]) -> String {
+        key_text(self.table.key.iter().map(|&i| &row[i]))
+    }
+
+    fn before(&self, c: &StoredChange) -> Result<Option<Image>, ReconstructError> {
+        self.side(c, c.row_before.as_ref(), c.event_type != ChangeKind::Insert)
+    }
+
+    fn after(&self, c: &StoredChange) -> Result<Option<Image>, ReconstructError> {
+        self.side(c, c.row_after.as_ref(), c.event_type != ChangeKind::Delete)
+    }
+
+    fn side(
+        &self,
+        c: &StoredChange,
+        m: Option<&serde_json::Map<String, Value>>,
+        expected: bool,
+    ) -> Result<Option<Image>, ReconstructError> {
+        match (m, expected) {
+            (Some(m), true) => Ok(Some(self.image(m))),
+            (None, false) => Ok(None),
+            _ => Err(ReconstructError::Inconsistent(format!(
+                "change #{} of {} ({}) lacks an image it must have",
+                c.event_id,
+                self.name,
+                c.event_type.name()
+            ))),
+        }
+    }
+}
+
+/// For each key changed after the cut, its state at the moment: the before image of its first
+/// change, or `None` when that change created the key.
+fn first_touches(
+    images: &Images<'_>,
+    changes: &[StoredChange],
+    pk: Option<&str>,
+) -> Result<HashMap<String, Option<Image>>, ReconstructError> {
+    let mut touched: HashMap<String, Option<Image>> = HashMap::new();
+    for c in changes {
+        let before = images.before(c)?;
+        let after = images.after(c)?;
+        if let Some(b) = before {
+            if pk.is_none_or(|pk| pk == images.pk_text(&b)) {
+                touched.entry(images.key(&b)).or_insert(Some(b));
+            }
+        }
+        if let Some(a) = after {
+            if pk.is_none_or(|pk| pk == images.pk_text(&a)) {
+                touched.entry(images.key(&a)).or_insert(None);
+            }
+        }
+    }
+    Ok(touched)
+}
+
+/// For a keyless table: per row text, the row and how many more (or fewer) copies the moment
+/// had than the snapshot, from the changes between the cut and the snapshot's exact position.
+fn net_changes(
+    images: &Images<'_>,
+    changes: &[StoredChange],
+    end: &BinlogPosition,
+) -> Result<HashMap<String, (Image, i64)>, ReconstructError> {
+    let mut delta: HashMap<String, (Image, i64)> = HashMap::new();
+    for c in changes {
+        let at = BinlogPosition::new(c.binlog_file.clone(), c.start_pos);
+        if at.compare(end) != Some(std::cmp::Ordering::Less) {
+            continue;
+        }
+        if let Some(b) = images.before(c)? {
+            delta.entry(images.key(&b)).or_insert((b, 0)).1 += 1;
+        }
+        if let Some(a) = images.after(c)? {
+            delta.entry(images.key(&a)).or_insert((a, 0)).1 -= 1;
+        }
+    }
+    Ok(delta)
+}
+
+/// The SELECT of the live rows.
+fn live_select(
+    t: &LiveTable,
+    types: &[SqlType],
+    req: &Request,
+) -> Result<String, ReconstructError> {
+    let exprs: Vec<String> = t
+        .columns
+        .iter()
+        .zip(types)
+        .map(|(c, &ty)| select_expr(ty, &ident(&c.name)))
+        .collect();
+    let mut sql = format!(
+        "SELECT {} FROM {}.{}",
+        exprs.join(", "),
+        ident(&t.schema),
+        ident(&t.table)
+    );
+    let mut conds = Vec::new();
+    if let Some(w) = &req.where_sql {
+        conds.push(format!("({w})"));
+    }
+    if let Some(pk) = &req.pk {
+        let parts = split_pk(pk);
+        if parts.len() != t.key.len() {
+            return Err(ReconstructError::Pk(format!(
+                "{pk:?} has {} value(s); the key {} has {}",
+                parts.len(),
+                t.key_description(),
+                t.key.len()
+            )));
+        }
+        for (&i, part) in t.key.iter().zip(parts) {
+            let col = ident(&t.columns[i].name);
+            let lit = crate::sql::str_literal(&part);
+            conds.push(match types[i] {
+                SqlType::Binary | SqlType::Geometry => format!("{col} = FROM_BASE64({lit})"),
+                _ => format!("{col} = {lit}"),
+            });
+        }
+    }
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    Ok(sql)
+}
+
+/// `pk_values` text split at unescaped `|`, escapes removed.
+fn split_pk(text: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    parts.last_mut().expect("one part").push(next);
+                }
+            }
+            '|' => parts.push(String::new()),
+            _ => parts.last_mut().expect("one part").push(ch),
+        }
+    }
+    parts
+}
+
+/// One live row in stored form.
+fn live_row(
+    t: &LiveTable,
+    types: &[SqlType],
+    name: &str,
+    row: Row,
+) -> Result<Image, ReconstructError> {
+    let values = row.unwrap();
+    values
+        .iter()
+        .zip(types)
+        .zip(&t.columns)
+        .map(|((v, &ty), col)| {
+            let raw = match v {
+                mysql_async::Value::NULL => None,
+                mysql_async::Value::Bytes(b) => Some(b.clone()),
+                other => Some(other.as_sql(true).into_bytes()),
+            };
+            stored(ty, raw.as_deref()).map_err(|source| ReconstructError::Value {
+                table: name.to_string(),
+                column: col.name.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Which of `rows` satisfy `--where`, evaluated by the source on their values as literals of
+/// the live column types (all of them without `--where`).
+async fn filter_where(
+    src: &mut Conn,
+    t: &LiveTable,
+    req: &Request,
+    rows: &[&Image],
+) -> Result<Vec<bool>, ReconstructError> {
+    let Some(w) = &req.where_sql else {
+        return Ok(vec![true; rows.len()]);
+    };
+    let mut keep = vec![false; rows.len()];
+    for (chunk_no, chunk) in rows.chunks(200).enumerate() {
+        let mut selects = Vec::with_capacity(chunk.len());
+        for (i, row) in chunk.iter().enumerate() {
+            let mut cols = vec![format!("{} AS `bintrail_n`", chunk_no * 200 + i)];
+            for (c, v) in t.columns.iter().zip(row.iter()) {
+                let ty = c.sql_type.unwrap_or(SqlType::Text);
+                cols.push(format!(
+                    "{} AS {}",
+                    literal(ty, c.nullable, v)?,
+                    ident(&c.name)
+                ));
+            }
+            selects.push(format!("SELECT {}", cols.join(", ")));
+        }
+        let sql = format!(
+            "SELECT `bintrail_n` FROM ({}) AS {} WHERE ({w})",
+            selects.join(" UNION ALL "),
+            ident(&t.table)
+        );
+        let hits: Vec<u64> = src.query(sql).await.map_err(ReconstructError::Source)?;
+        for n in hits {
+            if let Some(k) = keep.get_mut(n as usize) {
+                *k = true;
+            }
+        }
+    }
+    Ok(keep)
+}
+
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(120).collect::<String>())
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pk_text_splits_at_unescaped_bars() {
+        assert_eq!(split_pk("1"), vec!["1"]);
+        assert_eq!(split_pk(r"a\|b|c"), vec!["a|b", "c"]);
+        assert_eq!(split_pk(r"x\\|y"), vec![r"x\", "y"]);
+    }
+}
