@@ -476,6 +476,19 @@ pub fn pk_values(table: &TableSpec, values: &[Value]) -> String {
     out
 }
 
+/// The key of `before` when an update of a keyed table changed it (`None` when the key is
+/// unchanged, the common case, which costs one comparison per key column, or when the table has
+/// no key: its digest identity is followed by image instead).
+pub fn changed_key(table: &TableSpec, before: &[Value], after: &[Value]) -> Option<String> {
+    let key: &[usize] = if !table.primary_key.is_empty() {
+        &table.primary_key
+    } else {
+        &table.unique_key
+    };
+    let moved = key.iter().any(|&i| before.get(i) != after.get(i));
+    moved.then(|| pk_values(table, before))
+}
+
 /// What starts the `pk_values` of a row of a table without a usable key.
 pub const ROW_DIGEST_PREFIX: &str = "sha256:";
 
