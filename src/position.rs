@@ -582,7 +582,10 @@ pub fn gtid_list(text: &str, max: u64) -> Result<Vec<Gtid>, PositionError> {
         }
         ranges.push((domain, server, a, b));
     }
-    let count: u128 = ranges.iter().map(|(_, _, a, b)| u128::from(b - a) + 1).sum();
+    let count: u128 = ranges
+        .iter()
+        .map(|(_, _, a, b)| u128::from(b - a) + 1)
+        .sum();
     if count > u128::from(max) {
         return Err(too_many(count));
     }
@@ -742,8 +745,13 @@ mod tests {
         assert_eq!(names("0-1-5,0-2-9"), vec!["0-1-5", "0-2-9"]);
         assert_eq!(names("0-1-5..7"), vec!["0-1-5", "0-1-6", "0-1-7"]);
         assert!(gtid_list("0-1-7..5", 100).is_err());
-        let err = gtid_list(&format!("{u}:1-1000"), 100).unwrap_err().to_string();
-        assert!(err.contains("names 1000 transactions, more than the 100"), "{err}");
+        let err = gtid_list(&format!("{u}:1-1000"), 100)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("names 1000 transactions, more than the 100"),
+            "{err}"
+        );
     }
 
     use super::*;

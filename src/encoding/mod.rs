@@ -944,6 +944,19 @@ mod tests {
     }
 
     #[test]
+    fn changed_key_names_the_old_key_only_when_a_keyed_update_moved_the_row() {
+        let t = keyed(vec![0], vec![]);
+        let (a, b) = (
+            [json!(1), json!("x"), Value::Null],
+            [json!(2), json!("x"), Value::Null],
+        );
+        assert_eq!(changed_key(&t, &a, &b).as_deref(), Some("1"));
+        let same = [json!(1), json!("y"), Value::Null];
+        assert_eq!(changed_key(&t, &a, &same), None);
+        assert_eq!(changed_key(&keyed(vec![], vec![]), &a, &b), None, "keyless");
+    }
+
+    #[test]
     fn changed_columns_lists_only_differing_columns_in_table_order() {
         let t = people();
         let before = [json!(1), json!("ann"), Value::Null];

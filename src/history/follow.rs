@@ -161,9 +161,12 @@ async fn later_by_key(
     let mut out = Vec::new();
     for chunk in keys.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let mut params: Vec<mysql_async::Value> =
-            vec![schema.into(), table.into(), stream.into()];
-        params.extend(chunk.iter().map(|(k, _)| mysql_async::Value::from(k.as_str())));
+        let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into(), stream.into()];
+        params.extend(
+            chunk
+                .iter()
+                .map(|(k, _)| mysql_async::Value::from(k.as_str())),
+        );
         let rows: Vec<Row> = conn
             .exec(
                 format!(

@@ -94,7 +94,8 @@ pub struct Page {
 const GTID_BATCH: usize = 1_000;
 
 /// The selected columns, in [`StoredChange`] order.
-pub(crate) const COLUMNS: &str = "event_id, stream_id, binlog_file, start_pos, end_pos, row_in_event, \
+pub(crate) const COLUMNS: &str =
+    "event_id, stream_id, binlog_file, start_pos, end_pos, row_in_event, \
      DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s'), gtid, connection_id, schema_name, \
      table_name, event_type, pk_values, changed_columns, row_before, row_after, schema_version";
 

@@ -535,7 +535,15 @@ async fn stream_of(source: &'static TestServer, db: &str) -> (Index, u32, Stream
 fn query_t(index: &Index, db: &str, args: &[&str]) -> Vec<(String, String)> {
     let dsn = index.dsn();
     let mut all = vec![
-        "query", "--index-dsn", &dsn, "--schema", db, "--table", "t", "--format", "json",
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        db,
+        "--table",
+        "t",
+        "--format",
+        "json",
     ];
     all.extend_from_slice(args);
     let out = bintrail(&all);
@@ -578,7 +586,9 @@ async fn key_change_after_the_selection(flavor: Flavor) {
     let (index, id, stream) = stream_of(source, &db).await;
     let before = snapshot(source, &format!("{db}.t")).await;
     let t1 = wait_for_next_second(source, source_clock(source).await).await;
-    source.exec(&format!("INSERT INTO {db}.t VALUES (1, 10)")).await;
+    source
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 10)"))
+        .await;
     let t2 = wait_for_next_second(source, t1).await;
     source
         .exec(&format!(
@@ -594,7 +604,12 @@ async fn key_change_after_the_selection(flavor: Flavor) {
         "2 later change(s) to the selected rows are not in the selection, e.g. #",
     );
     refused(
-        recover(&index, source, &db, &["--pk", "1", "--event-type", "insert"]),
+        recover(
+            &index,
+            source,
+            &db,
+            &["--pk", "1", "--event-type", "insert"],
+        ),
         "2 later change(s)",
     );
     let expected = pairs(&[("insert", "1"), ("update", "2"), ("update", "2")]);
@@ -639,7 +654,9 @@ async fn a_keyless_row_is_followed_through_its_updates() {
     let (index, id, stream) = stream_of(source, &db).await;
     let before = snapshot(source, &format!("{db}.t")).await;
     let t1 = wait_for_next_second(source, source_clock(source).await).await;
-    source.exec(&format!("INSERT INTO {db}.t VALUES (1, 'x')")).await;
+    source
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 'x')"))
+        .await;
     let t2 = wait_for_next_second(source, t1).await;
     source
         .exec(&format!(
