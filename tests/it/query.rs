@@ -212,6 +212,9 @@ async fn populate(index: &Index) {
     conn.disconnect().await.ok();
 }
 
+/// A SELECT and its parameters.
+type Statement = (String, Vec<mysql_async::Value>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_filter_combination_is_answered_through_an_index() {
     let index = Index::new();
@@ -303,7 +306,7 @@ async fn every_filter_combination_is_answered_through_an_index() {
         ),
         ("no filter", base.clone(), &["PRIMARY"]),
     ];
-    let mut statements: Vec<(&str, (String, Vec<mysql_async::Value>), &[&str])> = cases
+    let mut statements: Vec<(&str, Statement, &[&str])> = cases
         .into_iter()
         .map(|(what, sel, keys)| (what, select_sql(&sel), keys))
         .collect();
