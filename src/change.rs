@@ -60,8 +60,12 @@ pub struct Change {
     pub table: Arc<str>,
     /// Insert, update or delete.
     pub kind: ChangeKind,
-    /// Primary key values in key order, joined by `|`.
+    /// Primary key values in key order, joined by `|` (an update: of its after image).
     pub pk_values: String,
+    /// An update of a keyed table that changed the key: the key of its before image (it is
+    /// written to `key_changes` so the row can be followed from its old key). `None` for every
+    /// other change, and for keyless tables, whose digest key changes with every update.
+    pub pk_before: Option<String>,
     /// JSON array of the columns an update changed; `None` for inserts and deletes.
     pub changed_columns: Option<String>,
     /// JSON object of the row before (updates, deletes).
@@ -81,6 +85,7 @@ impl Change {
             + self.schema.len()
             + self.table.len()
             + self.pk_values.len()
+            + self.pk_before.as_ref().map_or(0, String::len)
             + opt(&self.changed_columns)
             + opt(&self.row_before)
             + opt(&self.row_after)

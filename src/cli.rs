@@ -444,8 +444,9 @@ pub struct SelectionFlags {
     #[arg(long, value_name = "TYPE", value_parser = PossibleValuesParser::new(["insert", "update", "delete"]))]
     pub event_type: Option<String>,
 
-    /// Only the changes of this transaction: uuid:N (MySQL) or domain-server-seq (MariaDB)
-    #[arg(long, value_name = "GTID")]
+    /// Only the changes of these transactions: a GTID or GTID set (MySQL uuid:5, uuid:5-9,
+    /// uuid:1-3:7-8,uuid2:tag:4) or MariaDB GTIDs and ranges (0-1-5,0-2-9, 0-1-5..9)
+    #[arg(long, value_name = "GTIDS")]
     pub gtid: Option<String>,
 
     /// Only updates that changed this column
@@ -566,6 +567,11 @@ pub struct RecoverCmd {
     /// later changes are overwritten)
     #[arg(long)]
     pub overwrite_later_changes: bool,
+
+    /// Reverse even when the selection holds only some of a transaction's changes (undoing part
+    /// of a transaction restores a state that never existed; the script notes which)
+    #[arg(long)]
+    pub allow_partial_transactions: bool,
 }
 
 /// `reconstruct --format` values.

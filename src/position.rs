@@ -34,6 +34,21 @@ pub enum PositionError {
         /// What was wrong.
         reason: String,
     },
+    /// A GTID list naming too many transactions.
+    #[error(transparent)]
+    TooMany(Box<TooManyGtids>),
+}
+
+/// A list of transactions (`--gtid`) names more than a selection may.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("'{text}' names {count} transactions, more than the {max} one selection may name: split it into smaller ranges")]
+pub struct TooManyGtids {
+    /// The text given.
+    pub text: String,
+    /// How many it names.
+    pub count: u128,
+    /// The limit.
+    pub max: u64,
 }
 
 /// A byte offset in one binlog file.
@@ -502,6 +517,100 @@ fn parse_mysql_item(item: &str, m: &mut MysqlGtids) -> Result<(), PositionError>
     Ok(())
 }
 
+/// The transactions a GTID list names, each once, in canonical order, refused beyond `max`:
+/// * MySQL: a GTID set in `gtid_executed` form: `uuid:5`, `uuid:5-9`, `uuid:1-3:7-8,uuid2:4`,
+///   tagged `uuid:tag:5-9`;
+/// * MariaDB: GTIDs `0-1-5,0-2-9`, and ranges `0-1-5..9` (domain 0, server 1, sequence
+///   numbers 5 to 9). Unlike a MariaDB GTID *position*, a domain may appear more than once.
+pub fn gtid_list(text: &str, max: u64) -> Result<Vec<Gtid>, PositionError> {
+    let items: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Err(bad(text, "no GTID given"));
+    }
+    let too_many = |count: u128| {
+        PositionError::TooMany(Box::new(TooManyGtids {
+            text: text.to_string(),
+            count,
+            max,
+        }))
+    };
+    if items.iter().any(|i| i.contains(':')) {
+        let mut m: MysqlGtids = BTreeMap::new();
+        for item in &items {
+            parse_mysql_item(item, &mut m)?;
+        }
+        m.values_mut().for_each(merge);
+        let count: u128 = m
+            .values()
+            .flatten()
+            .map(|(a, b)| u128::from(b - a) + 1)
+            .sum();
+        if count > u128::from(max) {
+            return Err(too_many(count));
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        for ((uuid, tag), ivs) in m {
+            for (a, b) in ivs {
+                out.extend((a..=b).map(|gno| Gtid::Mysql {
+                    uuid,
+                    tag: tag.clone(),
+                    gno,
+                }));
+            }
+        }
+        return Ok(out);
+    }
+    let mut ranges = Vec::new();
+    for item in items {
+        let (first, last) = match item.split_once("..") {
+            Some((first, last)) => {
+                let last: u64 = last
+                    .parse()
+                    .map_err(|_| bad(item, "range end is not a number"))?;
+                (first, Some(last))
+            }
+            None => (item, None),
+        };
+        let (domain, server, a) = parse_mariadb(first)?;
+        let b = last.unwrap_or(a);
+        if b < a {
+            return Err(bad(item, "a range d-s-a..b needs a <= b"));
+        }
+        ranges.push((domain, server, a, b));
+    }
+    let count: u128 = ranges
+        .iter()
+        .map(|(_, _, a, b)| u128::from(b - a) + 1)
+        .sum();
+    if count > u128::from(max) {
+        return Err(too_many(count));
+    }
+    let mut out: Vec<Gtid> = ranges
+        .into_iter()
+        .flat_map(|(domain, server, a, b)| {
+            (a..=b).map(move |seq| Gtid::Mariadb {
+                domain,
+                server,
+                seq,
+            })
+        })
+        .collect();
+    out.sort_by_key(|g| match g {
+        Gtid::Mariadb {
+            domain,
+            server,
+            seq,
+        } => (*domain, *server, *seq),
+        Gtid::Mysql { .. } => (0, 0, 0),
+    });
+    out.dedup();
+    Ok(out)
+}
+
 /// MySQL tags: a letter or underscore, then up to 31 letters, digits or underscores.
 fn is_tag(s: &str) -> bool {
     let mut chars = s.chars();
@@ -611,6 +720,40 @@ impl Checkpoint {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn gtid_lists_expand_sets_ranges_and_tags_and_refuse_too_many() {
+        let u = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let names = |t: &str| -> Vec<String> {
+            gtid_list(t, 100)
+                .unwrap()
+                .iter()
+                .map(Gtid::to_string)
+                .collect()
+        };
+        assert_eq!(names(&format!("{u}:5")), vec![format!("{u}:5")]);
+        assert_eq!(names(&format!("{u}:5-7")).len(), 3);
+        assert_eq!(
+            names(&format!("{u}:1-2:7,{u}:tg:4")),
+            vec![
+                format!("{u}:1"),
+                format!("{u}:2"),
+                format!("{u}:7"),
+                format!("{u}:tg:4")
+            ]
+        );
+        assert_eq!(names("0-1-5,0-2-9"), vec!["0-1-5", "0-2-9"]);
+        assert_eq!(names("0-1-5..7"), vec!["0-1-5", "0-1-6", "0-1-7"]);
+        assert!(gtid_list("0-1-7..5", 100).is_err());
+        let err = gtid_list(&format!("{u}:1-1000"), 100)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("names 1000 transactions, more than the 100"),
+            "{err}"
+        );
+    }
+
     use super::*;
 
     const U1: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";

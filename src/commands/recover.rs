@@ -22,6 +22,7 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
     let sel = Selection::new(cmd.selection.into_args(), now()).map_err(Failure::usage)?;
     let opts = Options {
         overwrite_later_changes: cmd.overwrite_later_changes,
+        allow_partial_transactions: cmd.allow_partial_transactions,
     };
     let recovery = runtime()?.block_on(async {
         let mut idx = open_index(&index).await.map_err(super::open_failure)?;

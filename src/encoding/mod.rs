@@ -482,6 +482,19 @@ pub fn key_text<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
     out
 }
 
+/// The key of `before` when an update of a keyed table changed it (`None` when the key is
+/// unchanged, the common case, which costs one comparison per key column, or when the table has
+/// no key: its digest identity is followed by image instead).
+pub fn changed_key(table: &TableSpec, before: &[Value], after: &[Value]) -> Option<String> {
+    let key: &[usize] = if !table.primary_key.is_empty() {
+        &table.primary_key
+    } else {
+        &table.unique_key
+    };
+    let moved = key.iter().any(|&i| before.get(i) != after.get(i));
+    moved.then(|| pk_values(table, before))
+}
+
 /// What starts the `pk_values` of a row of a table without a usable key.
 pub const ROW_DIGEST_PREFIX: &str = "sha256:";
 
@@ -934,6 +947,19 @@ mod tests {
         assert_eq!(key.len(), ROW_DIGEST_PREFIX.len() + 64);
         assert_eq!(key, row_digest(&t, &row), "the same row, the same key");
         assert_ne!(key, pk_values(&t, &[json!(2), json!("x"), Value::Null]));
+    }
+
+    #[test]
+    fn changed_key_names_the_old_key_only_when_a_keyed_update_moved_the_row() {
+        let t = keyed(vec![0], vec![]);
+        let (a, b) = (
+            [json!(1), json!("x"), Value::Null],
+            [json!(2), json!("x"), Value::Null],
+        );
+        assert_eq!(changed_key(&t, &a, &b).as_deref(), Some("1"));
+        let same = [json!(1), json!("y"), Value::Null];
+        assert_eq!(changed_key(&t, &a, &same), None);
+        assert_eq!(changed_key(&keyed(vec![], vec![]), &a, &b), None, "keyless");
     }
 
     #[test]

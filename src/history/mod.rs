@@ -14,6 +14,7 @@
 //!   review and apply; it reads only `information_schema` on the source.
 //! * **Only `rotate` changes the index**, and only by partition DDL on `binlog_events`.
 
+pub mod follow;
 pub mod live;
 pub mod query;
 pub mod reconstruct;
@@ -23,6 +24,7 @@ pub mod rotate;
 pub mod selection;
 pub mod status;
 pub mod time;
+pub mod transactions;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

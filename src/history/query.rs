@@ -16,6 +16,7 @@ use mysql_async::{Conn, Row};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::follow::{follow_keys, Trail};
 use super::selection::Selection;
 use super::time::format_utc;
 use crate::change::ChangeKind;
@@ -89,6 +90,9 @@ pub struct Page {
     pub more: bool,
 }
 
+/// GTIDs per `gtid IN (…)` list.
+const GTID_BATCH: usize = 1_000;
+
 /// The selected columns, in [`StoredChange`] order.
 pub(crate) const COLUMNS: &str =
     "event_id, stream_id, binlog_file, start_pos, end_pos, row_in_event, \
@@ -97,41 +101,62 @@ pub(crate) const COLUMNS: &str =
 
 /// The SELECT for a selection and its parameters (also what the EXPLAIN tests run).
 pub fn select_sql(sel: &Selection) -> (String, Vec<mysql_async::Value>) {
+    select_sql_following(sel, &Trail::new())
+}
+
+/// [`select_sql`] where `--pk` also matches the keys the row moved to: each key of `trail`
+/// from its `event_id` on.
+pub fn select_sql_following(sel: &Selection, trail: &Trail) -> (String, Vec<mysql_async::Value>) {
     let mut sql = format!("SELECT {COLUMNS} FROM binlog_events WHERE TRUE");
     let mut params: Vec<mysql_async::Value> = Vec::new();
-    let mut and = |cond: &str, v: mysql_async::Value| {
+    let mut and = |cond: &str, v: Vec<mysql_async::Value>| {
         sql.push_str(" AND ");
         sql.push_str(cond);
-        params.push(v);
+        params.extend(v);
     };
     if let Some(s) = &sel.schema {
-        and("schema_name = ?", s.as_str().into());
+        and("schema_name = ?", vec![s.as_str().into()]);
     }
     if let Some(t) = &sel.table {
-        and("table_name = ?", t.as_str().into());
+        and("table_name = ?", vec![t.as_str().into()]);
     }
     if let Some(pk) = &sel.pk {
-        and("pk_values = ?", pk.as_str().into());
+        let moved: Vec<(&String, &u64)> = trail.iter().filter(|(k, _)| *k != pk).collect();
+        if moved.is_empty() {
+            and("pk_values = ?", vec![pk.as_str().into()]);
+        } else {
+            let alternatives = vec!["(pk_values = ? AND event_id >= ?)"; moved.len()].join(" OR ");
+            let mut values = vec![pk.as_str().into()];
+            for (k, from) in moved {
+                values.push(k.as_str().into());
+                values.push((*from).into());
+            }
+            and(&format!("(pk_values = ? OR {alternatives})"), values);
+        }
     }
     if let Some(id) = sel.server_id {
-        and("stream_id = ?", id.into());
+        and("stream_id = ?", vec![id.into()]);
     }
     if let Some(t) = sel.since {
-        and("event_timestamp >= ?", format_utc(t).into());
+        and("event_timestamp >= ?", vec![format_utc(t).into()]);
     }
     if let Some(t) = sel.until {
-        and("event_timestamp <= ?", format_utc(t).into());
+        and("event_timestamp <= ?", vec![format_utc(t).into()]);
     }
     if let Some(k) = sel.kind {
-        and("event_type = ?", k.code().into());
+        and("event_type = ?", vec![k.code().into()]);
     }
-    if let Some(g) = &sel.gtid {
-        and("gtid = ?", g.as_str().into());
+    if !sel.gtids.is_empty() {
+        let marks = vec!["?"; sel.gtids.len()].join(", ");
+        let values = sel.gtids.iter().map(|g| g.as_str().into()).collect();
+        and(&format!("gtid IN ({marks})"), values);
+    } else if let Some(g) = &sel.gtid {
+        and("gtid = ?", vec![g.as_str().into()]);
     }
     if let Some(c) = &sel.changed_column {
         and(
             "JSON_CONTAINS(changed_columns, JSON_QUOTE(?))",
-            c.as_str().into(),
+            vec![c.as_str().into()],
         );
     }
     sql.push_str(" ORDER BY event_id DESC LIMIT ?");
@@ -139,10 +164,32 @@ pub fn select_sql(sel: &Selection) -> (String, Vec<mysql_async::Value>) {
     (sql, params)
 }
 
-/// Runs the selection.
+/// Runs the selection. `--pk K` also follows the row forward through updates that changed its
+/// key (`history::follow`): the update away from K and the changes under each new key from that
+/// update on are included.
 pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError> {
-    let (sql, params) = select_sql(sel);
-    let rows: Vec<Row> = conn.exec(sql, params).await?;
+    let mut trail = Trail::new();
+    if let (Some(schema), Some(table), Some(pk)) = (&sel.schema, &sel.table, &sel.pk) {
+        trail.insert(pk.clone(), 0);
+        follow_keys(conn, schema, table, sel.server_id, &mut trail).await?;
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    if sel.gtids.len() <= GTID_BATCH {
+        let (sql, params) = select_sql_following(sel, &trail);
+        rows = conn.exec(sql, params).await?;
+    } else {
+        // A large --gtid range: one IN list per batch, the newest `limit + 1` of all kept.
+        for chunk in sel.gtids.chunks(GTID_BATCH) {
+            let part = Selection {
+                gtids: chunk.to_vec(),
+                ..sel.clone()
+            };
+            let (sql, params) = select_sql_following(&part, &trail);
+            let found: Vec<Row> = conn.exec(sql, params).await?;
+            rows.extend(found);
+        }
+        rows.sort_by_key(|r| std::cmp::Reverse(r.get::<u64, _>(0).unwrap_or(0)));
+    }
     let more = rows.len() as u64 > sel.limit;
     let mut changes = rows
         .into_iter()

@@ -10,23 +10,30 @@
 //! * a **gap**: a `stream_gaps` row of the stream detected at or after the oldest selected
 //!   change (the skipped history may hold changes to these rows);
 //! * **later changes**: changes to the same rows after the oldest selected one that the selection
-//!   leaves out (they would be overwritten), unless the caller accepts that;
+//!   leaves out (they would be overwritten), unless the caller accepts that. A row is followed
+//!   through updates that changed its key and, in a keyless table, through its images
+//!   (`history::follow`);
 //! * a **schema change** that makes the SQL wrong: a stored column that the live table no longer
 //!   has, or a column whose name or binlog type differs from when the change was indexed (the
 //!   change's `schema_version` matches neither the live table's fingerprint nor the fingerprint
 //!   of the live columns it has). Columns added since are fine: inserts leave them to their
 //!   defaults, and a note says so;
+//! * a selection that takes only some of a transaction's changes (`history::transactions`):
+//!   undoing half a transaction restores a state that never existed, unless the caller accepts
+//!   that (`--allow-partial-transactions`, and the script notes which);
 //! * a selection larger than its `--limit` (a partial reversal is not what was asked for).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use super::follow;
 use super::live::LiveTable;
 use super::query::{self, QueryError, StoredChange};
 use super::reversal::{self, ReversalError};
 use super::selection::Selection;
+use super::transactions;
 use crate::change::ChangeKind;
 use crate::source::Flavor;
 
@@ -50,6 +57,8 @@ pub struct Recovery {
 pub struct Options {
     /// Reverse even when the same rows changed again later, outside the selection.
     pub overwrite_later_changes: bool,
+    /// Reverse even when the selection holds only some of a transaction's changes.
+    pub allow_partial_transactions: bool,
 }
 
 /// Why a reversal was refused or could not be planned.
@@ -91,6 +100,14 @@ pub enum RecoverError {
         count: usize,
         /// One of them, described.
         example: String,
+    },
+    /// The selection cuts a transaction in two.
+    #[error("the selection holds only part of {example}{others}; undoing part of a transaction restores a state that never existed. Select whole transactions (e.g. --gtid with the transaction's GTID), or pass --allow-partial-transactions")]
+    PartialTransaction {
+        /// The first such transaction, described.
+        example: String,
+        /// `, and 2 other transaction(s) likewise`, or nothing.
+        others: String,
     },
     /// The table no longer exists.
     #[error("table {schema}.{table} does not exist on the source (dropped or renamed since the changes); nothing to restore into")]
@@ -189,6 +206,7 @@ pub async fn plan(
             "{count} later change(s) to these rows are not in the selection and will be overwritten, e.g. {example}"
         ));
     }
+    notes.extend(check_transactions(index, &changes, opts).await?);
     let tables = live_tables(source, flavor, &changes).await?;
     let mut statements = Vec::with_capacity(changes.len());
     let mut checked = BTreeSet::new();
@@ -244,60 +262,55 @@ async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), R
     }
 }
 
-/// Changes to the selected rows, after the oldest selected change of each row, that the
-/// selection leaves out: their count and one described. Rows are looked up by table and
-/// `pk_values` (the `k_table_pk` index), 500 keys per query.
+/// Changes to the selected rows after the oldest selected change of each row that the
+/// selection leaves out, following rows through key changes and keyless images
+/// ([`follow::later_changes`]): their count and the first described.
 async fn later_changes(
     index: &mut Conn,
     changes: &[StoredChange],
 ) -> Result<Option<(usize, String)>, RecoverError> {
-    let selected: BTreeSet<u64> = changes.iter().map(|c| c.event_id).collect();
-    // (schema, table) → pk_values → oldest selected event_id of that row.
-    let mut rows: BTreeMap<(&str, &str), BTreeMap<&str, u64>> = BTreeMap::new();
-    for c in changes {
-        let first = rows
-            .entry((&c.schema, &c.table))
-            .or_default()
-            .entry(&c.pk_values)
-            .or_insert(c.event_id);
-        *first = (*first).min(c.event_id);
+    let (count, later) = follow::later_changes(index, changes).await?;
+    Ok(later.first().map(|c| {
+        let example = format!(
+            "#{} {} {} {}.{} {}",
+            c.event_id,
+            c.event_timestamp,
+            c.event_type.name(),
+            c.schema,
+            c.table,
+            c.pk_values
+        );
+        (count, example)
+    }))
+}
+
+/// Refuses a selection that cuts a transaction in two unless the caller accepts that; then a
+/// note names each such transaction.
+async fn check_transactions(
+    index: &mut Conn,
+    changes: &[StoredChange],
+    opts: Options,
+) -> Result<Vec<String>, RecoverError> {
+    let partial = transactions::partial_transactions(index, changes)
+        .await
+        .map_err(RecoverError::Index)?;
+    let Some(first) = partial.first() else {
+        return Ok(Vec::new());
+    };
+    if !opts.allow_partial_transactions {
+        let others = match partial.len() - 1 {
+            0 => String::new(),
+            n => format!(", and {n} other transaction(s) likewise"),
+        };
+        return Err(RecoverError::PartialTransaction {
+            example: first.describe(),
+            others,
+        });
     }
-    let stream = changes.first().map_or(0, |c| c.stream_id);
-    let (mut count, mut example) = (0, None);
-    for ((schema, table), keys) in &rows {
-        let keys: Vec<(&str, u64)> = keys.iter().map(|(k, v)| (*k, *v)).collect();
-        for chunk in keys.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params: Vec<mysql_async::Value> =
-                vec![(*schema).into(), (*table).into(), stream.into()];
-            params.extend(chunk.iter().map(|(k, _)| mysql_async::Value::from(*k)));
-            let found: Vec<(u64, String, String, u8)> = index
-                .exec(
-                    format!(
-                        "SELECT event_id, pk_values, DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s'), \
-                         event_type FROM binlog_events WHERE schema_name = ? AND table_name = ? \
-                         AND stream_id = ? AND pk_values IN ({marks}) ORDER BY event_id"
-                    ),
-                    params,
-                )
-                .await
-                .map_err(RecoverError::Index)?;
-            for (id, pk, at, kind) in found {
-                let first = chunk.iter().find(|(k, _)| *k == pk).map(|(_, f)| *f);
-                if first.is_some_and(|f| id > f) && !selected.contains(&id) {
-                    count += 1;
-                    example.get_or_insert_with(|| {
-                        let kind = [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete]
-                            .into_iter()
-                            .find(|k| k.code() == kind)
-                            .map_or("change", ChangeKind::name);
-                        format!("#{id} {at} {kind} {schema}.{table} {pk}")
-                    });
-                }
-            }
-        }
-    }
-    Ok(example.map(|e| (count, e)))
+    Ok(partial
+        .iter()
+        .map(|p| format!("partial {}: only those are undone", p.describe()))
+        .collect())
 }
 
 /// The live shape of every table the changes touch.

@@ -10,6 +10,8 @@
 //!   a stream keeps writing across hour boundaries whether or not rotate runs. Rows that landed
 //!   in `p_future` (rotate did not run for a while) move into their hours when it is split; a
 //!   long stretch with no rows becomes one wide partition rather than hundreds of empty ones.
+//! * **`key_changes` never outlives its changes**: the rows of the dropped hours are deleted
+//!   from it too (through its `k_time` index; it holds one row per key-changing update only).
 //! * The plan is a pure function of the partition list and the clock ([`plan`]), tested without
 //!   a server.
 
@@ -18,7 +20,9 @@ use mysql_async::Conn;
 use serde::Serialize;
 
 use super::time::TO_SECONDS_EPOCH;
-use crate::index::ddl::{partition_defs, partition_name, BINLOG_EVENTS, PARTITION_SECONDS};
+use crate::index::ddl::{
+    partition_defs, partition_name, BINLOG_EVENTS, KEY_CHANGES, PARTITION_SECONDS,
+};
 use crate::sql::ident;
 
 /// One partition of `binlog_events`.
@@ -218,7 +222,7 @@ pub async fn rotate(
     Ok(plan)
 }
 
-/// Runs the plan's two statements (split the catch-all, drop expired hours).
+/// Runs the plan's statements (split the catch-all, drop expired hours and their key changes).
 async fn apply(conn: &mut Conn, plan: &Plan, has_future: bool) -> Result<(), mysql_async::Error> {
     if !plan.add.is_empty() && has_future {
         conn.query_drop(format!(
@@ -237,6 +241,23 @@ async fn apply(conn: &mut Conn, plan: &Plan, has_future: bool) -> Result<(), mys
             names.join(", ")
         ))
         .await?;
+        if let Some(upper) = plan.drop.iter().filter_map(|p| p.upper).max() {
+            // The dropped partitions are the lowest ones: every row below `upper` went with them.
+            let deleted = conn
+                .exec_drop(
+                    format!(
+                        "DELETE FROM {} WHERE event_timestamp < FROM_UNIXTIME(?)",
+                        ident(KEY_CHANGES)
+                    ),
+                    (upper,),
+                )
+                .await;
+            match deleted {
+                // An index from before key_changes: nothing to delete.
+                Err(mysql_async::Error::Server(e)) if e.code == 1146 => {}
+                other => other?,
+            }
+        }
     }
     Ok(())
 }

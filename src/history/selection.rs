@@ -3,7 +3,10 @@
 
 use super::time::{format_utc, parse_instant, TimeError};
 use crate::change::ChangeKind;
-use crate::position::{Gtid, PositionError};
+use crate::position::{gtid_list, Gtid, PositionError};
+
+/// The most transactions one `--gtid` may name.
+pub const MAX_GTIDS: u64 = 100_000;
 
 /// The filters as given on the command line, before validation.
 #[derive(Debug, Clone, Default)]
@@ -47,8 +50,10 @@ pub struct Selection {
     pub until: Option<i64>,
     /// Insert, update or delete.
     pub kind: Option<ChangeKind>,
-    /// GTID, canonical text.
+    /// `--gtid` as given, canonical text (one GTID, a set or a range).
     pub gtid: Option<String>,
+    /// Every GTID `--gtid` names, as the index stores them (empty: `gtid` is one GTID).
+    pub gtids: Vec<String>,
     /// Name of a column the update changed.
     pub changed_column: Option<String>,
     /// At most this many changes (the newest).
@@ -133,11 +138,23 @@ impl Selection {
                 return Err(SelectionError::ChangedColumnKind(k.name()));
             }
         }
-        let gtid = args
+        let gtids = args
             .gtid
-            .map(|g| g.trim().parse::<Gtid>().map(|g| g.to_string()))
+            .as_deref()
+            .map(|g| gtid_list(g.trim(), MAX_GTIDS))
             .transpose()
-            .map_err(SelectionError::Gtid)?;
+            .map_err(SelectionError::Gtid)?
+            .unwrap_or_default();
+        let gtid = match gtids.as_slice() {
+            [] => None,
+            [one] => Some(one.to_string()),
+            _ => args.gtid.map(|g| g.trim().to_string()),
+        };
+        let gtids: Vec<String> = if gtids.len() > 1 {
+            gtids.iter().map(Gtid::to_string).collect()
+        } else {
+            Vec::new()
+        };
         if !(1..=1_000_000).contains(&args.limit) {
             return Err(SelectionError::Limit(args.limit));
         }
@@ -150,6 +167,7 @@ impl Selection {
             until,
             kind,
             gtid,
+            gtids,
             changed_column: args.changed_column,
             limit: args.limit,
         })

@@ -27,6 +27,16 @@
 //! `--table` through its prefix), `k_time` (`--since`/`--until`, together with partition
 //! pruning) and `k_gtid` (`--gtid`).
 //!
+//! # `key_changes`
+//! An update that changes a row's key is stored under the new key. So that `query --pk` and
+//! `recover` can follow a row from its old key, the writer adds one `key_changes` row per such
+//! update (old key, new key, its `event_id` and time), in the same transaction; nothing for the
+//! updates that keep their key. `k_before` answers "where did key K go" through an index.
+//! `rotate` deletes the rows of the hours it drops (`k_time`), so the side table never outlives
+//! the changes it points to. An index created before this table gets it (and `xa_prepared` its
+//! `pk_before` column) from `init` or on the stream's start; key changes indexed before then
+//! have no row here.
+//!
 //! # Bytes per change
 //! Disk is paid for every day of retention, so nothing is stored twice: `pk_hash` keeps its
 //! established meaning (`SHA2(pk_values, 256)`) but is VIRTUAL, computed when read, and
@@ -51,6 +61,9 @@ pub const STREAM_GAPS: &str = "stream_gaps";
 
 /// Changes of prepared XA transactions waiting for their `XA COMMIT` or `XA ROLLBACK`.
 pub const XA_PREPARED: &str = "xa_prepared";
+
+/// Updates that changed a row's key: old key → new key.
+pub const KEY_CHANGES: &str = "key_changes";
 
 /// Width of one `binlog_events` partition: an hour, in seconds.
 pub const PARTITION_SECONDS: i64 = 3_600;
@@ -221,9 +234,23 @@ const CREATE_XA_PREPARED: &str = "CREATE TABLE IF NOT EXISTS `xa_prepared` (
   `row_before` JSON NULL,
   `row_after` JSON NULL,
   `schema_version` INT UNSIGNED NOT NULL,
+  `pk_before` MEDIUMTEXT NULL COMMENT 'key of the before image when an update changed the key',
   PRIMARY KEY (`seq`),
   UNIQUE KEY `uk_change` (`stream_id`, `binlog_file`, `start_pos`, `row_in_event`),
   KEY `k_xid` (`stream_id`, `xid`, `seq`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+const CREATE_KEY_CHANGES: &str = "CREATE TABLE IF NOT EXISTS `key_changes` (
+  `stream_id` INT UNSIGNED NOT NULL,
+  `event_id` BIGINT UNSIGNED NOT NULL COMMENT 'the update in binlog_events, stored under pk_after',
+  `event_timestamp` DATETIME NOT NULL COMMENT 'UTC, as in binlog_events',
+  `schema_name` VARCHAR(64) NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `pk_before` MEDIUMTEXT NOT NULL COMMENT 'the key before the update (pk_values form)',
+  `pk_after` MEDIUMTEXT NOT NULL COMMENT 'the key after it: the update''s pk_values',
+  PRIMARY KEY (`stream_id`, `event_id`),
+  KEY `k_before` (`schema_name`, `table_name`, `pk_before`(32)),
+  KEY `k_time` (`event_timestamp`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 /// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
@@ -234,7 +261,7 @@ struct IndexTable {
 }
 
 /// Every index table.
-const TABLES: [IndexTable; 4] = [
+const TABLES: [IndexTable; 5] = [
     IndexTable {
         name: BINLOG_EVENTS,
         create: CREATE_BINLOG_EVENTS,
@@ -305,7 +332,24 @@ const TABLES: [IndexTable; 4] = [
             ("row_after", "json"),
         ],
     },
+    IndexTable {
+        name: KEY_CHANGES,
+        create: CREATE_KEY_CHANGES,
+        columns: &[
+            ("stream_id", "int"),
+            ("event_id", "bigint"),
+            ("event_timestamp", "datetime"),
+            ("schema_name", "varchar"),
+            ("table_name", "varchar"),
+            ("pk_before", "mediumtext"),
+            ("pk_after", "mediumtext"),
+        ],
+    },
 ];
+
+/// Tables added after an index may have been created: created by [`ensure_ready`] instead of
+/// refused.
+const ADDED_LATER: [&str; 2] = [XA_PREPARED, KEY_CHANGES];
 
 /// Why the index tables cannot be created or used.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +480,7 @@ pub async fn init_at(
         }
         tables.push((table, !exists));
     }
+    add_missing_columns(conn, database).await?;
     Ok(InitReport {
         created_database: existing.is_none(),
         tables,
@@ -446,9 +491,14 @@ pub async fn init_at(
 
 /// Checks that every index table exists with a compatible shape (run before streaming).
 ///
-/// A table added after an index was created ([`XA_PREPARED`]) is created here instead of
-/// refused, so an existing index keeps working after an upgrade without another `init`.
+/// A table added after an index was created ([`XA_PREPARED`], [`KEY_CHANGES`]) is created here
+/// instead of refused, and a column added since ([`add_missing_columns`]) is added, so an
+/// existing index keeps working after an upgrade without another `init`.
 pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
+    let server = |source| DdlError::Server {
+        database: database.to_string(),
+        source,
+    };
     for IndexTable {
         name: table,
         create,
@@ -456,24 +506,42 @@ pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlErro
     } in TABLES
     {
         let exists = check_table(conn, database, table).await?;
-        if !exists && table == XA_PREPARED {
-            let qualified = create.replacen(
-                "`xa_prepared`",
-                &format!("{}.`xa_prepared`", ident(database)),
-                1,
-            );
-            conn.query_drop(qualified)
-                .await
-                .map_err(|source| DdlError::Server {
-                    database: database.to_string(),
-                    source,
-                })?;
+        if !exists && ADDED_LATER.contains(&table) {
+            let name = format!("`{table}`");
+            let qualified = create.replacen(&name, &format!("{}.{name}", ident(database)), 1);
+            conn.query_drop(qualified).await.map_err(server)?;
         } else if !exists {
             return Err(DdlError::Missing {
                 database: database.to_string(),
                 table,
             });
         }
+    }
+    add_missing_columns(conn, database).await
+}
+
+/// Adds the columns added to existing tables since they were first created:
+/// `xa_prepared.pk_before` (the key-change record of a prepared update).
+async fn add_missing_columns(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
+    let server = |source| DdlError::Server {
+        database: database.to_string(),
+        source,
+    };
+    let has: Option<String> = conn
+        .exec_first(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'pk_before'",
+            (database, XA_PREPARED),
+        )
+        .await
+        .map_err(server)?;
+    if has.is_none() {
+        conn.query_drop(format!(
+            "ALTER TABLE {}.`xa_prepared` ADD COLUMN `pk_before` MEDIUMTEXT NULL",
+            ident(database)
+        ))
+        .await
+        .map_err(server)?;
     }
     Ok(())
 }

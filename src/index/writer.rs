@@ -6,6 +6,14 @@
 //! (a crash rolls both back together). Statements are split by byte size below the server's
 //! `max_allowed_packet`, read once at connect, and a duplicate change identity (a replay) is a
 //! no-op rather than an error.
+//!
+//! # Key changes
+//! An update that changed a keyed row's key is stored under its new key; so that the row can be
+//! found from its old key too, the same transaction writes one `key_changes` row for it (old key,
+//! new key, the change's `event_id`, looked up by its identity through `uk_change`). Rows whose
+//! key did not change, nearly all of them, cost nothing: no statement is sent for a batch
+//! without a key change. A committed XA transaction's key changes are written the same way from
+//! the `pk_before` its prepared changes kept in `xa_prepared`.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -37,7 +45,7 @@ const INSERT_TAIL: &str = " ON DUPLICATE KEY UPDATE event_id = event_id";
 const XA_INSERT_HEAD: &str = concat!(
     "INSERT INTO xa_prepared (",
     change_columns!(),
-    ", xid, prepared_at) VALUES "
+    ", xid, prepared_at, pk_before) VALUES "
 );
 const XA_INSERT_TAIL: &str = " ON DUPLICATE KEY UPDATE seq = seq";
 /// A committed XA: its prepared changes become committed changes (a replay inserts nothing twice).
@@ -48,6 +56,21 @@ const XA_COMMIT_HEAD: &str = concat!(
     change_columns!(),
     " FROM xa_prepared WHERE stream_id = "
 );
+/// `key_changes` rows for changes just written, found by their identity (`uk_change`); a
+/// replay updates nothing.
+const KEY_CHANGES_HEAD: &str = "INSERT INTO key_changes (stream_id, event_id, event_timestamp, \
+     schema_name, table_name, pk_before, pk_after) SELECT e.stream_id, e.event_id, \
+     e.event_timestamp, e.schema_name, e.table_name, k.b, e.pk_values FROM (";
+const KEY_CHANGES_TAIL: &str = ") k JOIN binlog_events e ON e.stream_id = k.s \
+     AND e.binlog_file = k.f AND e.start_pos = k.p AND e.row_in_event = k.r \
+     AND e.event_timestamp = k.t ON DUPLICATE KEY UPDATE key_changes.event_id = key_changes.event_id";
+/// The `key_changes` rows of a committed XA transaction, from its prepared changes.
+const XA_KEY_CHANGES_HEAD: &str = "INSERT INTO key_changes (stream_id, event_id, event_timestamp, \
+     schema_name, table_name, pk_before, pk_after) SELECT e.stream_id, e.event_id, \
+     e.event_timestamp, e.schema_name, e.table_name, x.pk_before, e.pk_values FROM xa_prepared x \
+     JOIN binlog_events e ON e.stream_id = x.stream_id AND e.binlog_file = x.binlog_file \
+     AND e.start_pos = x.start_pos AND e.row_in_event = x.row_in_event \
+     AND e.event_timestamp = x.event_timestamp WHERE x.pk_before IS NOT NULL AND x.stream_id = ";
 /// Room kept below max_allowed_packet for the packet header and the statement tail.
 const PACKET_MARGIN: usize = 1024;
 /// Bytes of a tuple besides its text values: numbers, separators, quotes, FROM_UNIXTIME().
@@ -141,6 +164,7 @@ impl Writer {
             for sql in self.insert_statements(&rows[done..*at], None)? {
                 statements.push((sql, true));
             }
+            statements.extend(self.key_change_statements(&rows[done..*at]));
             done = *at;
             for sql in self.insert_statements(changes, Some(&part.xid))? {
                 statements.push((sql, false));
@@ -150,6 +174,7 @@ impl Writer {
         for sql in self.insert_statements(&rows[done..], None)? {
             statements.push((sql, true));
         }
+        statements.extend(self.key_change_statements(&rows[done..]));
         let result = self
             .run_flush(&statements, checkpoint, last_event_time)
             .await;
@@ -173,11 +198,53 @@ impl Writer {
                 format!("{XA_COMMIT_HEAD}{key} ORDER BY seq{INSERT_TAIL}"),
                 true,
             ));
+            out.push((
+                format!(
+                    "{XA_KEY_CHANGES_HEAD}{key} ON DUPLICATE KEY UPDATE key_changes.event_id = key_changes.event_id"
+                ),
+                false,
+            ));
         }
         out.push((
             format!("DELETE FROM xa_prepared WHERE stream_id = {key}"),
             false,
         ));
+        out
+    }
+
+    /// The `key_changes` rows of the key-changing updates among `rows` (just inserted into
+    /// `binlog_events` by the statements before), in statements of at most 500 rows and half the
+    /// statement size limit; none when no update changed a key.
+    fn key_change_statements(&self, rows: &[Change]) -> Vec<(String, bool)> {
+        use std::fmt::Write;
+        let mut out = Vec::new();
+        let (mut sql, mut n) = (String::new(), 0);
+        for c in rows.iter().filter(|c| c.pk_before.is_some()) {
+            if n == 0 {
+                sql.push_str(KEY_CHANGES_HEAD);
+            } else {
+                sql.push_str(" UNION ALL ");
+            }
+            let _ = write!(sql, "SELECT {} AS s, ", self.server_id);
+            push_plain_literal(&mut sql, &c.binlog_file);
+            let _ = write!(
+                sql,
+                " AS f, {} AS p, {} AS r, FROM_UNIXTIME({}) AS t, ",
+                c.start_pos, c.row_in_event, c.timestamp
+            );
+            push_opt(&mut sql, c.pk_before.as_deref());
+            sql.push_str(" AS b");
+            n += 1;
+            if n == 500 || sql.len() > self.max_statement / 2 {
+                sql.push_str(KEY_CHANGES_TAIL);
+                out.push((std::mem::take(&mut sql), false));
+                n = 0;
+            }
+        }
+        if n > 0 {
+            sql.push_str(KEY_CHANGES_TAIL);
+            out.push((sql, false));
+        }
         out
     }
 
@@ -347,7 +414,8 @@ impl Writer {
         if let Some(xid) = xa {
             out.push(',');
             push_plain_literal(out, xid);
-            out.push_str(",UTC_TIMESTAMP(3)");
+            out.push_str(",UTC_TIMESTAMP(3),");
+            push_opt(out, c.pk_before.as_deref());
         }
         out.push(')');
     }

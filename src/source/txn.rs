@@ -851,6 +851,10 @@ fn build_change(
         (Some(b), Some(a)) => Some(encoding::changed_columns_json(spec, b, a)),
         _ => None,
     };
+    let pk_before = match (&pair.before, &pair.after) {
+        (Some(b), Some(a)) => encoding::changed_key(spec, b, a),
+        _ => None,
+    };
     let object = |v: &Vec<serde_json::Value>| encoding::row_json(spec, v);
     Change {
         binlog_file: m.txn.file.clone(),
@@ -864,6 +868,7 @@ fn build_change(
         table: m.table.clone(),
         kind,
         pk_values,
+        pk_before,
         changed_columns,
         row_before: pair.before.as_ref().map(object),
         row_after: pair.after.as_ref().map(object),

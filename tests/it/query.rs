@@ -6,7 +6,8 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use bintrail::change::ChangeKind;
-use bintrail::history::query::select_sql;
+use bintrail::history::follow::{moves_sql, table_scan_sql, Trail};
+use bintrail::history::query::{select_sql, select_sql_following};
 use bintrail::history::selection::Selection;
 
 use crate::stream_basic::server_id;
@@ -200,12 +201,19 @@ async fn populate(index: &Index) {
            CONCAT('t', n % 20), 1 + n % 3, CAST(n AS CHAR),
            IF(n % 3 = 1, JSON_ARRAY('status'), NULL), JSON_OBJECT('id', n), JSON_OBJECT('id', n), 7
          FROM seq;
-         ANALYZE TABLE binlog_events",
+         INSERT INTO key_changes (stream_id, event_id, event_timestamp, schema_name, table_name,
+           pk_before, pk_after)
+         SELECT stream_id, event_id, event_timestamp, schema_name, table_name,
+           CONCAT(pk_values, '-old'), pk_values FROM binlog_events WHERE event_id % 7 = 0;
+         ANALYZE TABLE binlog_events, key_changes",
     )
     .await
     .unwrap();
     conn.disconnect().await.ok();
 }
+
+/// A SELECT and its parameters.
+type Statement = (String, Vec<mysql_async::Value>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_filter_combination_is_answered_through_an_index() {
@@ -298,10 +306,46 @@ async fn every_filter_combination_is_answered_through_an_index() {
         ),
         ("no filter", base.clone(), &["PRIMARY"]),
     ];
+    let mut statements: Vec<(&str, Statement, &[&str])> = cases
+        .into_iter()
+        .map(|(what, sel, keys)| (what, select_sql(&sel), keys))
+        .collect();
+    let trail: Trail = [("1233".to_string(), 0), ("77".to_string(), 5_000)].into();
+    let following = Selection {
+        pk: Some("1233".into()),
+        ..table.clone()
+    };
+    statements.extend([
+        (
+            "--pk following a key change",
+            select_sql_following(&following, &trail),
+            &["k_table_pk"][..],
+        ),
+        (
+            "--gtid set",
+            select_sql(&Selection {
+                gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:77-79".into()),
+                gtids: (77..=79)
+                    .map(|n| format!("3e11fa47-71ca-11e1-9e33-c80aa9429562:{n}"))
+                    .collect(),
+                ..base.clone()
+            }),
+            &["k_gtid"][..],
+        ),
+        (
+            "key changes away from keys",
+            moves_sql("s3", "t13", Some(1), &["1233-old", "13-old"]),
+            &["k_before"][..],
+        ),
+        (
+            "a keyless table's changes from an event on",
+            table_scan_sql("s3", "t13", 1, 100),
+            &["k_table_pk"][..],
+        ),
+    ]);
     let mut conn = index.conn().await;
     conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
-    for (what, sel, keys) in cases {
-        let (sql, params) = select_sql(&sel);
+    for (what, (sql, params), keys) in statements {
         let plan: Vec<mysql_async::Row> = conn
             .exec(format!("EXPLAIN FORMAT=TRADITIONAL {sql}"), params)
             .await

@@ -355,6 +355,7 @@ async fn recover_refuses_what_it_cannot_restore_and_says_why() {
             "--event-type",
             "insert",
             "--overwrite-later-changes",
+            "--allow-partial-transactions",
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -518,4 +519,261 @@ async fn a_functional_unique_key_does_not_break_the_live_key_lookup() {
     let (ok, err) = apply_sql(source, &sql);
     assert!(ok, "{err}");
     assert_eq!(snapshot(source, &format!("{db}.t")).await, before);
+}
+
+/// Starts a stream of `db` on `source`: (index, stream id, stream).
+async fn stream_of(source: &'static TestServer, db: &str) -> (Index, u32, Stream) {
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), db.to_string()]);
+    let stream = Stream::start(source, &index, id, &flags);
+    (index, id, stream)
+}
+
+/// `bintrail query --format json` of `db.t` with `args`: (event_type, pk_values) per change.
+fn query_t(index: &Index, db: &str, args: &[&str]) -> Vec<(String, String)> {
+    let dsn = index.dsn();
+    let mut all = vec![
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        db,
+        "--table",
+        "t",
+        "--format",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    let out = bintrail(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "query {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["event_type"].as_str().unwrap().to_string(),
+                v["pk_values"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// An update that moved a row to a new key after the selection: before, the reversal of the
+/// insert of id=1 matched 0 rows silently (the update is stored under id=2) and `query --pk 1`
+/// did not show it. Now the row is followed through `key_changes`: recover refuses, includes it
+/// when selected (and then restores), and `--pk` finds the update under both keys.
+async fn key_change_after_the_selection(flavor: Flavor) {
+    let source = TestServer::shared(flavor);
+    let db = unique("keymove");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, a INT)"
+        ))
+        .await;
+    let (index, id, stream) = stream_of(source, &db).await;
+    let before = snapshot(source, &format!("{db}.t")).await;
+    let t1 = wait_for_next_second(source, source_clock(source).await).await;
+    source
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 10)"))
+        .await;
+    let t2 = wait_for_next_second(source, t1).await;
+    source
+        .exec(&format!(
+            "UPDATE {db}.t SET id = 2 WHERE id = 1; UPDATE {db}.t SET a = 11 WHERE id = 2"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    assert_eq!(stream.stop().await, 0);
+
+    let (since, until) = (utc(t1), utc(t2 - 1));
+    refused(
+        recover(&index, source, &db, &["--since", &since, "--until", &until]),
+        "2 later change(s) to the selected rows are not in the selection, e.g. #",
+    );
+    refused(
+        recover(
+            &index,
+            source,
+            &db,
+            &["--pk", "1", "--event-type", "insert"],
+        ),
+        "2 later change(s)",
+    );
+    let expected = pairs(&[("insert", "1"), ("update", "2"), ("update", "2")]);
+    assert_eq!(query_t(&index, &db, &["--pk", "1"]), expected);
+    assert_eq!(
+        query_t(&index, &db, &["--pk", "2"]),
+        pairs(&[("update", "2"), ("update", "2")])
+    );
+    // The whole history of the row, selected by its first key, restores the table.
+    let (code, plan, err) = recover(&index, source, &db, &["--pk", "1", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(plan.starts_with("would reverse 3 changes"), "{plan}");
+    let (sql, _) = recover_since(&index, source, &db, "t", t1);
+    let (ok, err) = apply_sql(source, &sql);
+    assert!(ok, "{err}");
+    assert_eq!(snapshot(source, &format!("{db}.t")).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_later_key_change_is_a_later_change_and_pk_finds_both_keys() {
+    key_change_after_the_selection(Flavor::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_later_key_change_is_a_later_change_and_pk_finds_both_keys() {
+    key_change_after_the_selection(Flavor::Mariadb).await;
+}
+
+/// A keyless row updated twice after the selected insert: each update is keyed by the digest
+/// of its new image, so the lookup by the insert's digest missed both. Now the row is followed
+/// by image (each update's before image is the previous after image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_row_is_followed_through_its_updates() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let db = unique("keyless");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT, b VARCHAR(10));
+             INSERT INTO {db}.t VALUES (7, 'other')"
+        ))
+        .await;
+    let (index, id, stream) = stream_of(source, &db).await;
+    let before = snapshot(source, &format!("{db}.t")).await;
+    let t1 = wait_for_next_second(source, source_clock(source).await).await;
+    source
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 'x')"))
+        .await;
+    let t2 = wait_for_next_second(source, t1).await;
+    source
+        .exec(&format!(
+            "UPDATE {db}.t SET b = 'y' WHERE id = 1; UPDATE {db}.t SET b = 'z' WHERE id = 1;
+             UPDATE {db}.t SET b = 'w' WHERE id = 7"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    assert_eq!(stream.stop().await, 0);
+    refused(
+        recover(
+            &index,
+            source,
+            &db,
+            &["--since", &utc(t1), "--until", &utc(t2 - 1)],
+        ),
+        "2 later change(s) to the selected rows are not in the selection",
+    );
+    let (sql, stderr) = recover_since(&index, source, &db, "t", t1);
+    assert!(stderr.contains("reverses 4 changes"), "{stderr}");
+    let (ok, err) = apply_sql(source, &sql);
+    assert!(ok, "{err}");
+    assert_eq!(snapshot(source, &format!("{db}.t")).await, before);
+}
+
+/// The GTIDs of the stream's changes, in commit order, each once.
+async fn gtids_of(index: &Index, id: u32) -> Vec<String> {
+    let mut conn = index.conn().await;
+    let all: Vec<String> = conn
+        .exec(
+            "SELECT gtid FROM binlog_events WHERE stream_id = ? ORDER BY event_id",
+            (id,),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    let mut out: Vec<String> = Vec::new();
+    for g in all {
+        if out.last() != Some(&g) {
+            out.push(g);
+        }
+    }
+    out
+}
+
+/// `--gtid` takes sets and ranges; a selection that takes only part of a transaction (here the
+/// rows of t in a transaction that also changed u) is refused naming the transaction and the
+/// counts, and accepted with --allow-partial-transactions, which the script notes.
+async fn transactions_are_selected_whole(flavor: Flavor) {
+    let source = TestServer::shared(flavor);
+    let db = unique("txn");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY);
+             CREATE TABLE {db}.u (id INT PRIMARY KEY)"
+        ))
+        .await;
+    let (index, id, stream) = stream_of(source, &db).await;
+    let t1 = wait_for_next_second(source, source_clock(source).await).await;
+    source
+        .exec(&format!(
+            "INSERT INTO {db}.t VALUES (1);
+             BEGIN; INSERT INTO {db}.t VALUES (2); INSERT INTO {db}.u VALUES (2); COMMIT;
+             INSERT INTO {db}.t VALUES (3)"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    assert_eq!(stream.stop().await, 0);
+    let gtids = gtids_of(&index, id).await;
+    assert_eq!(gtids.len(), 3, "{gtids:?}");
+    let range = |a: &str, b: &str| match flavor {
+        Flavor::Mysql => {
+            let (uuid, first) = a.rsplit_once(':').unwrap();
+            let last = b.rsplit_once(':').unwrap().1;
+            format!("{uuid}:{first}-{last}")
+        }
+        Flavor::Mariadb => format!("{a}..{}", b.rsplit_once('-').unwrap().1),
+    };
+    let all = range(&gtids[0], &gtids[2]);
+    assert_eq!(
+        query_t(&index, &db, &["--gtid", &all]),
+        pairs(&[("insert", "1"), ("insert", "2"), ("insert", "3")])
+    );
+    let two = format!("{},{}", gtids[0], gtids[2]);
+    assert_eq!(
+        query_t(&index, &db, &["--gtid", &two]),
+        pairs(&[("insert", "1"), ("insert", "3")])
+    );
+    refused(
+        recover(&index, source, &db, &["--since", &utc(t1)]),
+        &format!(
+            "the selection holds only part of transaction {} (1 of its 2 changes selected); undoing part of a transaction restores a state that never existed. Select whole transactions (e.g. --gtid with the transaction's GTID), or pass --allow-partial-transactions",
+            gtids[1]
+        ),
+    );
+    let (code, sql, err) = recover(
+        &index,
+        source,
+        &db,
+        &["--since", &utc(t1), "--allow-partial-transactions"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        sql.contains(&format!("-- note: partial transaction {}", gtids[1])),
+        "{sql}"
+    );
+    let (code, plan, err) = recover(&index, source, &db, &["--gtid", &gtids[0], "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(plan.starts_with("would reverse 1 change "), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_gtid_sets_select_and_partial_transactions_are_refused() {
+    transactions_are_selected_whole(Flavor::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_gtid_ranges_select_and_partial_transactions_are_refused() {
+    transactions_are_selected_whole(Flavor::Mariadb).await;
 }

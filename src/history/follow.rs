@@ -1,0 +1,244 @@
+//! Following a row forward through changes of its identity: an update that changed its key
+//! (found through `key_changes`), or, for a keyless table, an update of any column (its
+//! `pk_values` is a digest of the image, so the next change of the row is the one whose before
+//! image is this one's after image).
+//!
+//! # Invariants
+//! * **Every lookup uses an index**: `key_changes` by `k_before` (`pk_before IN (…)` under
+//!   schema and table) or its primary key (stream, event_id); `binlog_events` by `k_table_pk`
+//!   (`pk_values IN (…)`, or for a keyless table its (schema, table) prefix from the oldest
+//!   selected `event_id` on: the one scan, of one table's changes, that following images needs).
+//! * **A key is followed only forward in commit order**: a key-changing update counts for the
+//!   row only when it comes at or after the point from which the row holds that key, so an
+//!   unrelated row that held the same key earlier is never mistaken for this one.
+//! * Keys changed before `key_changes` existed (an index upgraded since) are not found.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use serde_json::{Map, Value};
+
+use super::query::{parse_row, QueryError, StoredChange, COLUMNS};
+use crate::encoding::ROW_DIGEST_PREFIX;
+
+/// Keys per `IN (…)` list.
+const BATCH: usize = 500;
+/// Rounds of key changes followed before giving up (a row whose key changed more often than
+/// this after the selection is reported as far as it was followed).
+const MAX_ROUNDS: usize = 1_000;
+
+/// Where a row's identity lives: each key it held, from which `event_id` on (inclusive).
+pub type Trail = BTreeMap<String, u64>;
+
+/// The SELECT of the key-changing updates away from `keys` (what the EXPLAIN test runs).
+pub fn moves_sql(
+    schema: &str,
+    table: &str,
+    stream: Option<u32>,
+    keys: &[&str],
+) -> (String, Vec<mysql_async::Value>) {
+    let marks = vec!["?"; keys.len()].join(", ");
+    let mut sql = format!(
+        "SELECT event_id, pk_before, pk_after FROM key_changes \
+         WHERE schema_name = ? AND table_name = ? AND pk_before IN ({marks})"
+    );
+    let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into()];
+    params.extend(keys.iter().map(|k| mysql_async::Value::from(*k)));
+    if let Some(s) = stream {
+        sql.push_str(" AND stream_id = ?");
+        params.push(s.into());
+    }
+    sql.push_str(" ORDER BY event_id");
+    (sql, params)
+}
+
+/// Follows the keys of `trail` forward through key-changing updates of `schema`.`table`
+/// (of `stream`, when given): each update from a key K at or after the trail's `event_id` for
+/// K adds its new key, from that update on.
+pub async fn follow_keys(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+    stream: Option<u32>,
+    trail: &mut Trail,
+) -> Result<(), QueryError> {
+    let mut frontier: Vec<String> = trail.keys().cloned().collect();
+    for _ in 0..MAX_ROUNDS {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(BATCH) {
+            let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let (sql, params) = moves_sql(schema, table, stream, &keys);
+            let moves: Vec<(u64, String, String)> = conn.exec(sql, params).await?;
+            for (event_id, before, after) in moves {
+                let from = trail.get(&before).copied().unwrap_or(u64::MAX);
+                if event_id < from || trail.get(&after).is_some_and(|f| *f <= event_id) {
+                    continue;
+                }
+                trail.insert(after.clone(), event_id);
+                next.push(after);
+            }
+        }
+        frontier = next;
+    }
+    Ok(())
+}
+
+/// Changes to the selected rows after the oldest selected change of each row, that the
+/// selection leaves out: their count and the first of them, in commit order. Rows are followed
+/// through key changes (and, for keyless tables, through their images).
+pub async fn later_changes(
+    conn: &mut Conn,
+    changes: &[StoredChange],
+) -> Result<(usize, Vec<StoredChange>), QueryError> {
+    let selected: BTreeSet<u64> = changes.iter().map(|c| c.event_id).collect();
+    let mut tables: BTreeMap<(&str, &str), Vec<&StoredChange>> = BTreeMap::new();
+    for c in changes {
+        tables.entry((&c.schema, &c.table)).or_default().push(c);
+    }
+    let stream = changes.first().map_or(0, |c| c.stream_id);
+    let mut later = Vec::new();
+    for ((schema, table), mine) in tables {
+        let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
+            later_by_image(conn, schema, table, stream, &mine, &selected).await?
+        } else {
+            later_by_key(conn, schema, table, stream, &mine, &selected).await?
+        };
+        later.extend(found);
+    }
+    later.sort_by_key(|c| c.event_id);
+    Ok((later.len(), later))
+}
+
+/// Whether `pk_values` is the digest of a keyless row's image.
+fn is_digest(pk: &str) -> bool {
+    pk.strip_prefix(ROW_DIGEST_PREFIX)
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Keyed rows: the trail of each selected row's keys (its key, and the key it had before a
+/// selected key-changing update), followed forward; then the changes under those keys.
+async fn later_by_key(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+    stream: u32,
+    mine: &[&StoredChange],
+    selected: &BTreeSet<u64>,
+) -> Result<Vec<StoredChange>, QueryError> {
+    let mut trail = Trail::new();
+    let note = |trail: &mut Trail, key: &str, from: u64| {
+        let f = trail.entry(key.to_string()).or_insert(from);
+        *f = (*f).min(from);
+    };
+    for c in mine {
+        note(&mut trail, &c.pk_values, c.event_id + 1);
+    }
+    // A selected update that moved a row: its old key is the row's again once undone.
+    let updates: Vec<u64> = mine.iter().map(|c| c.event_id).collect();
+    for chunk in updates.chunks(BATCH) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params: Vec<mysql_async::Value> = vec![stream.into()];
+        params.extend(chunk.iter().map(|i| mysql_async::Value::from(*i)));
+        let moved: Vec<(u64, String)> = conn
+            .exec(
+                format!(
+                    "SELECT event_id, pk_before FROM key_changes \
+                     WHERE stream_id = ? AND event_id IN ({marks})"
+                ),
+                params,
+            )
+            .await?;
+        for (id, before) in moved {
+            note(&mut trail, &before, id + 1);
+        }
+    }
+    follow_keys(conn, schema, table, Some(stream), &mut trail).await?;
+    let keys: Vec<(&String, &u64)> = trail.iter().collect();
+    let mut out = Vec::new();
+    for chunk in keys.chunks(BATCH) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into(), stream.into()];
+        params.extend(
+            chunk
+                .iter()
+                .map(|(k, _)| mysql_async::Value::from(k.as_str())),
+        );
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "SELECT {COLUMNS} FROM binlog_events WHERE schema_name = ? AND table_name = ? \
+                     AND stream_id = ? AND pk_values IN ({marks}) ORDER BY event_id"
+                ),
+                params,
+            )
+            .await?;
+        for row in rows {
+            let c = parse_row(row)?;
+            let from = trail.get(&c.pk_values).copied().unwrap_or(u64::MAX);
+            if c.event_id >= from && !selected.contains(&c.event_id) {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The scan of one keyless table's changes from the oldest selected one on (what the EXPLAIN
+/// test runs).
+pub fn table_scan_sql(
+    schema: &str,
+    table: &str,
+    stream: u32,
+    from: u64,
+) -> (String, Vec<mysql_async::Value>) {
+    (
+        format!(
+            "SELECT {COLUMNS} FROM binlog_events FORCE INDEX (k_table_pk) \
+             WHERE schema_name = ? AND table_name = ? AND stream_id = ? AND event_id >= ?"
+        ),
+        vec![schema.into(), table.into(), stream.into(), from.into()],
+    )
+}
+
+/// Keyless rows: walking the table's changes in commit order, a change outside the selection
+/// is a later change of a selected row when its before image is an image such a row had (the
+/// after image of a selected change, or of a later change found so far), or when it has the
+/// `pk_values` of a selected change (the same row inserted again after a delete).
+async fn later_by_image(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+    stream: u32,
+    mine: &[&StoredChange],
+    selected: &BTreeSet<u64>,
+) -> Result<Vec<StoredChange>, QueryError> {
+    let oldest = mine.iter().map(|c| c.event_id).min().unwrap_or(0);
+    let (sql, params) = table_scan_sql(schema, table, stream, oldest);
+    let rows: Vec<Row> = conn.exec(sql, params).await?;
+    let mut all = rows
+        .into_iter()
+        .map(parse_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    all.sort_by_key(|c| c.event_id);
+    let mut images: Vec<Map<String, Value>> = Vec::new();
+    let mut digests: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    for c in all {
+        if selected.contains(&c.event_id) {
+            digests.insert(c.pk_values.clone());
+            images.extend(c.row_after.clone());
+            continue;
+        }
+        let follows = c.row_before.as_ref().is_some_and(|b| images.contains(b))
+            || digests.contains(&c.pk_values);
+        if follows {
+            images.extend(c.row_after.clone());
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
