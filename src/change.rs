@@ -107,3 +107,95 @@ pub struct XaPart {
     /// `Some(false)`: it rolled back: its prepared changes are discarded.
     pub decision: Option<bool>,
 }
+
+/// What a DDL statement did to one table, as recorded in `ddl_events.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DdlKind {
+    /// `TRUNCATE [TABLE] t`: every row is gone, and no row change says so.
+    Truncate,
+    /// `DROP TABLE t`.
+    Drop,
+    /// The table got another name (`RENAME TABLE t TO u`, `ALTER TABLE t RENAME u`); the marker
+    /// is under the old name.
+    Rename,
+    /// Another table was renamed to this name (the marker under the new name of a rename).
+    RenameIn,
+    /// `ALTER TABLE t …` (also `CREATE INDEX … ON t`, `DROP INDEX … ON t`).
+    Alter,
+    /// `CREATE TABLE t`.
+    Create,
+    /// `DROP DATABASE s`: the marker's table name is empty.
+    DropSchema,
+}
+
+impl DdlKind {
+    /// Every kind, in the order of the documentation.
+    pub const ALL: [DdlKind; 7] = [
+        DdlKind::Truncate,
+        DdlKind::Drop,
+        DdlKind::Rename,
+        DdlKind::RenameIn,
+        DdlKind::Alter,
+        DdlKind::Create,
+        DdlKind::DropSchema,
+    ];
+
+    /// The stored `kind` value.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DdlKind::Truncate => "truncate",
+            DdlKind::Drop => "drop",
+            DdlKind::Rename => "rename",
+            DdlKind::RenameIn => "rename_in",
+            DdlKind::Alter => "alter",
+            DdlKind::Create => "create",
+            DdlKind::DropSchema => "drop_schema",
+        }
+    }
+
+    /// The kind stored as `name`.
+    pub fn from_name(name: &str) -> Option<DdlKind> {
+        DdlKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the rows the table held before are gone from it, or it is no longer the same
+    /// table under that name: changes before it cannot be undone into today's table.
+    pub fn ends_table_history(&self) -> bool {
+        !matches!(self, DdlKind::Alter | DdlKind::Create)
+    }
+}
+
+/// One DDL statement's effect on one kept table, written as one row of `ddl_events` in the
+/// same index transaction as the checkpoint that passes the statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DdlRecord {
+    /// Binlog file of the QUERY event.
+    pub binlog_file: Arc<str>,
+    /// Start offset of the QUERY event (with the names, the marker's identity).
+    pub start_pos: u64,
+    /// Offset after it.
+    pub end_pos: u64,
+    /// Timestamp of the event (seconds since the epoch, UTC).
+    pub timestamp: u32,
+    /// GTID of the statement, when the source has GTIDs.
+    pub gtid: Option<Arc<str>>,
+    /// What it did.
+    pub kind: DdlKind,
+    /// Schema of the table (the statement's default schema when the name was unqualified).
+    pub schema: String,
+    /// Table name as logged; empty for [`DdlKind::DropSchema`].
+    pub table: String,
+    /// `schema.table` of the new name ([`DdlKind::Rename`]).
+    pub renamed_to: Option<String>,
+    /// `schema.table` of the old name ([`DdlKind::RenameIn`]).
+    pub renamed_from: Option<String>,
+    /// The statement as logged (shared by the markers of one statement).
+    pub statement: Arc<str>,
+}
+
+impl DdlRecord {
+    /// The event's position.
+    pub fn position(&self) -> BinlogPosition {
+        BinlogPosition::new(&*self.binlog_file, self.start_pos)
+    }
+}

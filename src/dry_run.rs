@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::change::{Change, ChangeKind};
 use crate::config::StreamConfig;
 use crate::connect::connect;
+use crate::history::ddl::DdlMarker;
 use crate::index::state;
 use crate::position::{Checkpoint, ResumePoint};
 use crate::source::{self, SourceError, Until};
@@ -58,6 +59,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Per `schema.table`.
     pub tables: BTreeMap<String, TableCounts>,
+    /// The `ddl_events` markers a stream would record, described (oldest first).
+    pub ddl: Vec<String>,
 }
 
 /// Per-table counts while reading, keyed by the change's shared names (no string per change).
@@ -126,6 +129,12 @@ pub async fn run(
             .changes
             .iter()
             .for_each(|c| summary.add(&mut tally, c));
+        summary.ddl.extend(
+            chunk
+                .ddl
+                .iter()
+                .map(|d| DdlMarker::unwritten(config.server_id, d).describe()),
+        );
         summary.to = chunk.checkpoint.resume.to_string();
     }
     summary.tables = tally

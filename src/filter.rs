@@ -88,6 +88,15 @@ impl Filter {
             })
     }
 
+    /// Whether some table of `schema` may be kept (for `DROP DATABASE`, which names no table).
+    pub fn may_keep_schema(&self, schema: &str) -> bool {
+        self.schemas.as_ref().is_none_or(|s| s.contains(schema))
+            && self
+                .tables
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|(s, _)| s == schema))
+    }
+
     /// Whether a statement-logged change could touch a kept table: it runs with `default_schema`
     /// selected and has `text`. Conservative: without lists, or when the default schema or any
     /// kept schema's name appears, it may. The text is only searched, never logged.

@@ -30,7 +30,7 @@ use tracing::Instrument;
 use crate::change::{Change, XaPart};
 use crate::config::{OnGap, StreamConfig};
 use crate::connect::connect;
-use crate::index::writer::{Writer, WriterError};
+use crate::index::writer::{DdlAt, Writer, WriterError};
 use crate::index::{ddl, state};
 use crate::position::{Checkpoint, ResumePoint};
 use crate::source::txn::Chunk;
@@ -233,7 +233,7 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     )
     .await?;
     if !durable {
-        writer.flush(&[], &[], &from, None).await?;
+        writer.flush(&[], &[], &[], &from, None).await?;
     }
     let from = match source::find_gap(&mut replica.conn, &info, &from).await? {
         Some(gap) => skip_gap(config, &mut writer, gap).await?,
@@ -466,6 +466,8 @@ struct Batch {
     /// Chunks of XA transactions, in binlog order, each after the number of `rows` before it
     /// (rare: no buffer reuse).
     xa: Vec<(usize, XaPart, Vec<Change>)>,
+    /// Markers of DDL statements, each after the rows and XA parts before it.
+    ddl: Vec<DdlAt>,
     /// Bytes of row text pending: a batch of BLOB rows flushes at [`BATCH_BYTES`], not only at
     /// --batch-size rows, so memory is bounded by bytes too.
     bytes: usize,
@@ -482,6 +484,13 @@ impl Batch {
 
     fn add(&mut self, chunk: Chunk) {
         self.bytes += chunk.changes.iter().map(Change::text_len).sum::<usize>();
+        if !chunk.ddl.is_empty() {
+            self.ddl.push(DdlAt {
+                rows: self.rows.len(),
+                xa: self.xa.len(),
+                records: chunk.ddl,
+            });
+        }
         match chunk.xa {
             Some(part) => self.xa.push((self.rows.len(), part, chunk.changes)),
             // Always into the kept vector: its capacity (a batch) is reused flush after flush
@@ -520,7 +529,13 @@ impl Batch {
         telemetry.flush_begins();
         let result = tokio::time::timeout(
             FLUSH_DEADLINE,
-            writer.flush(&self.rows, &self.xa, &checkpoint, self.last_event_time),
+            writer.flush(
+                &self.rows,
+                &self.xa,
+                &self.ddl,
+                &checkpoint,
+                self.last_event_time,
+            ),
         )
         .await;
         let text = checkpoint.resume.to_string();
@@ -546,6 +561,7 @@ impl Batch {
         tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, checkpoint = %text, "flushed");
         self.rows.clear();
         self.xa.clear();
+        self.ddl.clear();
         self.bytes = 0;
         self.committed = Some(checkpoint);
         Ok(true)

@@ -123,5 +123,8 @@ fn render(s: &Summary) -> String {
             c.inserts, c.updates, c.deletes
         );
     }
+    for ddl in &s.ddl {
+        let _ = writeln!(out, "ddl marker: {ddl}");
+    }
     out.trim_end().to_string()
 }

@@ -12,8 +12,11 @@
 //!   here orders by time.
 //! * **The source is never written.** `recover` produces SQL for a person (or a pipeline) to
 //!   review and apply; it reads only `information_schema` on the source.
+//! * **DDL markers** (`ddl_events`) order a TRUNCATE/DROP/RENAME against the changes by
+//!   `last_event_id`, never by time ([`ddl`]).
 //! * **Only `rotate` changes the index**, and only by partition DDL on `binlog_events`.
 
+pub mod ddl;
 pub mod follow;
 pub mod live;
 pub mod query;

@@ -21,14 +21,19 @@
 //! * a selection that takes only some of a transaction's changes (`history::transactions`):
 //!   undoing half a transaction restores a state that never existed, unless the caller accepts
 //!   that (`--allow-partial-transactions`, and the script notes which);
+//! * a **TRUNCATE, DROP or RENAME** of a selected change's table recorded after the oldest
+//!   selected change of that table (a `ddl_events` marker with `last_event_id` at or after its
+//!   `event_id`): the rows are gone from the table, or the name is another table's now, so
+//!   the SQL would not put back what was there. ALTER is the schema check's business;
 //! * a selection larger than its `--limit` (a partial reversal is not what was asked for).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::follow;
+use super::ddl::{self, DdlMarker};
 use super::live::LiveTable;
 use super::query::{self, QueryError, StoredChange};
 use super::reversal::{self, ReversalError};
@@ -93,6 +98,18 @@ pub enum RecoverError {
     /// History is missing.
     #[error(transparent)]
     Gap(Box<GapRefusal>),
+    /// The table was truncated, dropped or renamed after the oldest selected change to it.
+    #[error("{} was recorded after change #{event_id} to {schema}.{table}, the oldest selected one: the rows it changed are gone from that table or the name now belongs to another table, so undoing would not restore what was there. Restore the rows from a backup taken before it, or select only changes after it (e.g. --since '{}')", marker.describe(), marker.event_timestamp)]
+    TableDdl {
+        /// The oldest selected change to the table.
+        event_id: u64,
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// The first such statement recorded.
+        marker: Box<DdlMarker>,
+    },
     /// The same rows changed again outside the selection.
     #[error("{count} later change(s) to the selected rows are not in the selection, e.g. {example}; undoing would overwrite them. Widen the selection to include them (e.g. drop --until), or pass --overwrite-later-changes")]
     LaterChanges {
@@ -197,6 +214,7 @@ pub async fn plan(
     }
     let stream = oldest.stream_id;
     check_gaps(index, stream, &oldest.event_timestamp).await?;
+    check_table_ddl(index, stream, &changes).await?;
     let mut notes = Vec::new();
     if let Some((count, example)) = later_changes(index, &changes).await? {
         if !opts.overwrite_later_changes {
@@ -260,6 +278,37 @@ async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), R
             })))
         }
     }
+}
+
+/// Refuses when a TRUNCATE, DROP or RENAME of a selected change's table was recorded at or
+/// after the oldest selected change of that table. An index whose `ddl_events` table does not
+/// exist yet (made by an older `init`, no stream run since) has recorded none.
+async fn check_table_ddl(
+    index: &mut Conn,
+    stream: u32,
+    changes: &[StoredChange],
+) -> Result<(), RecoverError> {
+    let mut oldest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for c in changes {
+        let first = oldest.entry((&c.schema, &c.table)).or_insert(c.event_id);
+        *first = (*first).min(c.event_id);
+    }
+    for ((schema, table), event_id) in oldest {
+        let markers = match ddl::markers_since(index, stream, schema, table, event_id).await {
+            Ok(markers) => markers,
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(()),
+            Err(e) => return Err(RecoverError::Index(e)),
+        };
+        if let Some(marker) = markers.into_iter().find(|m| m.kind.ends_table_history()) {
+            return Err(RecoverError::TableDdl {
+                event_id,
+                schema: schema.to_string(),
+                table: table.to_string(),
+                marker: Box::new(marker),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Changes to the selected rows after the oldest selected change of each row that the

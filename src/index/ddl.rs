@@ -21,6 +21,16 @@
 //! first partition also holds everything older than its hour (a stream started from an old
 //! binlog); it is dropped once its hour has expired.
 //!
+//! # `ddl_events`
+//! One marker per table a logged DDL statement acts on (TRUNCATE, DROP TABLE, RENAME, ALTER,
+//! CREATE, DROP DATABASE; see `source::ddl_names`), for the tables the stream keeps, written in
+//! the same index transaction as the checkpoint that passes the statement, so a crash neither
+//! loses nor doubles one (`uk_marker` makes a replay a no-op). `last_event_id` places the
+//! statement among the stream's changes: its changes with `event_id <= last_event_id` came
+//! before it, later ones after (`event_id` is allocated in increasing order, so a change written
+//! after the marker's transaction gets a larger id, whichever streams write meanwhile). Markers
+//! are few and small; `rotate` keeps them.
+//!
 //! # Secondary indexes
 //! Each costs write throughput, so there is one per kind of lookup the read side makes:
 //! `uk_change` (the identity, makes replays no-ops), `k_table_pk` (`--pk`, and `--schema`/
@@ -64,6 +74,8 @@ pub const XA_PREPARED: &str = "xa_prepared";
 
 /// Updates that changed a row's key: old key → new key.
 pub const KEY_CHANGES: &str = "key_changes";
+/// One row per table a logged DDL statement acted on.
+pub const DDL_EVENTS: &str = "ddl_events";
 
 /// Width of one `binlog_events` partition: an hour, in seconds.
 pub const PARTITION_SECONDS: i64 = 3_600;
@@ -253,6 +265,26 @@ const CREATE_KEY_CHANGES: &str = "CREATE TABLE IF NOT EXISTS `key_changes` (
   KEY `k_time` (`event_timestamp`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
+const CREATE_DDL_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `ddl_events` (
+  `seq` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `stream_id` INT UNSIGNED NOT NULL COMMENT 'server id of the stream that recorded it',
+  `binlog_file` VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `start_pos` BIGINT UNSIGNED NOT NULL COMMENT 'offset of the QUERY event',
+  `end_pos` BIGINT UNSIGNED NOT NULL COMMENT 'offset of the event after it',
+  `event_timestamp` DATETIME NOT NULL COMMENT 'UTC',
+  `gtid` VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  `schema_name` VARCHAR(64) NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL COMMENT 'empty for drop_schema',
+  `kind` VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL COMMENT 'truncate, drop, rename, rename_in, alter, create, drop_schema',
+  `statement` MEDIUMTEXT NOT NULL COMMENT 'the statement as logged',
+  `renamed_to` VARCHAR(130) NULL COMMENT 'rename: the new schema.table',
+  `renamed_from` VARCHAR(130) NULL COMMENT 'rename_in: the old schema.table',
+  `last_event_id` BIGINT UNSIGNED NOT NULL COMMENT 'largest binlog_events.event_id when the marker was written: changes with event_id <= it came before the DDL, later ones after',
+  PRIMARY KEY (`seq`),
+  UNIQUE KEY `uk_marker` (`stream_id`, `binlog_file`, `start_pos`, `schema_name`, `table_name`, `kind`),
+  KEY `k_table` (`schema_name`, `table_name`, `last_event_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
 /// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
 struct IndexTable {
     name: &'static str,
@@ -261,7 +293,7 @@ struct IndexTable {
 }
 
 /// Every index table.
-const TABLES: [IndexTable; 5] = [
+const TABLES: [IndexTable; 6] = [
     IndexTable {
         name: BINLOG_EVENTS,
         create: CREATE_BINLOG_EVENTS,
@@ -345,11 +377,31 @@ const TABLES: [IndexTable; 5] = [
             ("pk_after", "mediumtext"),
         ],
     },
+    IndexTable {
+        name: DDL_EVENTS,
+        create: CREATE_DDL_EVENTS,
+        columns: &[
+            ("seq", "bigint"),
+            ("stream_id", "int"),
+            ("binlog_file", "varchar"),
+            ("start_pos", "bigint"),
+            ("end_pos", "bigint"),
+            ("event_timestamp", "datetime"),
+            ("gtid", "varchar"),
+            ("schema_name", "varchar"),
+            ("table_name", "varchar"),
+            ("kind", "varchar"),
+            ("statement", "mediumtext"),
+            ("renamed_to", "varchar"),
+            ("renamed_from", "varchar"),
+            ("last_event_id", "bigint"),
+        ],
+    },
 ];
 
 /// Tables added after an index may have been created: created by [`ensure_ready`] instead of
 /// refused.
-const ADDED_LATER: [&str; 2] = [XA_PREPARED, KEY_CHANGES];
+const ADDED_LATER: [&str; 3] = [XA_PREPARED, KEY_CHANGES, DDL_EVENTS];
 
 /// Why the index tables cannot be created or used.
 #[derive(Debug, thiserror::Error)]
@@ -491,9 +543,9 @@ pub async fn init_at(
 
 /// Checks that every index table exists with a compatible shape (run before streaming).
 ///
-/// A table added after an index was created ([`XA_PREPARED`], [`KEY_CHANGES`]) is created here
-/// instead of refused, and a column added since ([`add_missing_columns`]) is added, so an
-/// existing index keeps working after an upgrade without another `init`.
+/// A table added after an index was created ([`XA_PREPARED`], [`KEY_CHANGES`], [`DDL_EVENTS`]) is
+/// created here instead of refused, and a column added since ([`add_missing_columns`]) is added,
+/// so an existing index keeps working after an upgrade without another `init`.
 pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
     let server = |source| DdlError::Server {
         database: database.to_string(),

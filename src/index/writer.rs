@@ -18,7 +18,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::change::{Change, XaPart};
+use crate::change::{Change, DdlRecord, XaPart};
 use crate::config::IndexConfig;
 use crate::connect::{connect, ConnectError};
 use crate::position::Checkpoint;
@@ -71,6 +71,15 @@ const XA_KEY_CHANGES_HEAD: &str = "INSERT INTO key_changes (stream_id, event_id,
      JOIN binlog_events e ON e.stream_id = x.stream_id AND e.binlog_file = x.binlog_file \
      AND e.start_pos = x.start_pos AND e.row_in_event = x.row_in_event \
      AND e.event_timestamp = x.event_timestamp WHERE x.pk_before IS NOT NULL AND x.stream_id = ";
+/// Places the DDL markers that follow among the stream's changes: the largest event_id written
+/// so far (this transaction's rows included; ids are allocated in increasing order, so every
+/// change written later gets a larger one).
+const DDL_LAST_EVENT_ID: &str =
+    "SET @bintrail_last_event_id = (SELECT COALESCE(MAX(event_id), 0) FROM binlog_events)";
+const DDL_INSERT_HEAD: &str =
+    "INSERT INTO ddl_events (stream_id, binlog_file, start_pos, end_pos, \
+     event_timestamp, gtid, schema_name, table_name, kind, statement, renamed_to, renamed_from, \
+     last_event_id) VALUES ";
 /// Room kept below max_allowed_packet for the packet header and the statement tail.
 const PACKET_MARGIN: usize = 1024;
 /// Bytes of a tuple besides its text values: numbers, separators, quotes, FROM_UNIXTIME().
@@ -114,6 +123,17 @@ impl WriterError {
     }
 }
 
+/// The markers of one DDL statement, placed in the batch where the statement came.
+#[derive(Debug, Clone)]
+pub struct DdlAt {
+    /// Rows of the batch's plain changes before it.
+    pub rows: usize,
+    /// XA parts of the batch before it.
+    pub xa: usize,
+    /// Its markers.
+    pub records: Vec<DdlRecord>,
+}
+
 /// The index side of a stream: one connection, one transaction per flush.
 pub struct Writer {
     conn: Conn,
@@ -147,34 +167,39 @@ impl Writer {
         })
     }
 
-    /// Writes `rows`, the XA parts `xa` and `checkpoint` in one transaction; returns how many
-    /// changes became new rows of `binlog_events` (a replayed change, which the unique key
-    /// ignores, is not counted). Each XA part names the number of `rows` before it in binlog
-    /// order, so that a committed XA lands between the changes around it.
+    /// Writes `rows`, the XA parts `xa`, the DDL markers `ddl` and `checkpoint` in one
+    /// transaction; returns how many changes became new rows of `binlog_events` (a replayed
+    /// change, which the unique key ignores, is not counted). Each XA part names the number of
+    /// `rows` before it in binlog order, so that a committed XA lands between the changes
+    /// around it; each DDL names the rows and XA parts before it, so that its `last_event_id`
+    /// counts exactly the changes before it.
     pub async fn flush(
         &mut self,
         rows: &[Change],
         xa: &[(usize, XaPart, Vec<Change>)],
+        ddl: &[DdlAt],
         checkpoint: &Checkpoint,
         last_event_time: Option<u32>,
     ) -> Result<u64, WriterError> {
         let mut statements = Vec::new();
         let mut done = 0;
-        for (at, part, changes) in xa {
-            for sql in self.insert_statements(&rows[done..*at], None)? {
-                statements.push((sql, true));
+        let mut ddl = ddl.iter().peekable();
+        for (i, (at, part, changes)) in xa.iter().enumerate() {
+            while let Some(d) = ddl.next_if(|d| d.xa <= i) {
+                self.rows_until(rows, &mut done, d.rows, &mut statements)?;
+                statements.extend(self.ddl_statements(&d.records));
             }
-            statements.extend(self.key_change_statements(&rows[done..*at]));
-            done = *at;
+            self.rows_until(rows, &mut done, *at, &mut statements)?;
             for sql in self.insert_statements(changes, Some(&part.xid))? {
                 statements.push((sql, false));
             }
             statements.extend(self.decision_statements(part));
         }
-        for sql in self.insert_statements(&rows[done..], None)? {
-            statements.push((sql, true));
+        for d in ddl {
+            self.rows_until(rows, &mut done, d.rows, &mut statements)?;
+            statements.extend(self.ddl_statements(&d.records));
         }
-        statements.extend(self.key_change_statements(&rows[done..]));
+        self.rows_until(rows, &mut done, rows.len(), &mut statements)?;
         let result = self
             .run_flush(&statements, checkpoint, last_event_time)
             .await;
@@ -182,6 +207,57 @@ impl Writer {
         // costs a page-fault storm (perf: a twentieth of a catch-up's CPU in clear_page).
         self.spare = statements.into_iter().map(|(sql, _)| sql).collect();
         result
+    }
+
+    /// Appends the INSERTs of `rows[*done..to]` (no-op when `to <= *done`) and moves `done`.
+    fn rows_until(
+        &mut self,
+        rows: &[Change],
+        done: &mut usize,
+        to: usize,
+        statements: &mut Vec<(String, bool)>,
+    ) -> Result<(), WriterError> {
+        if to > *done {
+            for sql in self.insert_statements(&rows[*done..to], None)? {
+                statements.push((sql, true));
+            }
+            statements.extend(self.key_change_statements(&rows[*done..to]));
+            *done = to;
+        }
+        Ok(())
+    }
+
+    /// The statements that write the markers of one DDL statement, after the changes before it.
+    fn ddl_statements(&self, records: &[DdlRecord]) -> Vec<(String, bool)> {
+        use std::fmt::Write;
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let mut sql = String::from(DDL_INSERT_HEAD);
+        for (i, d) in records.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let _ = write!(sql, "({},", self.server_id);
+            push_plain_literal(&mut sql, &d.binlog_file);
+            let _ = write!(
+                sql,
+                ",{},{},FROM_UNIXTIME({}),",
+                d.start_pos, d.end_pos, d.timestamp
+            );
+            push_opt(&mut sql, d.gtid.as_deref());
+            for text in [&d.schema, &d.table, d.kind.name(), &*d.statement] {
+                sql.push(',');
+                push_plain_literal(&mut sql, text);
+            }
+            sql.push(',');
+            push_opt(&mut sql, d.renamed_to.as_deref());
+            sql.push(',');
+            push_opt(&mut sql, d.renamed_from.as_deref());
+            sql.push_str(",@bintrail_last_event_id)");
+        }
+        sql.push_str(" ON DUPLICATE KEY UPDATE seq = seq");
+        vec![(DDL_LAST_EVENT_ID.to_string(), false), (sql, false)]
     }
 
     /// The statements that carry out an XA decision, each flagged when its affected rows are

@@ -142,6 +142,7 @@ impl FileEnds {
             checkpoint,
             last_event_time: None,
             xa: None,
+            ddl: Vec::new(),
         })
     }
 }

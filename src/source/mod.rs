@@ -13,6 +13,7 @@
 //! large event on a slow link is not mistaken for a dead link: see [`wire`].
 
 pub mod columns;
+pub mod ddl_names;
 pub mod file_ends;
 pub mod gap;
 pub mod mariadb;

@@ -36,10 +36,11 @@ use mysql_common::binlog::events::{
     Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent, TransactionPayloadEvent,
 };
 
-use crate::change::{Change, ChangeKind, XaPart};
+use crate::change::{Change, ChangeKind, DdlKind, DdlRecord, XaPart};
 use crate::encoding;
 use crate::filter::Filter;
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
+use crate::source::ddl_names::{ddl_names, Parsed};
 use crate::source::mariadb;
 use crate::source::schema::{schema_version, TableSpec};
 
@@ -54,6 +55,9 @@ pub struct Chunk {
     pub last_event_time: Option<u32>,
     /// Set when the chunk belongs to an XA transaction (see "XA" in the module documentation).
     pub xa: Option<XaPart>,
+    /// Markers of the DDL statement this chunk commits, one per kept table it names (see
+    /// `source::ddl_names`); written in the same index transaction as the checkpoint.
+    pub ddl: Vec<DdlRecord>,
 }
 
 /// Why the event sequence cannot be indexed.
@@ -501,7 +505,81 @@ impl Assembler {
         if self.txn.is_none() {
             self.begin(start, None, true)?;
         }
-        Ok(self.commit(event, None))
+        let ddl = self.ddl_markers(&query.schema(), text, here, event);
+        let mut chunk = self.commit(event, None);
+        if let Some(chunk) = chunk.as_mut() {
+            chunk.ddl = ddl;
+        }
+        Ok(chunk)
+    }
+
+    /// The markers of a DDL statement on kept tables. A table DDL whose names cannot be read is
+    /// logged (position and first word, never the text) and passed over: it carries no rows.
+    fn ddl_markers(
+        &self,
+        default_schema: &str,
+        text: &[u8],
+        here: &BinlogPosition,
+        event: &Event,
+    ) -> Vec<DdlRecord> {
+        let statement = String::from_utf8_lossy(text);
+        let tables = match ddl_names(&statement) {
+            Parsed::Tables(tables) => tables,
+            Parsed::NotTableDdl | Parsed::Temporary => return Vec::new(),
+            Parsed::Unreadable => {
+                tracing::warn!(
+                    binlog_file = %here.file,
+                    pos = here.pos,
+                    statement = first_word(text),
+                    "cannot read the table names of a DDL statement: no ddl_events marker for it"
+                );
+                return Vec::new();
+            }
+        };
+        let qualify = |name: &crate::source::ddl_names::Name| {
+            name.schema.as_deref().unwrap_or(default_schema).to_string()
+        };
+        let statement: Arc<str> = Arc::from(statement.as_ref());
+        let header = event.header();
+        let gtid = self.txn.as_ref().and_then(|t| t.gtid_text.clone());
+        let mut out = Vec::new();
+        for t in tables {
+            let schema = qualify(&t.name);
+            if schema.is_empty() {
+                tracing::warn!(
+                    binlog_file = %here.file,
+                    pos = here.pos,
+                    table = %t.name.table,
+                    "a DDL statement names a table without a schema and has no default schema: no ddl_events marker for it"
+                );
+                continue;
+            }
+            let kept = match t.kind {
+                DdlKind::DropSchema => self.filter.may_keep_schema(&schema),
+                _ => self.filter.matches(&schema, &t.name.table),
+            };
+            if !kept {
+                continue;
+            }
+            let other = t
+                .other
+                .as_ref()
+                .map(|o| format!("{}.{}", qualify(o), o.table));
+            out.push(DdlRecord {
+                binlog_file: self.file.clone(),
+                start_pos: here.pos,
+                end_pos: u64::from(header.log_pos()),
+                timestamp: header.timestamp(),
+                gtid: gtid.clone(),
+                kind: t.kind,
+                schema,
+                table: t.name.table,
+                renamed_to: other.clone().filter(|_| t.kind == DdlKind::Rename),
+                renamed_from: other.filter(|_| t.kind == DdlKind::RenameIn),
+                statement: statement.clone(),
+            });
+        }
+        out
     }
 
     /// A group is logged with ROLLBACK (or ROLLBACK TO SAVEPOINT) only when it changed a
@@ -774,6 +852,7 @@ impl Assembler {
                 xid,
                 decision: None,
             }),
+            ddl: Vec::new(),
         }
     }
 
@@ -815,6 +894,7 @@ impl Assembler {
             },
             last_event_time: self.last_time,
             xa: txn.and_then(|t| t.xa).map(|xid| XaPart { xid, decision }),
+            ddl: Vec::new(),
         })
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod compressed;
 mod ddl;
+mod ddl_markers;
 mod dry_run;
 mod event_checks;
 mod exactly_once;

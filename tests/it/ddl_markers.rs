@@ -1,0 +1,268 @@
+//! DDL markers (`ddl_events`): a stream indexing a schema records TRUNCATE, DROP TABLE (with
+//! backquoted odd names and the default schema), RENAME TABLE, ALTER and CREATE as markers, one
+//! per table, placed among the changes by `last_event_id`; a filtered-out schema gets none; a
+//! replay from the start (after a kill -9) writes no marker twice; `--dry-run` lists them; and
+//! `recover` refuses across the TRUNCATE, on MySQL 9.7 and MariaDB 10.11. The MariaDB run starts
+//! from an index without `ddl_events` (an earlier `init`), which the stream adds.
+
+use mysql_async::prelude::Queryable;
+
+use bintrail::history::ddl::{all_markers, markers_since, DdlMarker};
+
+use crate::stream_basic::server_id;
+use crate::support::stream::{start_here, Index, Stream};
+use crate::support::{bintrail, unique, Flavor, TestServer};
+
+/// A marker as compared: kind, schema, table, renamed_to, renamed_from, has a GTID.
+type Seen = (String, String, String, Option<String>, Option<String>, bool);
+
+fn seen(m: &DdlMarker) -> Seen {
+    (
+        m.kind.name().to_string(),
+        m.schema.clone(),
+        m.table.clone(),
+        m.renamed_to.clone(),
+        m.renamed_from.clone(),
+        m.gtid.is_some(),
+    )
+}
+
+fn expected(s: &str) -> Vec<Seen> {
+    let m = |kind: &str, table: &str, to: Option<String>, from: Option<String>| {
+        (
+            kind.into(),
+            s.to_string(),
+            table.to_string(),
+            to,
+            from,
+            true,
+        )
+    };
+    vec![
+        m("truncate", "t", None, None),
+        m("drop", "a", None, None),
+        m("drop", "we`ird.t", None, None),
+        m("rename", "r", Some(format!("{s}.r2")), None),
+        m("rename_in", "r2", None, Some(format!("{s}.r"))),
+        m("alter", "t", None, None),
+        m("rename", "t", Some(format!("{s}.t3")), None),
+        m("rename_in", "t3", None, Some(format!("{s}.t"))),
+        m("rename", "t3", Some(format!("{s}.t")), None),
+        m("rename_in", "t", None, Some(format!("{s}.t3"))),
+        m("create", "n", None, None),
+        m("drop_schema", "", None, None),
+    ]
+}
+
+/// event_id of the change to `s.t` with primary key `pk`.
+async fn event_id(index: &Index, s: &str, pk: &str) -> u64 {
+    let mut conn = index.conn().await;
+    let id: Option<u64> = conn
+        .exec_first(
+            "SELECT event_id FROM binlog_events WHERE schema_name = ? AND table_name = 't' AND pk_values = ?",
+            (s, pk),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    id.unwrap_or_else(|| panic!("no change to {s}.t with key {pk}"))
+}
+
+async fn markers(index: &Index, id: u32) -> Vec<DdlMarker> {
+    let mut conn = index.conn().await;
+    let all = all_markers(&mut conn, id).await.unwrap();
+    conn.disconnect().await.ok();
+    all
+}
+
+fn recover(index: &Index, source: &TestServer, s: &str, extra: &[&str]) -> (i32, String) {
+    let (idx, src) = (index.dsn(), source.dsn(None));
+    let mut args = vec![
+        "recover",
+        "--dry-run",
+        "--index-dsn",
+        &idx,
+        "--source-dsn",
+        &src,
+        "--schema",
+        s,
+        "--table",
+        "t",
+    ];
+    args.extend_from_slice(extra);
+    let out = bintrail(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+async fn records_table_ddl_as_markers(flavor: Flavor) {
+    let source = TestServer::shared(flavor);
+    let (s, other, gone) = (unique("ddlm"), unique("ddlo"), unique("ddlg"));
+    source
+        .exec(&format!(
+            "CREATE DATABASE {s}; CREATE DATABASE {other}; CREATE DATABASE {gone};
+             CREATE TABLE {s}.t (id INT PRIMARY KEY, v INT);
+             CREATE TABLE {s}.a (id INT PRIMARY KEY);
+             CREATE TABLE `{s}`.`we``ird.t` (id INT PRIMARY KEY);
+             CREATE TABLE {s}.r (id INT PRIMARY KEY);
+             CREATE TABLE {other}.x (id INT PRIMARY KEY);
+             CREATE TABLE {gone}.g (id INT PRIMARY KEY)"
+        ))
+        .await;
+    let start = start_here(source, true).await;
+    let id = server_id();
+    let mut flags = start.flags();
+    flags.extend(["--schemas".to_string(), format!("{s},{gone}")]);
+    let index = Index::new();
+    if flavor == Flavor::Mariadb {
+        // An index made by an init before ddl_events existed: the stream adds the table.
+        let mut ic = index.conn().await;
+        ic.query_drop("DROP TABLE ddl_events").await.unwrap();
+        ic.disconnect().await.ok();
+    }
+    let stream = Stream::start(source, &index, id, &flags);
+
+    let mut conn = source.conn(Some(&s)).await;
+    for sql in [
+        "INSERT INTO t VALUES (1, 1), (2, 2)".to_string(),
+        "TRUNCATE TABLE t".into(),
+        "INSERT INTO t VALUES (3, 3)".into(),
+        // Unqualified names take the default schema; MySQL logs this with backquotes and
+        // `/* generated by server */`.
+        "DROP TABLE a, `we``ird.t`".into(),
+        "RENAME TABLE r TO r2".into(),
+        "ALTER TABLE t ADD COLUMN c INT".into(),
+        "INSERT INTO t VALUES (4, 4, 4)".into(),
+        // A swap and back, as gh-ost does it.
+        format!("RENAME TABLE t TO {s}.t3, t3 TO t"),
+        format!("CREATE TABLE {s}.n (id INT PRIMARY KEY)"),
+        "INSERT INTO t VALUES (5, 5, 5)".into(),
+        // Filtered out: no markers.
+        format!("TRUNCATE {other}.x"),
+        format!("DROP TABLE {other}.x"),
+        format!("DROP DATABASE {other}"),
+        format!("DROP DATABASE {gone}"),
+    ] {
+        conn.query_drop(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    conn.disconnect().await.ok();
+    index.wait_caught_up(source, id).await;
+
+    let found = markers(&index, id).await;
+    let mut want = expected(&s);
+    // DROP DATABASE of the other kept schema: its marker is under that schema.
+    want.last_mut().unwrap().1 = gone.clone();
+    assert_eq!(
+        found.iter().map(seen).collect::<Vec<_>>(),
+        want,
+        "{found:#?}\n{}",
+        stream.log()
+    );
+    assert!(
+        found[0].statement.contains("TRUNCATE TABLE t"),
+        "{found:#?}"
+    );
+    assert!(found.iter().all(|m| m.stream_id == id));
+
+    // Ordering against the changes: before the DDL <= last_event_id < after it.
+    let e: Vec<u64> = change_ids(&index, &s).await;
+    let by_kind = |kind: &str, table: &str| {
+        found
+            .iter()
+            .find(|m| m.kind.name() == kind && m.table == table)
+            .unwrap()
+            .last_event_id
+    };
+    let truncate = by_kind("truncate", "t");
+    assert!(
+        e[1] <= truncate && truncate < e[2],
+        "{e:?} truncate {truncate}"
+    );
+    let alter = by_kind("alter", "t");
+    assert!(e[2] <= alter && alter < e[3], "{e:?} alter {alter}");
+    let create = by_kind("create", "n");
+    assert!(e[3] <= create && create < e[4], "{e:?} create {create}");
+
+    // The read API: markers of s.t after the change with key 3 (the TRUNCATE came before it).
+    let mut ic = index.conn().await;
+    let since = markers_since(&mut ic, id, &s, "t", e[2]).await.unwrap();
+    ic.disconnect().await.ok();
+    assert_eq!(
+        since.iter().map(|m| m.kind.name()).collect::<Vec<_>>(),
+        ["alter", "rename", "rename_in"],
+        "{since:#?}"
+    );
+
+    // recover refuses across the TRUNCATE, and plans what came after the DDL.
+    let (code, err) = recover(&index, source, &s, &[]);
+    assert_eq!(code, 3, "{err}");
+    for needle in [
+        format!("TRUNCATE of {s}.t at "),
+        "(GTID ".to_string(),
+        "Restore the rows from a backup taken before it".to_string(),
+    ] {
+        assert!(err.contains(&needle), "'{needle}' in {err}");
+    }
+    let (code, err) = recover(&index, source, &s, &["--pk", "5"]);
+    assert_eq!(code, 0, "{err}");
+
+    // A crash and a replay of everything from the start writes no marker twice.
+    stream.kill().await;
+    let mut replay = flags.clone();
+    replay.push("--reset".into());
+    let stream = Stream::start(source, &index, id, &replay);
+    index.wait_caught_up(source, id).await;
+    let again = markers(&index, id).await;
+    assert_eq!(again, found, "{}", stream.log());
+    assert_eq!(stream.stop().await, 0);
+
+    // --dry-run lists the markers it would write.
+    let (src, idx, sid) = (source.dsn(None), index.dsn(), server_id().to_string());
+    let mut args = vec![
+        "stream",
+        "--dry-run",
+        "--source-dsn",
+        &src,
+        "--index-dsn",
+        &idx,
+        "--server-id",
+        &sid,
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    let out = bintrail(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("ddl marker: TRUNCATE of {s}.t at "))
+            && stdout.contains(&format!("ddl marker: DROP of {s}.we`ird.t at ")),
+        "{stdout}"
+    );
+}
+
+/// event_ids of the changes to s.t with keys 1 … 5, in key order.
+async fn change_ids(index: &Index, s: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for pk in ["1", "2", "3", "4", "5"] {
+        out.push(event_id(index, s, pk).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_records_table_ddl_as_markers() {
+    records_table_ddl_as_markers(Flavor::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_records_table_ddl_as_markers() {
+    records_table_ddl_as_markers(Flavor::Mariadb).await;
+}
