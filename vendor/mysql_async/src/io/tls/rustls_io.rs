@@ -99,6 +99,18 @@ impl Endpoint {
     }
 }
 
+/// bintrail patch (see PATCHED.md): whether `e` says only that the certificate is not valid for
+/// the server name.
+fn is_name_mismatch(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
 #[derive(Debug)]
 struct DangerousVerifier {
     accept_invalid_certs: bool,
@@ -170,9 +182,13 @@ impl ServerCertVerifier for DangerousVerifier {
                 now,
             ) {
                 Ok(assertion) => Ok(assertion),
-                Err(ref e)
-                    if e.to_string().contains("NotValidForName") && self.skip_domain_validation =>
-                {
+                // bintrail patch (see PATCHED.md): match the name error by its variant, not by
+                // its text. rustls 0.23 renders NotValidForNameContext as "certificate not valid
+                // for name ...", which never contained "NotValidForName", so the old text match
+                // never fired. WebPkiServerVerifier checks the chain (trust anchor, signatures,
+                // validity period, key usage, revocation) before the name, so a name error means
+                // everything else passed.
+                Err(ref e) if is_name_mismatch(e) && self.skip_domain_validation => {
                     Ok(ServerCertVerified::assertion())
                 }
                 Err(e) => Err(e),
