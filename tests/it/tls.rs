@@ -288,6 +288,23 @@ async fn ssl_modes_keep_mysql_meanings_against_mysql_9_7() {
         "required, certificate for another name",
         tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "required"]),
     );
+    // verify-ca skips only the name: a certificate of the right CA that is not for servers
+    // (the client certificate: extendedKeyUsage clientAuth; no subjectAltName) is refused.
+    use_server_cert(&server, &certs, "client").await;
+    fails(
+        "verify-ca, a certificate not for servers",
+        tls(
+            u.0,
+            u.1,
+            "127.0.0.1",
+            &["--ssl-mode", "verify-ca", "--ssl-ca", &ca_file],
+        ),
+        "the server's TLS certificate was refused (--ssl-mode verify-ca): certificate does not allow extended key usage",
+    );
+    ok(
+        "required, a certificate not for servers",
+        tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "required"]),
+    );
     use_server_cert(&server, &certs, "server").await;
 
     // A REQUIRE X509 account gets in only with the client certificate.
