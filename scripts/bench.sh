@@ -239,7 +239,7 @@ stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 cat >"$out/meta.json" <<EOF
 {"date": "$stamp", "changes": $size, "mix": "50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction",
  "backlog_build_s": $backlog_s, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
- "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo -dirty)",
+ "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src vendor Cargo.toml 2>/dev/null || echo -dirty)",
  "profile": "$profile", "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
  "servers": "scripts/server.sh defaults (index: --skip-log-bin) + [$server_args]",
  "source_settings": "$source_settings", "index_settings": "$index_settings",

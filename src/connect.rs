@@ -1,9 +1,8 @@
 //! Opening connections to the source and the index: DSN + TLS config → a live `Conn`.
 //!
 //! `tls.rs` decides what TLS to ask for and how to explain a TLS failure; this module carries
-//! out the two retries the modes need (`preferred` against a server without TLS goes on in
-//! plaintext with a warning; `verify-ca` retries once with the certificate's own name, see
-//! `tls.rs`), bounds the handshake in time, and classifies failures: network trouble is
+//! out the one retry a mode needs (`preferred` against a server without TLS goes on in
+//! plaintext with a warning), bounds the handshake in time, and classifies failures: network trouble is
 //! transient (see `classify`), refused credentials and TLS problems are not (retrying cannot
 //! fix them).
 //!
@@ -86,15 +85,11 @@ fn opts(
 ) -> Opts {
     let (host, port, tls) = match via {
         None => (dsn.host.clone(), dsn.port, tls),
-        // The certificate names the server, not the tunnel. A name already chosen (the
-        // verify-ca retry) stands.
+        // The certificate names the server, not the tunnel.
         Some(addr) => (
             addr.ip().to_string(),
             addr.port(),
-            tls.map(|o| match o.tls_hostname_override() {
-                Some(_) => o,
-                None => o.with_danger_tls_hostname_override(Some(dsn.host.clone())),
-            }),
+            tls.map(|o| o.with_danger_tls_hostname_override(Some(dsn.host.clone()))),
         ),
     };
     OptsBuilder::default()
@@ -154,12 +149,13 @@ pub async fn connect_through(
     tls: &TlsConfig,
     tunnel: Option<Tunnel<'_>>,
 ) -> Result<Conn, ConnectError> {
-    let mut err = match attempt(dsn, database, tls.ssl_opts(), tunnel).await {
+    let err = match attempt(dsn, database, tls.ssl_opts(), tunnel).await {
         Ok(conn) => return Ok(conn),
         Err(e) => e,
     };
-    let failure = tls_failure(&err);
-    if failure == Some(crate::tls::TlsFailure::NotOffered) && tls.allows_plaintext_fallback() {
+    if tls_failure(&err) == Some(crate::tls::TlsFailure::NotOffered)
+        && tls.allows_plaintext_fallback()
+    {
         tracing::warn!(
             role,
             address = %dsn.address(),
@@ -168,18 +164,6 @@ pub async fn connect_through(
         return attempt(dsn, database, None, tunnel)
             .await
             .map_err(|e| ConnectError::new(role, dsn, tls, e));
-    }
-    if let Some(name) = failure.and_then(|f| tls.retry_name(&f)) {
-        tracing::debug!(
-            role,
-            address = %dsn.address(),
-            certificate_name = %name,
-            "verify-ca: the certificate names another host; checking its chain under that name"
-        );
-        match attempt(dsn, database, tls.ssl_opts_for_name(&name), tunnel).await {
-            Ok(conn) => return Ok(conn),
-            Err(e) => err = e,
-        }
     }
     Err(ConnectError::new(role, dsn, tls, err))
 }

@@ -9,15 +9,14 @@
 //!
 //! # How the modes map onto mysql_async + rustls (TLS 1.2 and 1.3, ring provider)
 //! - `preferred`, `required`: `danger_accept_invalid_certs`, so no certificate is checked.
-//! - `verify-ca`: built-in roots off, `--ssl-ca` as the only root, host name not checked. mysql_async
-//!   0.37.1 means to skip the name check with `danger_skip_domain_validation`, but on rustls 0.23
-//!   that flag is inert (it matches the error's text, which rustls changed: mysql_async issue
-//!   #404, fixed upstream after 0.37.1). So when the chain is fine but the name is not, the
-//!   connection code retries once with the name the certificate itself presents
-//!   ([`TlsConfig::retry_name`] and [`TlsConfig::ssl_opts_for_name`]): the chain is then fully
-//!   checked against `--ssl-ca` and the name matches by construction. A certificate without any
-//!   subjectAltName cannot be accepted this way (rustls ignores the CN); that is refused with a
-//!   message saying so.
+//! - `verify-ca`: built-in roots off, `--ssl-ca` as the only root, `danger_skip_domain_validation`:
+//!   rustls checks the chain (signatures, validity period, key usage) and only a name error is
+//!   forgiven, so a certificate that names no host at all (MySQL's auto-generated one: a CN that
+//!   is not a host name, no subjectAltName) is accepted when `--ssl-ca` issued it. Nothing here
+//!   looks at the certificate's names for this mode. That flag is inert in the published
+//!   mysql_async 0.37.1 on rustls 0.23 (it matched the error's text, which rustls changed:
+//!   mysql_async issue #404); bintrail builds it with the upstream fix through
+//!   `[patch.crates-io]`, see `vendor/mysql_async/PATCHED.md`.
 //! - `verify-full`: built-in roots off, `--ssl-ca` as the only root, chain and host name checked
 //!   (DNS name or IP address subjectAltName).
 
@@ -429,24 +428,6 @@ impl TlsConfig {
         self.mode == SslMode::Preferred
     }
 
-    /// For `verify-ca` only: the name to retry with after `failure`, when the chain may be fine
-    /// and only the host name did not match (see the module docs).
-    pub fn retry_name(&self, failure: &TlsFailure) -> Option<String> {
-        match (self.mode, failure) {
-            (SslMode::VerifyCa, TlsFailure::WrongName { presented, .. }) => {
-                presented.iter().find_map(|n| retry_form(n))
-            }
-            _ => None,
-        }
-    }
-
-    /// The options of [`ssl_opts`](Self::ssl_opts), checking the certificate against `name`
-    /// instead of the host connected to (the `verify-ca` retry).
-    pub fn ssl_opts_for_name(&self, name: &str) -> Option<SslOpts> {
-        self.ssl_opts()
-            .map(|o| o.with_danger_tls_hostname_override(Some(name.to_string())))
-    }
-
     /// What to tell the user about a TLS failure when connecting to `host`.
     pub fn explain(&self, failure: &TlsFailure, host: &str) -> String {
         let why = self.explain_failure(failure, host);
@@ -469,8 +450,13 @@ impl TlsConfig {
             TlsFailure::NotOffered => format!(
                 "the server does not offer TLS, and {mode_flag} {mode} requires it: enable TLS on the server, or use {mode_flag} preferred to allow plaintext"
             ),
+            // verify-ca forgives name errors in the (patched) driver, so this cannot happen
+            // unless bintrail was built without that patch.
+            TlsFailure::WrongName { .. } if mode == SslMode::VerifyCa => format!(
+                "the server's TLS certificate does not name '{host}', and this bintrail build checked the name under {mode_flag} {mode}, which must not: it was built without the mysql_async patch in vendor/mysql_async (see PATCHED.md there); use {mode_flag} required until it is rebuilt"
+            ),
             TlsFailure::WrongName { presented, .. } if presented.is_empty() => format!(
-                "the server's TLS certificate has no subjectAltName, so it names no host; {mode_flag} {mode} cannot accept it with this TLS client (rustls ignores the CN): give the server a certificate whose subjectAltName lists '{host}', or use {mode_flag} required"
+                "the server's TLS certificate has no subjectAltName, so it names no host (MySQL's auto-generated certificate is such a one); {mode_flag} {mode} checks the host name and cannot accept it (rustls ignores the CN): give the server a certificate whose subjectAltName lists '{host}', or use {mode_flag} verify-ca to check only the chain"
             ),
             TlsFailure::WrongName { presented, .. } => format!(
                 "the server's TLS certificate is not valid for the host name '{host}' (it is valid for {}); {mode_flag} {mode} checks the host name: connect by a name the certificate lists, or use {mode_flag} verify-ca to check only the chain",
@@ -566,22 +552,6 @@ fn display_name(presented: &str) -> String {
                 .and_then(|r| r.strip_suffix(')'))
         });
     inner.unwrap_or(presented).to_string()
-}
-
-/// A presented name as a name to verify against: a wildcard `*.example.com` is matched by any
-/// one label in its place; other kinds (URI, directory name) are not usable.
-fn retry_form(presented: &str) -> Option<String> {
-    if !(presented.starts_with("DnsName(") || presented.starts_with("IpAddress(")) {
-        return None;
-    }
-    let name = display_name(presented);
-    let name = match name.strip_prefix("*.") {
-        Some(rest) => format!("bintrail.{rest}"),
-        None => name,
-    };
-    rustls::pki_types::ServerName::try_from(name.as_str())
-        .is_ok()
-        .then_some(name)
 }
 
 /// The CA and client certificate must hold PEM certificates, the key a PEM private key, so
@@ -692,8 +662,7 @@ mod tests {
     }
 
     #[test]
-    fn verify_ca_retries_with_a_name_the_certificate_presents() {
-        let ca = TlsConfig::new(SslMode::VerifyCa, Some(pem_file()), None, None).unwrap();
+    fn verify_full_name_failures_say_what_the_certificate_names() {
         let wrong = TlsFailure::WrongName {
             expected: "127.0.0.1".into(),
             presented: vec![
@@ -702,12 +671,7 @@ mod tests {
                 "IpAddress(10.9.9.9)".into(),
             ],
         };
-        assert_eq!(
-            ca.retry_name(&wrong).as_deref(),
-            Some("bintrail.db.example")
-        );
         let full = TlsConfig::new(SslMode::VerifyFull, Some(pem_file()), None, None).unwrap();
-        assert_eq!(full.retry_name(&wrong), None, "verify-full checks the name");
         let msg = full.explain(&wrong, "127.0.0.1");
         assert!(
             msg.contains("not valid for the host name '127.0.0.1'"),
@@ -718,8 +682,18 @@ mod tests {
             expected: "127.0.0.1".into(),
             presented: vec![],
         };
-        assert_eq!(ca.retry_name(&none), None);
-        assert!(ca.explain(&none, "h").contains("no subjectAltName"));
+        let msg = full.explain(&none, "h");
+        assert!(
+            msg.contains("has no subjectAltName")
+                && msg.contains("or use --ssl-mode verify-ca to check only the chain"),
+            "{msg}"
+        );
+        let ca = TlsConfig::new(SslMode::VerifyCa, Some(pem_file()), None, None).unwrap();
+        let msg = ca.explain(&none, "h");
+        assert!(
+            msg.contains("built without the mysql_async patch"),
+            "verify-ca never checks the name: {msg}"
+        );
     }
 
     #[test]

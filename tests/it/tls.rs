@@ -288,6 +288,23 @@ async fn ssl_modes_keep_mysql_meanings_against_mysql_9_7() {
         "required, certificate for another name",
         tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "required"]),
     );
+    // verify-ca skips only the name: a certificate of the right CA that is not for servers
+    // (the client certificate: extendedKeyUsage clientAuth; no subjectAltName) is refused.
+    use_server_cert(&server, &certs, "client").await;
+    fails(
+        "verify-ca, a certificate not for servers",
+        tls(
+            u.0,
+            u.1,
+            "127.0.0.1",
+            &["--ssl-mode", "verify-ca", "--ssl-ca", &ca_file],
+        ),
+        "the server's TLS certificate was refused (--ssl-mode verify-ca): certificate does not allow extended key usage",
+    );
+    ok(
+        "required, a certificate not for servers",
+        tls(u.0, u.1, "127.0.0.1", &["--ssl-mode", "required"]),
+    );
     use_server_cert(&server, &certs, "server").await;
 
     // A REQUIRE X509 account gets in only with the client certificate.
@@ -593,4 +610,178 @@ async fn a_tls_parameter_in_a_dsn_is_honoured() {
         ),
     ]);
     assert_eq!(code, 0, "ssl-mode=DISABLED: {err}");
+}
+
+/// What `openssl x509 -text` says about a certificate file.
+fn describe_cert(path: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(path)
+        .output()
+        .expect("openssl CLI");
+    assert!(out.status.success(), "openssl x509 {}", path.display());
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test]
+async fn verify_ca_accepts_mysqls_auto_generated_certificate_on_both_connections() {
+    // A stock MySQL: the CA and server certificate it generated in its data dir at first start.
+    let server = TestServer::shared(Flavor::Mysql);
+    let auto_ca = server.data_dir().join("ca.pem").display().to_string();
+    let leaf = describe_cert(&server.data_dir().join("server-cert.pem"));
+    assert!(
+        leaf.contains("Auto_Generated_Server_Certificate")
+            && !leaf.contains("Subject Alternative Name"),
+        "the case under test is a certificate that names no host: {leaf}"
+    );
+    // A second stock MySQL with certificates of its own: its CA has the first's name and
+    // another key.
+    let other = TestServer::start(Flavor::Mysql, &["--skip-log-bin"]);
+    other.regenerate_certificates();
+    let other_ca = other.data_dir().join("ca.pem").display().to_string();
+    assert_ne!(
+        std::fs::read(&auto_ca).unwrap(),
+        std::fs::read(&other_ca).unwrap(),
+        "two CAs"
+    );
+    let certs = Certs::generate();
+    let unrelated_ca = certs.path("other-ca.pem");
+    let port = server.port;
+    let root_init = |host: &str, flags: &[&str]| init("root", "", host, port, flags);
+
+    // The index connection, by the source's flags and by its own.
+    for host in ["127.0.0.1", "localhost"] {
+        ok(
+            &format!("verify-ca by {host}"),
+            root_init(host, &["--ssl-mode", "verify-ca", "--ssl-ca", &auto_ca]),
+        );
+    }
+    ok(
+        "--index-ssl-mode verify-ca",
+        root_init(
+            "127.0.0.1",
+            &["--index-ssl-mode", "verify-ca", "--index-ssl-ca", &auto_ca],
+        ),
+    );
+    for (what, ca) in [
+        ("an unrelated CA", &unrelated_ca),
+        ("another server's", &other_ca),
+    ] {
+        fails(
+            &format!("verify-ca with {what}"),
+            root_init("127.0.0.1", &["--ssl-mode", "verify-ca", "--ssl-ca", ca]),
+            &format!("was not issued by the CA in --ssl-ca '{ca}' (--ssl-mode verify-ca)"),
+        );
+        fails(
+            &format!("--index-ssl-mode verify-ca with {what}"),
+            root_init(
+                "127.0.0.1",
+                &["--index-ssl-mode", "verify-ca", "--index-ssl-ca", ca],
+            ),
+            &format!(
+                "was not issued by the CA in --index-ssl-ca '{ca}' (--index-ssl-mode verify-ca)"
+            ),
+        );
+    }
+    fails(
+        "verify-ca with another auto-generated CA",
+        root_init(
+            "127.0.0.1",
+            &["--ssl-mode", "verify-ca", "--ssl-ca", &other_ca],
+        ),
+        "another CA of the same name",
+    );
+    // verify-full keeps checking the name, which this certificate does not have.
+    fails(
+        "verify-full with the auto-generated certificate",
+        root_init(
+            "127.0.0.1",
+            &["--ssl-mode", "verify-full", "--ssl-ca", &auto_ca],
+        ),
+        "the server's TLS certificate has no subjectAltName, so it names no host",
+    );
+
+    // The source connection: a stream from this server into an index on the other, each
+    // connection verified with its own server's auto-generated CA.
+    let db = unique("tls_auto");
+    server
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10))"
+        ))
+        .await;
+    let idx_db = unique("tls_auto_idx");
+    let index_dsn = format!("mysql://root@127.0.0.1:{}/{idx_db}", other.port);
+    let source_dsn = server.dsn(None);
+    let tls = [
+        "--ssl-mode",
+        "verify-ca",
+        "--ssl-ca",
+        &auto_ca,
+        "--index-ssl-mode",
+        "verify-ca",
+        "--index-ssl-ca",
+        &other_ca,
+    ];
+    let (code, _, err) = run(&[&["init", "--index-dsn", &index_dsn][..], &tls[4..]].concat());
+    assert_eq!(code, 0, "init the index: {err}");
+    let stream = ServiceStream::start(&source_dsn, &index_dsn, 4321, &tls, &[]);
+    let log = wait_until(Duration::from_secs(60), "the stream to start", || async {
+        let log = stream.log();
+        if log.contains("streaming") {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    assert!(
+        log.lines().any(|l| l.contains("connected")
+            && l.contains(&format!("source_tls=verify-ca (CA {auto_ca})"))
+            && l.contains(&format!("index_tls=verify-ca (CA {other_ca})"))),
+        "the log says which TLS each connection has: {log}"
+    );
+    server
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')"))
+        .await;
+    wait_until(Duration::from_secs(30), "2 changes", || async {
+        let mut conn = other.conn(Some(&idx_db)).await;
+        let n: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM binlog_events WHERE schema_name = ?",
+                (db.as_str(),),
+            )
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+        if n == Some(2) {
+            Ok(())
+        } else {
+            Err(format!("{n:?}; log: {}", stream.log()))
+        }
+    })
+    .await;
+    assert_eq!(stream.stop().await, 0);
+
+    // The read side's source connection, with the right CA and with the other server's.
+    let base = [
+        "status",
+        "--index-dsn",
+        &index_dsn,
+        "--source-dsn",
+        &source_dsn,
+    ];
+    let (code, out, err) = run(&[&base[..], &tls].concat());
+    assert_eq!(code, 0, "status with --source-dsn: {err}");
+    assert!(out.contains("4321"), "status shows the stream: {out}");
+    let wrong = [&tls[..2], &["--ssl-ca", &other_ca], &tls[4..]].concat();
+    let (code, _, err) = run(&[&base[..], &wrong].concat());
+    assert_eq!(code, 3, "a definite error: {err}");
+    assert!(
+        err.contains("cannot connect to the source")
+            && err.contains(&format!(
+                "was not issued by the CA in --ssl-ca '{other_ca}' (--ssl-mode verify-ca)"
+            )),
+        "names the source's CA file: {err}"
+    );
+    std::fs::remove_dir_all(&certs.dir).ok();
 }

@@ -131,6 +131,39 @@ impl TestServer {
         &self.dir
     }
 
+    /// Its MySQL data directory, where MySQL writes the `ca.pem`, `server-cert.pem` and
+    /// `server-key.pem` it generates at first start (all test servers start from one template
+    /// data directory, so they share those files until [`regenerate_certificates`] is called).
+    ///
+    /// [`regenerate_certificates`]: TestServer::regenerate_certificates
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Makes MySQL generate a new CA and server certificate, as a freshly installed server does:
+    /// removes the certificate files from the data directory and restarts (MySQL generates them
+    /// at start when none exist and no `--ssl-*` option is given, `auto_generate_certs`). The new
+    /// CA has the same name as every other auto-generated CA, and a key of its own.
+    pub fn regenerate_certificates(&self) {
+        for file in [
+            "ca",
+            "ca-key",
+            "server-cert",
+            "server-key",
+            "client-cert",
+            "client-key",
+        ] {
+            std::fs::remove_file(self.data_dir().join(format!("{file}.pem")))
+                .unwrap_or_else(|e| panic!("remove {file}.pem: {e}"));
+        }
+        self.restart();
+        assert!(
+            self.data_dir().join("ca.pem").exists(),
+            "MySQL generated no ca.pem on restart in {}",
+            self.data_dir().display()
+        );
+    }
+
     /// A URL DSN for root, optionally naming a database.
     pub fn dsn(&self, db: Option<&str>) -> String {
         format!("mysql://root@127.0.0.1:{}/{}", self.port, db.unwrap_or(""))
