@@ -37,6 +37,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use serde_json::Value;
 
+use super::ddl;
 use super::live::{KeyKind, LiveTable};
 use super::query::{self, QueryError, StoredChange};
 use super::time::{format_utc, parse_utc};
@@ -257,7 +258,7 @@ pub async fn reconstruct(
     let moment = resolve(idx, stream_id, &req.target).await?;
     refuse_gaps(idx, &moment).await?;
     refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
-    refuse_ddl(idx, &moment, &req.schema, &req.table).await?;
+    refuse_ddl(idx, &moment, &req.target, &req.schema, &req.table).await?;
 
     let mut notes = Vec::new();
     let mut attempt = 0;
@@ -558,15 +559,44 @@ async fn refuse_too_old(
     })
 }
 
-/// TRUNCATE, DROP or RENAME of the table recorded after the cut.
+/// TRUNCATE, DROP or RENAME of the table recorded after the moment. A marker's
+/// `last_event_id` places it among the stream's changes: at or past the cut it is after the
+/// moment; between the last change before the cut and the cut, its own time decides for
+/// `--as-of` (after when stamped later than the moment), and for `--as-of-gtid` it came after
+/// the transaction's last change, so after the moment. An index without `ddl_events` (made
+/// by an older `init`, no stream since) has recorded none.
 async fn refuse_ddl(
     idx: &mut Conn,
     m: &Moment,
+    target: &Target,
     schema: &str,
     table: &str,
 ) -> Result<(), ReconstructError> {
-    let _ = (idx, m, schema, table);
-    Ok(())
+    let prev: Option<(Option<u64>,)> = idx
+        .exec_first(
+            "SELECT MAX(event_id) FROM binlog_events WHERE stream_id = ? AND event_id < ?",
+            (m.stream_id, m.cut),
+        )
+        .await
+        .map_err(ReconstructError::Index)?;
+    let prev = prev.and_then(|r| r.0).unwrap_or(0);
+    let markers = match ddl::markers_since(idx, m.stream_id, schema, table, prev).await {
+        Ok(markers) => markers,
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(()),
+        Err(e) => return Err(ReconstructError::Index(e)),
+    };
+    let after = |d: &ddl::DdlMarker| match target {
+        _ if d.last_event_id >= m.cut => true,
+        Target::Gtid(_) => true,
+        Target::Time(t) => parse_utc(&d.event_timestamp).is_some_and(|at| at > *t),
+    };
+    match markers
+        .iter()
+        .find(|d| d.kind.ends_table_history() && after(d))
+    {
+        Some(d) => Err(ReconstructError::Ddl(d.describe())),
+        None => Ok(()),
+    }
 }
 
 /// Attempts at a snapshot that no change of a keyless table straddles.
@@ -748,6 +778,24 @@ fn check_shapes(
                 event_id: c.event_id,
                 stored: c.schema_version,
                 detail: "a column was renamed, retyped or reordered".into(),
+            });
+        }
+        let new: Vec<&str> = t
+            .columns
+            .iter()
+            .filter(|col| !names.contains(&col.name))
+            .map(|col| col.name.as_str())
+            .collect();
+        if !gone.is_empty() && !new.is_empty() {
+            return Err(ReconstructError::SchemaChanged {
+                table: format!("{}.{}", c.schema, c.table),
+                event_id: c.event_id,
+                stored: c.schema_version,
+                detail: format!(
+                    "column(s) {} are gone and {} are new: if that was a rename, the old values would be lost",
+                    gone.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+                    new.join(", ")
+                ),
             });
         }
         dropped.extend(gone.into_iter().map(|n| n.to_string()));

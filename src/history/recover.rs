@@ -32,8 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::follow;
 use super::ddl::{self, DdlMarker};
+use super::follow;
 use super::live::LiveTable;
 use super::query::{self, QueryError, StoredChange};
 use super::reversal::{self, ReversalError};

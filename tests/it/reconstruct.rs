@@ -357,3 +357,211 @@ async fn mysql_reconstruct_and_recover_give_back_every_recorded_moment() {
 async fn mariadb_reconstruct_and_recover_give_back_every_recorded_moment() {
     trials(Flavor::Mariadb).await;
 }
+
+/// `reconstruct` of `db.t` with extra flags: (exit status, stdout, stderr).
+fn reconstruct(
+    index: &Index,
+    source: &TestServer,
+    table: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let (index_dsn, dsn) = (index.dsn(), source.dsn(None));
+    let mut args = vec![
+        "reconstruct",
+        "--index-dsn",
+        &index_dsn,
+        "--source-dsn",
+        &dsn,
+    ];
+    args.extend(["--table", table]);
+    args.extend_from_slice(extra);
+    let out = bintrail(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// JSON lines as a sorted list of documents.
+fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
+    let mut rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    rows.sort_by_key(|r| r["id"].as_i64());
+    rows
+}
+
+/// The formats and filters, and every refusal with its reason: a moment before the index's
+/// history of the table, a recorded gap, a column renamed since, a TRUNCATE since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconstruct_formats_filters_and_refusals() {
+    use serde_json::json;
+    let source = TestServer::shared(Flavor::Mysql);
+    let index = Index::new();
+    let db = crate::support::unique("rc");
+    let t = format!("{db}.t");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(20), n INT)"
+        ))
+        .await;
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".into(), db.clone()]);
+    let stream = Stream::start(source, &index, id, &flags);
+    let t0 = source_clock(source).await;
+    wait_for_next_second(source, t0).await;
+    source
+        .exec(&format!(
+            "INSERT INTO {t} VALUES (1, 'a', 10), (2, 'b|c', 20), (3, NULL, 30)"
+        ))
+        .await;
+    let t1 = source_clock(source).await;
+    wait_for_next_second(source, t1).await;
+    source
+        .exec(&format!(
+            "UPDATE {t} SET v = 'changed' WHERE id = 1; DELETE FROM {t} WHERE id = 2; \
+             INSERT INTO {t} VALUES (4, 'd', 40); UPDATE {t} SET id = 5 WHERE id = 3"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    let at_t1 = vec![
+        json!({"id": 1, "v": "a", "n": 10}),
+        json!({"id": 2, "v": "b|c", "n": 20}),
+        json!({"id": 3, "v": null, "n": 30}),
+    ];
+
+    let (code, out, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &["--as-of", &utc(t1), "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_rows(&out), at_t1);
+    assert!(
+        err.contains("3 rows (0 as they are now, 3 restored"),
+        "{err}"
+    );
+
+    let (code, out, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &["--as-of", &utc(t1), "--format", "json", "--pk", "b|c"],
+    );
+    assert_eq!(code, 3, "a key of one column given two values: {err}");
+    assert!(err.contains("--pk"), "{err}");
+    assert!(out.is_empty());
+    let (code, out, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &["--as-of", &utc(t1), "--format", "json", "--pk", "2"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_rows(&out), vec![at_t1[1].clone()]);
+    let (code, out, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &[
+            "--as-of",
+            &utc(t1),
+            "--format",
+            "json",
+            "--where",
+            "n >= 20",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_rows(&out), at_t1[1..].to_vec());
+    let (code, out, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &["--as-of", &utc(t1), "--where", "id = 1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "id,v,n\r\n1,a,10\r\n");
+
+    // Usage errors name the flag.
+    let (code, _, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &["--as-of", &utc(t1), "--format", "sql"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--into"), "{err}");
+    let (code, _, err) = reconstruct(&index, source, &t, &["--as-of", "yesterday-ish"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--as-of"), "{err}");
+    let (code, _, err) = reconstruct(&index, source, &t, &["--as-of-gtid", "not-a-gtid"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--as-of-gtid"), "{err}");
+
+    // Before the index's first change of the table: nothing proves it was empty then.
+    let (code, out, err) = reconstruct(&index, source, &t, &["--as-of", &utc(t0)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("older than the oldest change the index holds"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "nothing written when refused: {out}");
+
+    // A column added since: the state maps by name, and the note says so.
+    source
+        .exec(&format!("ALTER TABLE {t} ADD COLUMN w INT"))
+        .await;
+    let (code, out, err) = reconstruct(
+        &index,
+        source,
+        &t,
+        &["--as-of", &utc(t1), "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("columns added since the moment") && err.contains(": w"),
+        "{err}"
+    );
+    let mut with_w = at_t1.clone();
+    with_w.iter_mut().for_each(|r| r["w"] = json!(null));
+    assert_eq!(json_rows(&out), with_w);
+
+    // A column renamed since: the old values would be lost.
+    source
+        .exec(&format!("ALTER TABLE {t} RENAME COLUMN n TO m"))
+        .await;
+    let (code, _, err) = reconstruct(&index, source, &t, &["--as-of", &utc(t1)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("n are gone and m, w are new"), "{err}");
+    source
+        .exec(&format!("ALTER TABLE {t} RENAME COLUMN m TO n"))
+        .await;
+
+    // A gap the stream recorded after the moment.
+    let mut conn = index.conn().await;
+    conn.exec_drop(
+        "INSERT INTO stream_gaps (server_id, gap_from, gap_to, detected_at, reason) \
+         VALUES (?, 'binlog.000001:4', 'binlog.000002:4', UTC_TIMESTAMP(3), 'test')",
+        (id,),
+    )
+    .await
+    .unwrap();
+    let (code, _, err) = reconstruct(&index, source, &t, &["--as-of", &utc(t1)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("skipped history after the moment"), "{err}");
+    conn.query_drop("DELETE FROM stream_gaps").await.unwrap();
+    conn.disconnect().await.ok();
+
+    // TRUNCATE since the moment: its rows are gone without a change each.
+    source.exec(&format!("TRUNCATE TABLE {t}")).await;
+    index.wait_caught_up(source, id).await;
+    let (code, _, err) = reconstruct(&index, source, &t, &["--as-of", &utc(t1)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("TRUNCATE"), "{err}");
+    assert_eq!(stream.stop().await, 0);
+}
