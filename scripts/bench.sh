@@ -15,7 +15,11 @@
 #   4. read+decode only: `bintrail stream --dry-run` over the backlog, and the peers
 #      mysqlbinlog -v and python-mysql-replication on the same binlog files;
 #   5. peak RSS while streaming ONE transaction of N rows;
-#   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs.
+#   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs;
+#   7. time travel: `bintrail reconstruct` of bench.big (the N rows of step 5) as of right after
+#      its insert, with N/10 changes since (updates, deletes, inserts in 1,000-row transactions),
+#      against `SELECT *` of the same table from the same server; and `bintrail recover` of
+#      those N/10 changes (the time to write the undo script).
 # Prints a markdown table and writes it as JSON to bench/results/<UTC date-time>.json.
 # --server-args adds mysqld arguments to BOTH servers (default: none, i.e. exactly the tests'
 # settings; e.g. --server-args '--innodb-buffer-pool-size=1G' to see the effect of a larger pool).
@@ -217,6 +221,8 @@ src bench -e "SET SESSION cte_max_recursion_depth = $((size + 1));
   SELECT n, n % 100003, 'new', (n % 100000) / 100, TIMESTAMP('2026-11-25 12:00:00') + INTERVAL n MICROSECOND,
          CONCAT('big ', n, ': ', REPEAT(SUBSTRING(SHA2(n, 256), 1, 16), 1 + n % 8)) FROM s"
 big_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+# This source has one server uuid: the insert's own GTID is its last.
+big_last="${big_gtid%%:*}:${big_gtid##*[-:]}"
 "$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
     --server-id 4242 --target-gtid "$big_gtid" --expect-rows "$size" --log "$work/stream-big.log" >"$out/bigtxn.json"
 cat "$out/bigtxn.json" >&2
@@ -225,6 +231,47 @@ log "live lag: $rate rows/s for $duration s"
 "$bench" lag --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
     --server-id 4242 --rate "$rate" --duration "$duration" --log "$work/stream-lag.log" >"$out/lag.json"
 cat "$out/lag.json" >&2
+
+log "time travel: reconstruct bench.big ($size rows) as of $big_last, with $((size / 10)) changes since"
+sleep 1.1
+tt_since=$(src -N -e "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')")
+gen_changes() {
+    local c base
+    echo "SET SESSION cte_max_recursion_depth = 1001;"
+    for ((c = 0; c < size / 10000; c++)); do
+        base=$((c * 10000))
+        echo "UPDATE bench.big SET status = 'undone', amount = amount + 1 WHERE id BETWEEN $((base + 1)) AND $((base + 500));"
+        echo "DELETE FROM bench.big WHERE id BETWEEN $((base + 501)) AND $((base + 800));"
+        echo "INSERT INTO bench.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200)
+  SELECT $((size + c * 200)) + n, n, 'late', 1.00, TIMESTAMP('2026-11-26 12:00:00'), NULL FROM s;"
+    done
+}
+gen_changes | src bench
+tt_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+"$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+    --server-id 4242 --target-gtid "$tt_gtid" --expect-rows $((size / 10)) --log "$work/stream-tt.log" >/dev/null
+t=$(now_ns)
+src -N -B -e 'SELECT * FROM bench.big' >/dev/null
+select_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+t=$(now_ns)
+recon_code=0
+"$bintrail" reconstruct --index-dsn "$index_dsn" --source-dsn "$source_dsn" --ssl-mode disabled \
+    --table bench.big --as-of-gtid "$big_last" --output "$work/big-then.csv" 2>"$work/reconstruct.log" || recon_code=$?
+recon_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+recon_rows=0
+[[ -f $work/big-then.csv ]] && recon_rows=$(($(wc -l <"$work/big-then.csv") - 1))
+t=$(now_ns)
+undo_code=0
+"$bintrail" recover --index-dsn "$index_dsn" --source-dsn "$source_dsn" --ssl-mode disabled \
+    --schema bench --table big --since "$tt_since" --limit "$size" --output "$work/undo.sql" \
+    2>"$work/recover.log" || undo_code=$?
+undo_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+undo_changes=$(grep -c '^-- #' "$work/undo.sql" 2>/dev/null) || true
+undo_changes=${undo_changes:-0}
+printf '{"table_rows": %s, "changes_since": %s, "reconstruct_s": %s, "reconstruct_rows": %s, "reconstruct_exit": %s, "select_s": %s, "undo_s": %s, "undo_changes": %s, "undo_exit": %s}\n' \
+    "$size" "$((size / 10))" "$recon_s" "$recon_rows" "$recon_code" "$select_s" "$undo_s" "$undo_changes" "$undo_code" \
+    >"$out/timetravel.json"
+cat "$out/timetravel.json" >&2
 
 settings() { # <client fn>: the settings that matter for write throughput, as one line
     "$1" -N -e "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_buffer_pool_size',

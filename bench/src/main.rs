@@ -468,6 +468,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     let py = load(dir, "pyrepl");
     let big = load(dir, "bigtxn");
     let lag = load(dir, "lag");
+    let tt = load(dir, "timetravel");
 
     let e2e_rate = f(&e2e["seconds"]).map(|s| n / s);
     let cpu = match (f(&e2e["cpu_user_s"]), f(&e2e["cpu_sys_s"])) {
@@ -598,6 +599,21 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         "".into(),
     );
 
+    let recon_rate = f(&tt["reconstruct_s"]).map(|s| f(&tt["reconstruct_rows"]).unwrap_or(0.0) / s);
+    let select_rate = f(&tt["select_s"]).map(|s| f(&tt["table_rows"]).unwrap_or(0.0) / s);
+    push(
+        "reconstruct rows/s (N-row table, N/10 changes since) vs SELECT *",
+        fmt_num(recon_rate, ""),
+        fmt_num(select_rate, " (SELECT * of the same table, mysql client)"),
+        ratio(recon_rate, select_rate),
+    );
+    push(
+        "recover: writing the undo script of N/10 changes",
+        fmt_num(f(&tt["undo_s"]), " s"),
+        format!("{} changes undone", tt["undo_changes"]),
+        "".into(),
+    );
+
     let mut md = format!(
         "## bintrail benchmark, {} changes ({}), {}\n\n| figure | bintrail | reference | ratio |\n|---|---|---|---|\n",
         n, meta["mix"].as_str().unwrap_or(""), meta["date"].as_str().unwrap_or("")
@@ -617,7 +633,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         .map(|(a, b, c, d)| json!({"figure": a, "bintrail": b, "reference": c, "ratio": d}))
         .collect();
     let out = json!({"meta": meta, "table": table, "raw": {"e2e": e2e, "limit": lim, "established": est,
-        "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag}});
+        "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag, "timetravel": tt}});
     std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
     if m.contains_key("check") {
         check(n, &out)?;
@@ -653,6 +669,21 @@ fn check(n: f64, out: &J) -> Res<()> {
                 raw[what]["exit_code"]
             ));
         }
+    }
+    let tt = &raw["timetravel"];
+    if f(&tt["reconstruct_rows"]) != Some(n) || tt["reconstruct_exit"] != json!(0) {
+        wrong.push(format!(
+            "timetravel: reconstruct exited {} with {} rows, expected {n}",
+            tt["reconstruct_exit"], tt["reconstruct_rows"]
+        ));
+    }
+    if f(&tt["undo_changes"]) != Some(n / 10.0) || tt["undo_exit"] != json!(0) {
+        wrong.push(format!(
+            "timetravel: recover exited {} undoing {} changes, expected {}",
+            tt["undo_exit"],
+            tt["undo_changes"],
+            n / 10.0
+        ));
     }
     if f(&raw["lag"]["rows_measured"]) != f(&raw["lag"]["rows_written"]) {
         wrong.push(format!(

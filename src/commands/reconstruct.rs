@@ -239,12 +239,19 @@ impl RowWriter {
                 }
             }
             ReconstructFormat::Json => {
+                // Keys in the table's column order, as `SELECT *` shows them.
                 for row in self.pending.drain(..) {
-                    let mut m = serde_json::Map::new();
-                    for (c, v) in t.columns.iter().zip(row) {
-                        m.insert(c.name.clone(), v);
+                    let mut line = String::from("{");
+                    for (i, (c, v)) in t.columns.iter().zip(&row).enumerate() {
+                        if i > 0 {
+                            line.push(',');
+                        }
+                        line.push_str(&Value::String(c.name.clone()).to_string());
+                        line.push(':');
+                        line.push_str(&v.to_string());
                     }
-                    writeln!(out, "{}", Value::Object(m))?;
+                    line.push('}');
+                    writeln!(out, "{line}")?;
                 }
             }
             ReconstructFormat::Sql => self.sql(out, o)?,

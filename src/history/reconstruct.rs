@@ -293,88 +293,44 @@ pub async fn reconstruct(
             ..Summary::default()
         };
         let images = Images::new(&table, &name);
-        if keyed {
-            let touched = first_touches(&images, &changes, req.pk.as_deref())?;
-            let live_sql = live_select(&table, &types, req)?;
-            let mut live = src
-                .query_iter(live_sql)
-                .await
-                .map_err(ReconstructError::Source)?;
-            while let Some(row) = live.next().await.map_err(ReconstructError::Source)? {
-                let values = live_row(&table, &types, &name, row)?;
-                let key = images.key(&values);
-                if req
-                    .pk
-                    .as_deref()
-                    .is_some_and(|pk| pk != images.pk_text(&values))
-                {
-                    continue;
-                }
-                if touched.contains_key(&key) {
-                    summary.absent += 1;
-                    continue;
-                }
-                sink(&values).map_err(ReconstructError::Output)?;
-                summary.unchanged += 1;
-            }
-            drop(live);
-            let mut restored: Vec<(&String, &Image)> = touched
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-                .collect();
-            restored.sort_by(|a, b| a.0.cmp(b.0));
-            let restored: Vec<&Image> = restored.into_iter().map(|(_, v)| v).collect();
-            let kept = filter_where(src, &table, req, &restored).await?;
-            for (row, keep) in restored.iter().zip(kept) {
-                if keep {
-                    sink(row).map_err(ReconstructError::Output)?;
-                    summary.restored += 1;
-                }
-            }
+        let mut undo = if keyed {
+            Undo::Keyed(first_touches(&images, &changes, req.pk.as_deref())?)
         } else {
-            let mut delta = net_changes(&images, &changes, &snapshot.lower)?;
-            let live_sql = live_select(&table, &types, req)?;
-            let mut live = src
-                .query_iter(live_sql)
-                .await
-                .map_err(ReconstructError::Source)?;
-            while let Some(row) = live.next().await.map_err(ReconstructError::Source)? {
-                let values = live_row(&table, &types, &name, row)?;
-                let text = images.key(&values);
-                if let Some((_, n)) = delta.get_mut(&text) {
-                    if *n < 0 {
-                        *n += 1;
-                        summary.absent += 1;
-                        continue;
-                    }
-                }
-                sink(&values).map_err(ReconstructError::Output)?;
-                summary.unchanged += 1;
+            Undo::Keyless(net_changes(&images, &changes, &snapshot.lower)?)
+        };
+        let mut live = src
+            .query_iter(live_select(&table, &types, req)?)
+            .await
+            .map_err(ReconstructError::Source)?;
+        while let Some(row) = live.next().await.map_err(ReconstructError::Source)? {
+            let values = live_row(&table, &types, &name, row)?;
+            if req
+                .pk
+                .as_deref()
+                .is_some_and(|pk| pk != images.pk_text(&values))
+            {
+                continue;
             }
-            drop(live);
-            let mut add: Vec<(String, Image, i64)> =
-                delta.into_iter().map(|(k, (v, n))| (k, v, n)).collect();
-            add.sort_by(|a, b| a.0.cmp(&b.0));
-            let candidates: Vec<&Image> = add.iter().filter(|a| a.2 > 0).map(|a| &a.1).collect();
-            let kept = filter_where(src, &table, req, &candidates).await?;
-            let mut kept = kept.into_iter();
-            for (_, row, n) in &add {
-                if *n < 0 && req.where_sql.is_none() {
-                    return Err(ReconstructError::Inconsistent(format!(
-                        "a row changed after the moment is not in the live table: {}",
-                        short(&Value::Array(row.clone()))
-                    )));
-                }
-                if *n > 0 && kept.next().unwrap_or(false) {
-                    for _ in 0..*n {
-                        sink(row).map_err(ReconstructError::Output)?;
-                        summary.restored += 1;
-                    }
-                }
+            if !undo.keeps(&images, &values) {
+                summary.absent += 1;
+                continue;
+            }
+            sink(&values).map_err(ReconstructError::Output)?;
+            summary.unchanged += 1;
+        }
+        drop(live);
+        // With --where, rows the changes removed may simply not have matched it live.
+        let restored = undo.restored(req.where_sql.is_none())?;
+        let restored: Vec<&Image> = restored.iter().collect();
+        let kept = filter_where(src, &table, req, &restored).await?;
+        for (row, keep) in restored.into_iter().zip(kept) {
+            if keep {
+                sink(row).map_err(ReconstructError::Output)?;
+                summary.restored += 1;
             }
         }
         summary.rows = summary.unchanged + summary.restored;
-        Ok(summary)
+        Ok::<_, ReconstructError>(summary)
     }
     .await;
     let _ = src.query_drop("COMMIT").await;
@@ -879,6 +835,66 @@ impl<'a> Images<'a> {
                 self.name,
                 c.event_type.name()
             ))),
+        }
+    }
+}
+
+/// What the changes since the moment say about the live rows.
+enum Undo {
+    /// A table with a key: per key changed since, its state at the moment (`None`: absent).
+    Keyed(HashMap<String, Option<Image>>),
+    /// A table without one: per row text, the row and how many more (or, negative, fewer)
+    /// copies of it the moment had than the snapshot.
+    Keyless(HashMap<String, (Image, i64)>),
+}
+
+impl Undo {
+    /// Whether a live row is as it was at the moment (false: another state replaces it, or it
+    /// did not exist then).
+    fn keeps(&mut self, images: &Images<'_>, row: &[Value]) -> bool {
+        match self {
+            Undo::Keyed(touched) => !touched.contains_key(&images.key(row)),
+            Undo::Keyless(delta) => match delta.get_mut(&images.key(row)) {
+                Some((_, n)) if *n < 0 => {
+                    *n += 1;
+                    false
+                }
+                _ => true,
+            },
+        }
+    }
+
+    /// The rows the moment had that the live table lacks, in key order, each copy once. With
+    /// `complete` (every live row was seen), a row the changes since removed that was not in
+    /// the live table means the index and the table disagree.
+    fn restored(self, complete: bool) -> Result<Vec<Image>, ReconstructError> {
+        match self {
+            Undo::Keyed(touched) => {
+                let mut rows: Vec<(String, Image)> = touched
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(rows.into_iter().map(|(_, v)| v).collect())
+            }
+            Undo::Keyless(delta) => {
+                let mut rows: Vec<(String, Image, i64)> =
+                    delta.into_iter().map(|(k, (v, n))| (k, v, n)).collect();
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut out = Vec::new();
+                for (_, row, n) in rows {
+                    if n < 0 && complete {
+                        return Err(ReconstructError::Inconsistent(format!(
+                            "a row changed after the moment is not in the live table: {}",
+                            short(&Value::Array(row))
+                        )));
+                    }
+                    for _ in 0..n.max(0) {
+                        out.push(row.clone());
+                    }
+                }
+                Ok(out)
+            }
         }
     }
 }
