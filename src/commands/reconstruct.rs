@@ -86,8 +86,8 @@ pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
         let (mut src, info) = open_source(&source, &tls)
             .await
             .map_err(super::open_failure)?;
-        let mut sink = |row: &[Value]| -> std::io::Result<()> {
-            writer.pending.push(row.to_vec());
+        let mut sink = |row: Vec<Value>| -> std::io::Result<()> {
+            writer.pending.push(row);
             Ok(())
         };
         let done =

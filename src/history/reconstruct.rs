@@ -239,7 +239,7 @@ pub async fn reconstruct(
     src: &mut Conn,
     info: &SourceInfo,
     req: &Request,
-    sink: &mut dyn FnMut(&[Value]) -> std::io::Result<()>,
+    sink: &mut dyn FnMut(Image) -> std::io::Result<()>,
     progress: &mut dyn FnMut(String),
 ) -> Result<Outcome, ReconstructError> {
     let name = format!("{}.{}", req.schema, req.table);
@@ -315,14 +315,13 @@ pub async fn reconstruct(
                 summary.absent += 1;
                 continue;
             }
-            sink(&values).map_err(ReconstructError::Output)?;
+            sink(values).map_err(ReconstructError::Output)?;
             summary.unchanged += 1;
         }
         drop(live);
         // With --where, rows the changes removed may simply not have matched it live.
         let restored = undo.restored(req.where_sql.is_none())?;
-        let restored: Vec<&Image> = restored.iter().collect();
-        let kept = filter_where(src, &table, req, &restored).await?;
+        let kept = filter_where(src, &table, req, &restored.iter().collect::<Vec<_>>()).await?;
         for (row, keep) in restored.into_iter().zip(kept) {
             if keep {
                 sink(row).map_err(ReconstructError::Output)?;
@@ -1026,12 +1025,16 @@ fn live_row(
         .zip(types)
         .zip(&t.columns)
         .map(|((v, &ty), col)| {
+            let text;
             let raw = match v {
                 mysql_async::Value::NULL => None,
-                mysql_async::Value::Bytes(b) => Some(b.clone()),
-                other => Some(other.as_sql(true).into_bytes()),
+                mysql_async::Value::Bytes(b) => Some(b.as_slice()),
+                other => {
+                    text = other.as_sql(true);
+                    Some(text.as_bytes())
+                }
             };
-            stored(ty, raw.as_deref()).map_err(|source| ReconstructError::Value {
+            stored(ty, raw).map_err(|source| ReconstructError::Value {
                 table: name.to_string(),
                 column: col.name.clone(),
                 source,
