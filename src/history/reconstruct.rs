@@ -48,6 +48,42 @@ use crate::position::{BinlogPosition, Gtid};
 use crate::source::{self, Flavor, SourceInfo};
 use crate::sql::ident;
 
+/// The first change stamped after a time (`k_time`): (stream_id, time).
+pub const FIRST_AFTER_TIME: &str =
+    "SELECT MIN(event_id) FROM binlog_events WHERE stream_id = ? AND event_timestamp > ?";
+/// A change's GTID (`PRIMARY`): (event_id, stream_id).
+pub const GTID_OF_CHANGE: &str =
+    "SELECT gtid FROM binlog_events WHERE event_id = ? AND stream_id = ?";
+/// A transaction's first change (`k_gtid`): (gtid, stream_id).
+pub const TRANSACTION_START: &str =
+    "SELECT MIN(event_id) FROM binlog_events WHERE gtid = ? AND stream_id = ?";
+/// A transaction's last change and its time (`k_gtid`): (gtid, stream_id).
+pub const TRANSACTION_END: &str =
+    "SELECT MAX(event_id), DATE_FORMAT(MAX(event_timestamp), '%Y-%m-%d %H:%i:%s') \
+     FROM binlog_events WHERE gtid = ? AND stream_id = ?";
+/// Whether the index holds a change of the table before the cut (`k_table_pk` or `PRIMARY`):
+/// (schema, table, stream_id, cut).
+pub const ANY_BEFORE_CUT: &str =
+    "SELECT event_id FROM binlog_events WHERE schema_name = ? AND table_name = ? \
+     AND stream_id = ? AND event_id < ? LIMIT 1";
+/// The stream's last change before the cut (`PRIMARY`): (stream_id, cut).
+pub const LAST_BEFORE_CUT: &str =
+    "SELECT MAX(event_id) FROM binlog_events WHERE stream_id = ? AND event_id < ?";
+/// The table's oldest change (`k_table_pk`): (schema, table, stream_id).
+pub const OLDEST_OF_TABLE: &str =
+    "SELECT DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') FROM binlog_events \
+     WHERE schema_name = ? AND table_name = ? AND stream_id = ?";
+
+/// The table's changes from the cut on (`k_table_pk` or `PRIMARY`): (schema, table,
+/// stream_id, cut).
+pub fn changes_sql() -> String {
+    format!(
+        "SELECT {} FROM binlog_events WHERE schema_name = ? AND table_name = ? AND stream_id = ? \
+         AND event_id >= ? ORDER BY event_id",
+        query::COLUMNS
+    )
+}
+
 /// Which moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -390,10 +426,7 @@ async fn resolve(
     match target {
         Target::Time(t) => {
             let first: Option<(Option<u64>,)> = idx
-                .exec_first(
-                    "SELECT MIN(event_id) FROM binlog_events WHERE stream_id = ? AND event_timestamp > ?",
-                    (stream_id, format_utc(*t)),
-                )
+                .exec_first(FIRST_AFTER_TIME, (stream_id, format_utc(*t)))
                 .await
                 .map_err(ReconstructError::Index)?;
             let Some(first) = first.and_then(|r| r.0) else {
@@ -405,20 +438,14 @@ async fn resolve(
                 });
             };
             let gtid: Option<(Option<String>,)> = idx
-                .exec_first(
-                    "SELECT gtid FROM binlog_events WHERE event_id = ? AND stream_id = ?",
-                    (first, stream_id),
-                )
+                .exec_first(GTID_OF_CHANGE, (first, stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
             let mut cut = first;
             let mut before = format!("change #{first}");
             if let Some(g) = gtid.and_then(|r| r.0) {
                 let start: Option<(Option<u64>,)> = idx
-                    .exec_first(
-                        "SELECT MIN(event_id) FROM binlog_events WHERE gtid = ? AND stream_id = ?",
-                        (g.as_str(), stream_id),
-                    )
+                    .exec_first(TRANSACTION_START, (g.as_str(), stream_id))
                     .await
                     .map_err(ReconstructError::Index)?;
                 cut = start.and_then(|r| r.0).unwrap_or(first).min(first);
@@ -437,11 +464,7 @@ async fn resolve(
         Target::Gtid(g) => {
             let text = g.to_string();
             let row: Option<(Option<u64>, Option<String>)> = idx
-                .exec_first(
-                    "SELECT MAX(event_id), DATE_FORMAT(MAX(event_timestamp), '%Y-%m-%d %H:%i:%s') \
-                     FROM binlog_events WHERE gtid = ? AND stream_id = ?",
-                    (text.as_str(), stream_id),
-                )
+                .exec_first(TRANSACTION_END, (text.as_str(), stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
             match row {
@@ -487,22 +510,14 @@ async fn refuse_too_old(
     table: &str,
 ) -> Result<(), ReconstructError> {
     let before: Option<(u64,)> = idx
-        .exec_first(
-            "SELECT event_id FROM binlog_events WHERE schema_name = ? AND table_name = ? \
-             AND stream_id = ? AND event_id < ? LIMIT 1",
-            (schema, table, m.stream_id, m.cut),
-        )
+        .exec_first(ANY_BEFORE_CUT, (schema, table, m.stream_id, m.cut))
         .await
         .map_err(ReconstructError::Index)?;
     if before.is_some() {
         return Ok(());
     }
     let oldest: Option<(Option<String>,)> = idx
-        .exec_first(
-            "SELECT DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') FROM binlog_events \
-             WHERE schema_name = ? AND table_name = ? AND stream_id = ?",
-            (schema, table, m.stream_id),
-        )
+        .exec_first(OLDEST_OF_TABLE, (schema, table, m.stream_id))
         .await
         .map_err(ReconstructError::Index)?;
     Err(ReconstructError::TooOld {
@@ -528,10 +543,7 @@ async fn refuse_ddl(
     table: &str,
 ) -> Result<(), ReconstructError> {
     let prev: Option<(Option<u64>,)> = idx
-        .exec_first(
-            "SELECT MAX(event_id) FROM binlog_events WHERE stream_id = ? AND event_id < ?",
-            (m.stream_id, m.cut),
-        )
+        .exec_first(LAST_BEFORE_CUT, (m.stream_id, m.cut))
         .await
         .map_err(ReconstructError::Index)?;
     let prev = prev.and_then(|r| r.0).unwrap_or(0);
@@ -687,11 +699,7 @@ async fn changes_after(
     if m.cut == u64::MAX {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {} FROM binlog_events WHERE schema_name = ? AND table_name = ? AND stream_id = ? \
-         AND event_id >= ? ORDER BY event_id",
-        query::COLUMNS
-    );
+    let sql = changes_sql();
     let rows: Vec<Row> = idx
         .exec(sql, (schema, table, m.stream_id, m.cut))
         .await

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use bintrail::change::ChangeKind;
 use bintrail::history::follow::{moves_sql, table_scan_sql, Trail};
 use bintrail::history::query::{select_sql, select_sql_following};
+use bintrail::history::reconstruct as rc;
 use bintrail::history::selection::Selection;
 
 use crate::stream_basic::server_id;
@@ -341,6 +342,73 @@ async fn every_filter_combination_is_answered_through_an_index() {
             "a keyless table's changes from an event on",
             table_scan_sql("s3", "t13", 1, 100),
             &["k_table_pk"][..],
+        ),
+    ]);
+    // reconstruct's lookups.
+    let gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:77";
+    let v = |items: Vec<mysql_async::Value>| items;
+    let ts = bintrail::history::time::format_utc(now - 3_600);
+    statements.extend([
+        (
+            "reconstruct: first change after a time",
+            (
+                rc::FIRST_AFTER_TIME.to_string(),
+                v(vec![2.into(), ts.as_str().into()]),
+            ),
+            &["k_time"][..],
+        ),
+        (
+            "reconstruct: a change's GTID",
+            (rc::GTID_OF_CHANGE.to_string(), v(vec![5.into(), 2.into()])),
+            &["PRIMARY", "uk_change"][..],
+        ),
+        (
+            "reconstruct: a transaction's start",
+            (
+                rc::TRANSACTION_START.to_string(),
+                v(vec![gtid.into(), 2.into()]),
+            ),
+            &["k_gtid"][..],
+        ),
+        (
+            "reconstruct: a transaction's end",
+            (
+                rc::TRANSACTION_END.to_string(),
+                v(vec![gtid.into(), 2.into()]),
+            ),
+            &["k_gtid"][..],
+        ),
+        (
+            "reconstruct: a change of the table before the cut",
+            (
+                rc::ANY_BEFORE_CUT.to_string(),
+                v(vec!["s3".into(), "t13".into(), 2.into(), 5_000.into()]),
+            ),
+            &["k_table_pk", "PRIMARY", "uk_change"][..],
+        ),
+        (
+            "reconstruct: the last change before the cut",
+            (
+                rc::LAST_BEFORE_CUT.to_string(),
+                v(vec![2.into(), 5_000.into()]),
+            ),
+            &["PRIMARY", "uk_change"][..],
+        ),
+        (
+            "reconstruct: the table's oldest change",
+            (
+                rc::OLDEST_OF_TABLE.to_string(),
+                v(vec!["s3".into(), "t13".into(), 2.into()]),
+            ),
+            &["k_table_pk"][..],
+        ),
+        (
+            "reconstruct: the table's changes from the cut",
+            (
+                rc::changes_sql(),
+                v(vec!["s3".into(), "t13".into(), 2.into(), 5_000.into()]),
+            ),
+            &["k_table_pk", "PRIMARY", "uk_change"][..],
         ),
     ]);
     let mut conn = index.conn().await;
