@@ -44,7 +44,7 @@ use super::time::{format_utc, parse_utc};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
 use crate::encoding::{key_text, literal, LiteralError, SqlType};
-use crate::position::{BinlogPosition, Gtid};
+use crate::position::{BinlogPosition, Gtid, ResumePoint};
 use crate::source::{self, Flavor, SourceInfo};
 use crate::sql::ident;
 
@@ -471,14 +471,120 @@ async fn resolve(
                 Some((Some(last), Some(ts))) => Ok(Moment {
                     stream_id,
                     cut: last + 1,
-                    description: format!("right after transaction {text} (change #{last}, {ts} UTC)"),
+                    description: format!(
+                        "right after transaction {text} (change #{last}, {ts} UTC)"
+                    ),
                     time: parse_utc(&ts).unwrap_or(0),
                 }),
-                _ => Err(ReconstructError::Moment(format!(
-                    "--as-of-gtid {text}: stream {stream_id} indexed no change of that transaction (it changed no indexed table, is not indexed yet, or is another source's); name a transaction that changed indexed rows, or use --as-of TIME"
-                ))),
+                _ => after_rowless(idx, stream_id, g).await,
             }
         }
+    }
+}
+
+/// Successors of a GTID probed per query, and at most this many queries.
+const PROBE_BATCH: u64 = 1_000;
+const PROBE_BATCHES: u64 = 100;
+
+/// The moment right after a transaction that changed no indexed row (a filtered table, or no
+/// row at all): right before the next transaction of the same origin that did. The stream must
+/// have indexed it (its checkpoint's GTID set holds it). Transactions of one origin commit in
+/// the order of their numbers, so the first later one found is the next in commit order.
+async fn after_rowless(
+    idx: &mut Conn,
+    stream_id: u32,
+    g: &Gtid,
+) -> Result<Moment, ReconstructError> {
+    let text = g.to_string();
+    let state = crate::index::state::load(idx, stream_id)
+        .await
+        .map_err(|e| ReconstructError::Stream(e.to_string()))?
+        .ok_or_else(|| ReconstructError::Stream(format!("stream {stream_id} has no state")))?;
+    let indexed = match &state.checkpoint.resume {
+        ResumePoint::Gtid(set) if set.contains(g) => set.clone(),
+        ResumePoint::Gtid(_) => {
+            return Err(ReconstructError::Moment(format!(
+                "--as-of-gtid {text}: stream {stream_id} has not indexed that transaction (not yet, or it is another source's); wait for the stream, or check the GTID"
+            )))
+        }
+        ResumePoint::Position(_) => {
+            return Err(ReconstructError::Moment(format!(
+                "--as-of-gtid {text}: stream {stream_id} runs in position mode and indexed no change of that transaction; use --as-of TIME"
+            )))
+        }
+    };
+    for batch in 0..PROBE_BATCHES {
+        let later: Vec<Gtid> = (1..=PROBE_BATCH)
+            .map(|k| successor(g, batch * PROBE_BATCH + k))
+            .take_while(|n| indexed.contains(n))
+            .collect();
+        if later.is_empty() {
+            break;
+        }
+        let list = vec!["?"; later.len()].join(", ");
+        let mut params: Vec<mysql_async::Value> = vec![stream_id.into()];
+        params.extend(later.iter().map(|n| n.to_string().into()));
+        let row: Option<(Option<u64>, Option<String>)> = idx
+            .exec_first(
+                format!(
+                    "SELECT MIN(event_id), DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') \
+                     FROM binlog_events WHERE stream_id = ? AND gtid IN ({list})"
+                ),
+                params,
+            )
+            .await
+            .map_err(ReconstructError::Index)?;
+        if let Some((Some(first), Some(ts))) = row {
+            return Ok(Moment {
+                stream_id,
+                cut: first,
+                description: format!(
+                    "right after transaction {text}, which changed no indexed row (before change #{first}, {ts} UTC)"
+                ),
+                // When that transaction committed is unknown: any gap may lie after it.
+                time: 0,
+            });
+        }
+        if (later.len() as u64) < PROBE_BATCH {
+            break;
+        }
+    }
+    let origins = match &indexed {
+        crate::position::GtidSet::Mysql(m) => m.len(),
+        crate::position::GtidSet::Mariadb(m) => m.len(),
+    };
+    if origins > 1 {
+        return Err(ReconstructError::Moment(format!(
+            "--as-of-gtid {text}: that transaction changed no indexed row, and no later transaction of its origin did; with {origins} origins in the stream's history its place among the others is unknown. Name a transaction that changed indexed rows, or use --as-of TIME"
+        )));
+    }
+    Ok(Moment {
+        stream_id,
+        cut: u64::MAX,
+        description: format!(
+            "right after transaction {text}, which changed no indexed row (none has been changed since)"
+        ),
+        time: 0,
+    })
+}
+
+/// The `k`-th transaction of the same origin after `g`.
+fn successor(g: &Gtid, k: u64) -> Gtid {
+    match g {
+        Gtid::Mysql { uuid, tag, gno } => Gtid::Mysql {
+            uuid: *uuid,
+            tag: tag.clone(),
+            gno: gno + k,
+        },
+        Gtid::Mariadb {
+            domain,
+            server,
+            seq,
+        } => Gtid::Mariadb {
+            domain: *domain,
+            server: *server,
+            seq: seq + k,
+        },
     }
 }
 
