@@ -82,6 +82,7 @@ use crate::source::schema::{ColumnSpec, TableSpec};
 use cursor::{Cursor, Fault};
 
 pub(crate) use text::{is_latin1_collation, latin1_to_string};
+pub use text::base64;
 
 /// One changed row: the image before and/or after the change.
 #[derive(Debug, Clone, PartialEq)]
