@@ -620,6 +620,11 @@ pub struct RecoverCmd {
     /// of a transaction restores a state that never existed; the script notes which)
     #[arg(long)]
     pub allow_partial_transactions: bool,
+
+    /// Restore deleted rows even when columns of theirs were masked, truncated or excluded at
+    /// capture: those columns get their defaults (the script lists them)
+    #[arg(long)]
+    pub restore_with_defaults: bool,
 }
 
 /// `reconstruct --format` values.

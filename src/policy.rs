@@ -281,6 +281,32 @@ impl Policy {
         })
     }
 
+    /// The rules of a [`Policy::canonical`] text as `capture_policies` holds it (without the
+    /// key: such a policy can tell which columns were policed, not mask). Lines that do not
+    /// parse are skipped.
+    pub fn from_canonical(text: &str) -> Policy {
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            let rule = match line.split_once(' ') {
+                Some(("exclude", p)) => ColumnPattern::parse("", p).map(|p| (p, Action::Exclude)),
+                Some(("mask", p)) => ColumnPattern::parse("", p).map(|p| (p, Action::Mask)),
+                Some(("truncate", p)) => truncate_rules(Some(p)).map(|mut r| r.remove(0)),
+                _ => continue,
+            };
+            rules.extend(rule.ok());
+        }
+        Policy { rules, key: None }
+    }
+
+    /// What the policy does to a column: its strongest matching rule.
+    pub fn action(&self, schema: &str, table: &str, column: &str) -> Option<Action> {
+        self.rules
+            .iter()
+            .filter(|(p, _)| p.matches(schema, table, column))
+            .map(|(_, a)| *a)
+            .min()
+    }
+
     /// No pattern given: every value is kept as it is.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
@@ -758,6 +784,16 @@ mod tests {
         .unwrap();
         assert_ne!(a.fingerprint(), other_key.fingerprint());
         assert_eq!(Policy::default().fingerprint(), 0);
+    }
+
+    #[test]
+    fn the_canonical_text_parses_back_into_the_same_rules() {
+        let p = Policy::new(args("a.*.c", "x.y.z", "*.t.u:7")).unwrap();
+        let back = Policy::from_canonical(&p.canonical());
+        assert_eq!(back.rules, p.rules);
+        assert_eq!(back.action("a", "q", "c"), Some(Action::Exclude));
+        assert_eq!(back.action("s", "t", "u"), Some(Action::Truncate(7)));
+        assert_eq!(back.action("s", "t", "v"), None);
     }
 
     #[test]

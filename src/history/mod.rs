@@ -21,6 +21,7 @@ pub mod follow;
 pub mod live;
 pub mod query;
 pub mod reconstruct;
+pub mod policed;
 pub mod recover;
 pub mod reversal;
 pub mod rotate;

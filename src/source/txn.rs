@@ -42,7 +42,7 @@ use crate::filter::Filter;
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
 use crate::source::ddl_names::{ddl_names, Parsed};
 use crate::source::mariadb;
-use crate::policy::{Policed, Policy, PolicyError};
+use crate::policy::{ColumnAction, Policed, Policy, PolicyError};
 use crate::source::schema::{schema_version, TableSpec};
 
 /// Kept changes plus the checkpoint that holds once they are written.
@@ -795,7 +795,7 @@ impl Assembler {
         let (spec, version, policed) = cached.spec.clone().expect("spec resolved above");
         let mut pairs = encoding::decode_rows(&spec, &rows).map_err(|source| TxnError::Decode {
             position: here.clone(),
-            source: Box::new(source),
+            source: Box::new(withhold(source, &spec, policed.as_deref())),
         })?;
         // The policy is applied before anything (key, changed columns, JSON, errors) reads an
         // image; from here on the table is the policed one.
@@ -928,6 +928,33 @@ impl Assembler {
             xa: txn.and_then(|t| t.xa).map(|xid| XaPart { xid, decision }),
             ddl: Vec::new(),
         })
+    }
+}
+
+/// A decode error about a column under the privacy policy without its detail: the detail of
+/// an invalid value (a partial JSON update's path, say) may quote the data.
+fn withhold(
+    e: encoding::DecodeError,
+    spec: &TableSpec,
+    policed: Option<&Policed>,
+) -> encoding::DecodeError {
+    match (e, policed) {
+        (encoding::DecodeError::InvalidValue { schema, table, column, row, .. }, Some(p))
+            if spec
+                .columns
+                .iter()
+                .zip(&p.actions)
+                .any(|(c, a)| c.name == column && *a != ColumnAction::Keep) =>
+        {
+            encoding::DecodeError::InvalidValue {
+                schema,
+                table,
+                column,
+                row,
+                detail: "the detail is withheld: the column is under the capture policy".into(),
+            }
+        }
+        (e, _) => e,
     }
 }
 
