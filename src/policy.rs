@@ -567,13 +567,15 @@ fn truncate_rules(text: Option<&str>) -> Result<Vec<(ColumnPattern, Action)>, Po
     for item in list(text) {
         match item.rsplit_once(':') {
             Some((p, n)) => {
-                let n: usize = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    PolicyError::Pattern {
-                        flag: FLAG,
-                        pattern: item.to_string(),
-                        problem: "the length after : must be a whole number of at least 1",
-                    }
-                })?;
+                let n: usize =
+                    n.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| PolicyError::Pattern {
+                            flag: FLAG,
+                            pattern: item.to_string(),
+                            problem: "the length after : must be a whole number of at least 1",
+                        })?;
                 waiting.push(ColumnPattern::parse(FLAG, p)?);
                 rules.extend(waiting.drain(..).map(|p| (p, Action::Truncate(n))));
             }
@@ -685,7 +687,12 @@ mod tests {
 
     #[test]
     fn excluded_columns_leave_the_image_and_the_key_follows_its_column() {
-        let policy = Policy::new(args("app.users.password", "app.*.email", "*.*.bio:3,app.users.avatar:2")).unwrap();
+        let policy = Policy::new(args(
+            "app.users.password",
+            "app.*.email",
+            "*.*.bio:3,app.users.avatar:2",
+        ))
+        .unwrap();
         let mut spec = users();
         spec.primary_key = vec![2];
         let policed = policy.for_table(&spec).unwrap().unwrap();
@@ -733,12 +740,16 @@ mod tests {
     fn a_key_column_cannot_be_excluded() {
         let policy = Policy::new(args("app.users.*", "", "")).unwrap();
         let err = policy.for_table(&users()).unwrap_err();
-        assert!(err.to_string().contains("app.users.email is a key column"), "{err}");
+        assert!(
+            err.to_string().contains("app.users.email is a key column"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_strongest_action_wins_and_untouched_tables_are_not_policed() {
-        let policy = Policy::new(args("app.users.bio", "app.users.bio", "app.users.bio:1")).unwrap();
+        let policy =
+            Policy::new(args("app.users.bio", "app.users.bio", "app.users.bio:1")).unwrap();
         let policed = policy.for_table(&users()).unwrap().unwrap();
         assert_eq!(policed.actions[2], ColumnAction::Drop);
         let mut other = users();

@@ -81,8 +81,8 @@ use serde_json::{Map, Value};
 use crate::source::schema::{ColumnSpec, TableSpec};
 use cursor::{Cursor, Fault};
 
-pub(crate) use text::{is_latin1_collation, latin1_to_string};
 pub use text::base64;
+pub(crate) use text::{is_latin1_collation, latin1_to_string};
 
 /// One changed row: the image before and/or after the change.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,9 +19,9 @@
 pub mod ddl;
 pub mod follow;
 pub mod live;
+pub mod policed;
 pub mod query;
 pub mod reconstruct;
-pub mod policed;
 pub mod recover;
 pub mod reversal;
 pub mod rotate;

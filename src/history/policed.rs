@@ -46,7 +46,10 @@ impl Policed {
 
 /// Reads the policy of each of `changes` from the index. An index written before policies
 /// existed (no `policy_version` column, no `capture_policies` table) has none.
-pub async fn load(index: &mut Conn, changes: &[StoredChange]) -> Result<Policed, mysql_async::Error> {
+pub async fn load(
+    index: &mut Conn,
+    changes: &[StoredChange],
+) -> Result<Policed, mysql_async::Error> {
     let mut by_event = BTreeMap::new();
     for chunk in changes.chunks(1000) {
         let ids: Vec<String> = chunk.iter().map(|c| c.event_id.to_string()).collect();
@@ -72,7 +75,10 @@ pub async fn load(index: &mut Conn, changes: &[StoredChange]) -> Result<Policed,
 
 /// `c` without the values of `columns` in its images (the stored ones are not the real ones).
 pub fn strip(c: &mut StoredChange, columns: &[(String, Action)]) {
-    for image in [c.row_before.as_mut(), c.row_after.as_mut()].into_iter().flatten() {
+    for image in [c.row_before.as_mut(), c.row_after.as_mut()]
+        .into_iter()
+        .flatten()
+    {
         for (name, _) in columns {
             image.remove(name);
         }

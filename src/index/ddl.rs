@@ -601,8 +601,16 @@ pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlErro
 /// both change tables (existing changes were captured without a policy: 0).
 const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     (XA_PREPARED, "pk_before", "MEDIUMTEXT NULL"),
-    (BINLOG_EVENTS, "policy_version", "INT UNSIGNED NOT NULL DEFAULT 0"),
-    (XA_PREPARED, "policy_version", "INT UNSIGNED NOT NULL DEFAULT 0"),
+    (
+        BINLOG_EVENTS,
+        "policy_version",
+        "INT UNSIGNED NOT NULL DEFAULT 0",
+    ),
+    (
+        XA_PREPARED,
+        "policy_version",
+        "INT UNSIGNED NOT NULL DEFAULT 0",
+    ),
 ];
 
 /// Adds the [`ADDED_COLUMNS`] a table lacks (appended: an instant change on both servers).

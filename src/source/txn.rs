@@ -39,10 +39,10 @@ use mysql_common::binlog::events::{
 use crate::change::{Change, ChangeKind, DdlKind, DdlRecord, XaPart};
 use crate::encoding;
 use crate::filter::Filter;
+use crate::policy::{ColumnAction, Policed, Policy, PolicyError};
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
 use crate::source::ddl_names::{ddl_names, Parsed};
 use crate::source::mariadb;
-use crate::policy::{ColumnAction, Policed, Policy, PolicyError};
 use crate::source::schema::{schema_version, TableSpec};
 
 /// Kept changes plus the checkpoint that holds once they are written.
@@ -939,12 +939,20 @@ fn withhold(
     policed: Option<&Policed>,
 ) -> encoding::DecodeError {
     match (e, policed) {
-        (encoding::DecodeError::InvalidValue { schema, table, column, row, .. }, Some(p))
-            if spec
-                .columns
-                .iter()
-                .zip(&p.actions)
-                .any(|(c, a)| c.name == column && *a != ColumnAction::Keep) =>
+        (
+            encoding::DecodeError::InvalidValue {
+                schema,
+                table,
+                column,
+                row,
+                ..
+            },
+            Some(p),
+        ) if spec
+            .columns
+            .iter()
+            .zip(&p.actions)
+            .any(|(c, a)| c.name == column && *a != ColumnAction::Keep) =>
         {
             encoding::DecodeError::InvalidValue {
                 schema,
