@@ -11,6 +11,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use crate::metrics::{http_get, metrics_addr};
+use crate::recover::{source_clock, utc, wait_for_next_second};
 use crate::service::ServiceStream;
 use crate::stream_basic::server_id;
 use crate::support::stream::{start_here, Index, Stream};
@@ -128,8 +129,17 @@ async fn policed_columns_never_reach_the_index_logs_metrics_or_dry_run() {
         .exec(&format!(
             "INSERT INTO {db}.accounts (id, email, pw, bio, doc, note) VALUES \
                (1, '{s}mail1', '{s}pw1', 'abcd{s}bio1', '{doc}', 'n1'), \
-               (2, '{s}mail2', '{s}pw2', 'wxyz{s}bio2', NULL, 'n2'); \
-             UPDATE {db}.accounts SET email = '{s}mail1b', pw = '{s}pw1b', bio = 'efgh{s}bio1b', \
+               (2, '{s}mail2', '{s}pw2', 'wxyz{s}bio2', NULL, 'n2')"
+        ))
+        .await;
+    // A second boundary, for reconstruct --as-of between the inserts and the rest.
+    let t0 = source_clock(source).await;
+    wait_for_next_second(source, t0).await;
+    let t1 = source_clock(source).await;
+    wait_for_next_second(source, t1).await;
+    source
+        .exec(&format!(
+            "UPDATE {db}.accounts SET email = '{s}mail1b', pw = '{s}pw1b', bio = 'efgh{s}bio1b', \
                note = 'n1b' WHERE id = 1; \
              DELETE FROM {db}.accounts WHERE id = 2; \
              INSERT INTO {db}.tokens VALUES ('{s}tok1', 1), ('{s}tok2', 2); \
@@ -279,6 +289,29 @@ async fn policed_columns_never_reach_the_index_logs_metrics_or_dry_run() {
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("key column(s) token (masked)"), "{err}");
     assert_clean("recover's output", &(sql + &err), &s);
+
+    // reconstruct does not output masked or cut values as the state of the moment.
+    let out = bintrail(&[
+        "reconstruct",
+        "--index-dsn",
+        &index_dsn,
+        "--source-dsn",
+        &source_dsn,
+        "--table",
+        &format!("{db}.accounts"),
+        "--as-of",
+        &utc(t1),
+        "--format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("captured under a privacy policy"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // status lists the policy in force, the key by its id only.
     let out = bintrail(&["status", "--index-dsn", &index.dsn()]);
