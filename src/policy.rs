@@ -807,6 +807,30 @@ mod tests {
         assert_eq!(back.action("s", "t", "v"), None);
     }
 
+    /// The figures of README's "Keeping personal data out".
+    #[test]
+    fn the_readme_example_is_what_the_code_computes() {
+        let p = Policy::new(PolicyArgs {
+            exclude: Some("shop.customers.password_hash,shop.*.national_id".into()),
+            mask: Some("shop.customers.email,shop.payments.card".into()),
+            truncate: Some("shop.customers.notes:20".into()),
+            key: Some("k".repeat(32)),
+            key_file: None,
+        })
+        .unwrap();
+        assert_eq!(
+            p.canonical(),
+            "exclude shop.*.national_id\nmask shop.customers.email\n\
+             truncate shop.customers.notes:20\nexclude shop.customers.password_hash\n\
+             mask shop.payments.card\nkey c4797566e46e1713\n"
+        );
+        assert_eq!(p.fingerprint(), 2857494069);
+        assert_eq!(
+            p.mask_text("alice@example.com").unwrap(),
+            "hmac:0d8b3da1ccc85d32dd2c1a1863a4bd48217a82e7eeab7033dd57fe32f560c133"
+        );
+    }
+
     #[test]
     fn unmatched_patterns_are_named() {
         let p = Policy::new(args("app.users.bio", "", "app.*.nope:4")).unwrap();

@@ -424,3 +424,53 @@ fn masking_without_a_key_and_a_bad_pattern_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--exclude-columns 'a.b'"));
 }
+
+#[test]
+fn service_install_carries_the_policy_and_the_key_file_path_not_the_key() {
+    let root = temp_dir("privacy-svc");
+    let key = root.join("mask.key");
+    std::fs::write(&key, "SECRET-KEY-OF-MORE-THAN-16-BYTES").unwrap();
+    let out = bintrail(&[
+        "service",
+        "install",
+        "--server-id",
+        "77",
+        "--source-dsn",
+        "mysql://repl@db1.example.com:3306/",
+        "--index-dsn",
+        "mysql://idx@index.example.com:3306/bintrail_index",
+        "--root",
+        root.to_str().unwrap(),
+        "--exec",
+        env!("CARGO_BIN_EXE_bintrail"),
+        "--exclude-columns",
+        "shop.customers.pw",
+        "--mask-columns",
+        "shop.customers.email",
+        "--truncate-columns",
+        "shop.customers.notes:20",
+        "--mask-key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = std::fs::read_to_string(root.join("etc/bintrail/stream-77.env")).unwrap();
+    for line in [
+        "BINTRAIL_EXCLUDE_COLUMNS=\"shop.customers.pw\"",
+        "BINTRAIL_MASK_COLUMNS=\"shop.customers.email\"",
+        "BINTRAIL_TRUNCATE_COLUMNS=\"shop.customers.notes:20\"",
+        &format!(
+            "BINTRAIL_MASK_KEY_FILE=\"{}\"",
+            key.canonicalize().unwrap().display()
+        ),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} in:\n{env}");
+    }
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/bintrail-stream-77.service"))
+        .unwrap();
+    assert!(!env.contains("SECRET-KEY") && !unit.contains("SECRET-KEY"));
+}
