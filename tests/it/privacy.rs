@@ -474,3 +474,67 @@ fn service_install_carries_the_policy_and_the_key_file_path_not_the_key() {
         .unwrap();
     assert!(!env.contains("SECRET-KEY") && !unit.contains("SECRET-KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_stops_the_stream_without_its_values() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let index = Index::new();
+    let db = unique("prvbad");
+    let s = unique("SNTL");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; \
+             CREATE TABLE {db}.t (id INT PRIMARY KEY, email VARCHAR(100), pw VARCHAR(100))"
+        ))
+        .await;
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend([
+        "--schemas".into(),
+        db.clone(),
+        "--exclude-columns".into(),
+        format!("{db}.t.pw"),
+        "--mask-columns".into(),
+        format!("{db}.t.email"),
+    ]);
+    let stream = ServiceStream::start(
+        &source.dsn(None),
+        &index.dsn(),
+        server_id(),
+        &flags.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[(
+            "BINTRAIL_MASK_KEY",
+            "a key given in the environment".to_string(),
+        )],
+    );
+    // A row image that leaves columns out: the decoder refuses it (exit 3).
+    source
+        .exec(&format!(
+            "INSERT INTO {db}.t VALUES (1, '{s}mail1', '{s}pw1'); \
+             SET SESSION binlog_row_image = MINIMAL; \
+             UPDATE {db}.t SET email = '{s}mail2', pw = '{s}pw2' WHERE id = 1"
+        ))
+        .await;
+    let log_path = stream.log_path();
+    let log = wait_until(
+        Duration::from_secs(60),
+        "the stream to refuse the row",
+        || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            async move {
+                if log.contains("partial row image") {
+                    Ok(log)
+                } else {
+                    Err(log)
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        log.contains(&format!("{db}.t")),
+        "the error names the table: {log}"
+    );
+    assert_clean("the log of a refused row", &log, &s);
+    stream.stop().await;
+    assert_clean("the index database", &dump(&index).await, &s);
+}
