@@ -78,14 +78,23 @@ async fn images(index: &Index, table: &str) -> Vec<(Value, Value, Value)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policed_columns_never_reach_the_index_logs_metrics_or_dry_run() {
+async fn mysql_policed_columns_never_reach_the_index_logs_metrics_or_dry_run() {
+    policed_everywhere(Flavor::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_policed_columns_never_reach_the_index_logs_metrics_or_dry_run() {
+    policed_everywhere(Flavor::Mariadb).await;
+}
+
+async fn policed_everywhere(flavor: Flavor) {
     // An index server of its own with a 1 MiB packet, so that one row can be made oversize.
     let index_server = TestServer::start(
         Flavor::Mysql,
         &["--skip-log-bin", "--max-allowed-packet=1M"],
     );
     let index = Index::on(&index_server);
-    let source = TestServer::shared(Flavor::Mysql);
+    let source = TestServer::shared(flavor);
     let db = unique("prv");
     let s = unique("SNTL");
     source
