@@ -547,3 +547,59 @@ async fn a_bad_row_stops_the_stream_without_its_values() {
     stream.stop().await;
     assert_clean("the index database", &dump(&index).await, &s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_from_before_policies_gets_policy_version_and_capture_policies() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let index = Index::new();
+    {
+        let mut conn = index.conn().await;
+        conn.query_drop(
+            "ALTER TABLE binlog_events DROP COLUMN policy_version; \
+             ALTER TABLE xa_prepared DROP COLUMN policy_version; \
+             DROP TABLE capture_policies",
+        )
+        .await
+        .unwrap();
+        conn.disconnect().await.ok();
+    }
+    let db = unique("prvold");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, note TEXT)"
+        ))
+        .await;
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend([
+        "--schemas".into(),
+        db.clone(),
+        "--truncate-columns".into(),
+        format!("{db}.t.note:2"),
+    ]);
+    let id = server_id();
+    let stream = Stream::start(source, &index, id, &flags);
+    source
+        .exec(&format!("INSERT INTO {db}.t VALUES (1, 'abcdef')"))
+        .await;
+    index.wait_caught_up(source, id).await;
+    let mut conn = index.conn().await;
+    let stored: Vec<(u32, String)> = conn
+        .query("SELECT policy_version, row_after FROM binlog_events")
+        .await
+        .unwrap();
+    let policies: Vec<(u32, String)> = conn
+        .query("SELECT policy_version, policy FROM capture_policies")
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!(
+        policies,
+        vec![(stored[0].0, format!("truncate {db}.t.note:2\n"))]
+    );
+    assert_ne!(stored[0].0, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored[0].1).unwrap(),
+        json!({"id": 1, "note": "ab"})
+    );
+    stream.stop().await;
+}
