@@ -47,6 +47,13 @@
 //! `pk_before` column) from `init` or on the stream's start; key changes indexed before then
 //! have no row here.
 //!
+//! # `capture_policies` and `policy_version`
+//! Every change carries the fingerprint of the privacy policy its images were policed by
+//! (`policy`; 0: none), and `capture_policies` holds each stream's policies (canonical text, the
+//! mask key by its id only; first and last start under it), written when the stream starts, so
+//! `status` can show since when a column is masked. An index created before them gets both on
+//! the stream's start ([`ensure_ready`]); its earlier changes have `policy_version` 0.
+//!
 //! # Bytes per change
 //! Disk is paid for every day of retention, so nothing is stored twice: `pk_hash` keeps its
 //! established meaning (`SHA2(pk_values, 256)`) but is VIRTUAL, computed when read, and
