@@ -74,6 +74,8 @@ pub struct Change {
     pub row_after: Option<String>,
     /// Fingerprint of the table's column list at the time of the change.
     pub schema_version: u32,
+    /// Fingerprint of the capture policy the images were policed by (`policy::Policy`); 0: none.
+    pub policy_version: u32,
 }
 
 impl Change {

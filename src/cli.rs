@@ -8,6 +8,7 @@ use bintrail::config::{self, TlsArgs as RawTls};
 use bintrail::config::{ConfigError, IndexConfig, LogFormat, OnGap, StreamArgs};
 use bintrail::dsn::Dsn;
 use bintrail::index::ddl::Compression;
+use bintrail::policy::PolicyArgs;
 use bintrail::tls::{SslMode, TlsConfig};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -83,6 +84,12 @@ table you name with --into, to load the old state beside the live one and compar
 
     /// Drop expired hours of binlog_events and add partitions ahead (retention).
     Rotate(RotateCmd),
+
+    /// Print the stored form of a value of a masked column, to look it up with `query`.
+    #[command(
+        long_about = "Prints \"hmac:<hex>\", the form in which a stream with --mask-columns stores VALUE: the HMAC-SHA-256 under the same mask key (BINTRAIL_MASK_KEY or --mask-key-file) of the value's stored-form text (strings as they are, numbers as JSON prints them, binary data as its base64, JSON documents as compact JSON). Use it to find rows by a masked value, e.g. `bintrail query --table app.users --pk \"$(bintrail mask --mask-key-file k alice@example.com)\"`; for a key of several columns, join the parts with |."
+    )]
+    Mask(MaskCmd),
 
     /// Set up streams as systemd services.
     #[command(subcommand)]
@@ -288,6 +295,9 @@ pub struct StreamCmd {
     #[arg(long, env = "BINTRAIL_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
+    #[command(flatten)]
+    pub policy: PolicyFlags,
+
     /// Write nothing: read and decode from where this stream would start (its checkpoint, else
     /// the start flags, else the oldest binlog on the source) to the source's current end,
     /// print what would be indexed per table and how fast it decoded, and exit
@@ -326,6 +336,44 @@ impl StreamCmd {
             start_pos: self.start_pos,
             start_gtid: self.start_gtid,
             on_gap: self.on_gap,
+            policy: self.policy.into_args(),
+        }
+    }
+}
+
+/// The privacy-at-capture flags of `stream` (see README "Keeping personal data out").
+#[derive(Debug, Args)]
+pub struct PolicyFlags {
+    /// Columns never captured, as schema.table.column (* for a whole part), comma-separated:
+    /// absent from both images and from changed_columns; key columns cannot be excluded
+    #[arg(long, env = "BINTRAIL_EXCLUDE_COLUMNS", value_name = "LIST")]
+    pub exclude_columns: Option<String>,
+
+    /// Columns stored as "hmac:<hex>", the HMAC-SHA-256 of the value under the mask key: equal
+    /// values stay equal and can be looked up with `bintrail mask`, nothing can be read back
+    #[arg(long, env = "BINTRAIL_MASK_COLUMNS", value_name = "LIST")]
+    pub mask_columns: Option<String>,
+
+    /// Columns cut to N characters (text) or N bytes (binary), as schema.table.column:N,
+    /// comma-separated (an item without :N takes the next item's N)
+    #[arg(long, env = "BINTRAIL_TRUNCATE_COLUMNS", value_name = "LIST:N")]
+    pub truncate_columns: Option<String>,
+
+    /// File holding the mask key (at least 16 bytes; a trailing newline is ignored); or set
+    /// BINTRAIL_MASK_KEY
+    #[arg(long, env = "BINTRAIL_MASK_KEY_FILE", value_name = "FILE")]
+    pub mask_key_file: Option<PathBuf>,
+}
+
+impl PolicyFlags {
+    /// The raw values for `Policy::new`, the key from `BINTRAIL_MASK_KEY` when set.
+    pub fn into_args(self) -> PolicyArgs {
+        PolicyArgs {
+            exclude: self.exclude_columns,
+            mask: self.mask_columns,
+            truncate: self.truncate_columns,
+            key: std::env::var("BINTRAIL_MASK_KEY").ok(),
+            key_file: self.mask_key_file,
         }
     }
 }
@@ -572,6 +620,11 @@ pub struct RecoverCmd {
     /// of a transaction restores a state that never existed; the script notes which)
     #[arg(long)]
     pub allow_partial_transactions: bool,
+
+    /// Restore deleted rows even when columns of theirs were masked, truncated or excluded at
+    /// capture: those columns get their defaults (the script lists them)
+    #[arg(long)]
+    pub restore_with_defaults: bool,
 }
 
 /// `reconstruct --format` values.
@@ -645,6 +698,29 @@ pub struct ReconstructCmd {
     /// How long to wait for the stream to index what the source's snapshot holds (e.g. 60s, 5m)
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub wait: String,
+}
+
+/// The `mask` flags.
+#[derive(Debug, Args)]
+pub struct MaskCmd {
+    /// The value as the unmasked index would hold it (its stored-form text)
+    #[arg(value_name = "VALUE")]
+    pub value: String,
+
+    /// File holding the mask key, as given to the stream; or set BINTRAIL_MASK_KEY
+    #[arg(long, env = "BINTRAIL_MASK_KEY_FILE", value_name = "FILE")]
+    pub mask_key_file: Option<PathBuf>,
+}
+
+impl MaskCmd {
+    /// The key flags as `PolicyArgs` (no patterns).
+    pub fn key_args(&self) -> PolicyArgs {
+        PolicyArgs {
+            key: std::env::var("BINTRAIL_MASK_KEY").ok(),
+            key_file: self.mask_key_file.clone(),
+            ..PolicyArgs::default()
+        }
+    }
 }
 
 /// The `rotate` flags.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::dsn::{Dsn, DsnError, Secret};
 use crate::filter::{Filter, FilterError};
+use crate::policy::{Policy, PolicyArgs, PolicyError};
 use crate::position::{BinlogPosition, Checkpoint, GtidSet, PositionError, ResumePoint};
 use crate::tls::{SslMode, TlsConfig, TlsError};
 
@@ -98,6 +99,8 @@ pub struct StreamArgs {
     pub start_gtid: Option<String>,
     /// `--on-gap`.
     pub on_gap: String,
+    /// `--exclude-columns`, `--mask-columns`, `--truncate-columns` and the mask key.
+    pub policy: PolicyArgs,
 }
 
 /// The raw TLS flags of both connections: `--ssl-*` for the source, `--index-ssl-*` for the
@@ -210,6 +213,8 @@ pub struct StreamConfig {
     pub start: Option<StartAt>,
     /// What to do about purged binlogs.
     pub on_gap: OnGap,
+    /// Which columns are excluded, masked or truncated at capture.
+    pub policy: Policy,
 }
 
 /// The index connection, validated: a DSN that names the index database.
@@ -251,6 +256,9 @@ pub enum ConfigError {
     /// A bad TLS setting.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A bad `--exclude-columns`/`--mask-columns`/`--truncate-columns` or mask key.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     /// A number outside its range.
     #[error("{flag} '{value}' is out of range: expected {expected}")]
     Range {
@@ -293,6 +301,7 @@ impl StreamConfig {
             return Err(ConfigError::ResetFromEnv);
         }
         let filter = Filter::new(args.schemas.as_deref(), args.tables.as_deref())?;
+        let policy = Policy::new(args.policy)?;
         let batch_size = check_range(
             "--batch-size",
             args.batch_size,
@@ -335,6 +344,7 @@ impl StreamConfig {
             reset: args.reset,
             start,
             on_gap,
+            policy,
         })
     }
 }

@@ -109,9 +109,10 @@ pub async fn run(
     if let Some(gap) = source::find_gap(&mut replica.conn, &info, &from).await? {
         return Err(gap.refuse().into());
     }
-    let lookup = connect("source", &config.source, None, &config.tls)
+    let mut lookup = connect("source", &config.source, None, &config.tls)
         .await
         .map_err(SourceError::from)?;
+    source::warn_unmatched_policy(&mut lookup, &config.policy).await?;
     let started = Instant::now();
     let stream = source::request(replica, &info, config, &from, Until::End).await?;
     let (tx, mut rx) = mpsc::channel(CHANNEL_BOUND);

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod history;
 pub mod index;
 pub mod metrics;
+pub mod policy;
 pub mod position;
 pub mod service;
 pub mod source;

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         cli::Command::Recover(cmd) => commands::recover::run(cmd),
         cli::Command::Reconstruct(cmd) => commands::reconstruct::run(cmd),
         cli::Command::Rotate(cmd) => commands::rotate::run(cmd),
+        cli::Command::Mask(cmd) => commands::mask::run(cmd),
         cli::Command::Service(cmd) => commands::service::run(cmd),
     };
     match outcome {

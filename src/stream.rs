@@ -209,9 +209,10 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     let _ = index.disconnect().await;
     // information_schema lookups need a connection of their own: the first one becomes the
     // binlog stream.
-    let lookup = connect("source", &config.source, None, &config.tls)
+    let mut lookup = connect("source", &config.source, None, &config.tls)
         .await
         .map_err(SourceError::from)?;
+    source::warn_unmatched_policy(&mut lookup, &config.policy).await?;
     // Which TLS each connection ended up with (preferred may have fallen back to plaintext).
     let source_used_tls = lookup.opts().ssl_opts().is_some();
     tracing::info!(
@@ -235,6 +236,7 @@ async fn start(config: &StreamConfig) -> Result<Started, StreamError> {
     if !durable {
         writer.flush(&[], &[], &[], &from, None).await?;
     }
+    writer.record_policy(&config.policy).await?;
     let from = match source::find_gap(&mut replica.conn, &info, &from).await? {
         Some(gap) => skip_gap(config, &mut writer, gap).await?,
         None => from,
@@ -278,6 +280,7 @@ async fn run_once(
         version = %info.version,
         mode = from.resume.mode(),
         filter = %config.filter.describe(),
+        policy_version = config.policy.fingerprint(),
         "streaming"
     );
 

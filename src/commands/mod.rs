@@ -3,6 +3,7 @@
 //! and the exit status it deserves.
 
 pub mod init;
+pub mod mask;
 pub mod query;
 pub mod reconstruct;
 pub mod recover;

@@ -23,6 +23,7 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
     let opts = Options {
         overwrite_later_changes: cmd.overwrite_later_changes,
         allow_partial_transactions: cmd.allow_partial_transactions,
+        restore_with_defaults: cmd.restore_with_defaults,
     };
     let recovery = runtime()?.block_on(async {
         let mut idx = open_index(&index).await.map_err(super::open_failure)?;

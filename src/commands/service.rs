@@ -188,6 +188,24 @@ fn env_file(
     if let Some(addr) = metrics_addr {
         set("BINTRAIL_METRICS_ADDR", &addr.to_string())?;
     }
+    for (key, value) in [
+        ("BINTRAIL_EXCLUDE_COLUMNS", &args.policy.exclude),
+        ("BINTRAIL_MASK_COLUMNS", &args.policy.mask),
+        ("BINTRAIL_TRUNCATE_COLUMNS", &args.policy.truncate),
+    ] {
+        if let Some(v) = value {
+            set(key, v)?;
+        }
+    }
+    // The key file by its path (the unit runs in /); a key given in the environment goes into
+    // this 0600 file like the passwords, never into the unit.
+    if let Some(path) = &args.policy.key_file {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        set("BINTRAIL_MASK_KEY_FILE", &abs.display().to_string())?;
+    }
+    if let Some(key) = &args.policy.key {
+        set("BINTRAIL_MASK_KEY", key)?;
+    }
     Ok(out)
 }
 

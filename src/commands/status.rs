@@ -156,6 +156,18 @@ fn render_stream(out: &mut String, s: &StreamStatus) {
             g.gap_id, g.detected_at, g.from, g.to, g.reason
         );
     }
+    for p in &s.policies {
+        let rules = if p.policy.is_empty() {
+            "none (every column captured as is)".to_string()
+        } else {
+            p.policy.trim_end().replace('\n', "; ")
+        };
+        let _ = writeln!(
+            out,
+            "  policy {:<10} since {} UTC (last start {} UTC): {}",
+            p.policy_version, p.first_seen, p.last_seen, rules
+        );
+    }
 }
 
 /// `1.5 MiB`.

@@ -81,6 +81,7 @@ use serde_json::{Map, Value};
 use crate::source::schema::{ColumnSpec, TableSpec};
 use cursor::{Cursor, Fault};
 
+pub use text::base64;
 pub(crate) use text::{is_latin1_collation, latin1_to_string};
 
 /// One changed row: the image before and/or after the change.

@@ -19,6 +19,7 @@
 pub mod ddl;
 pub mod follow;
 pub mod live;
+pub mod policed;
 pub mod query;
 pub mod reconstruct;
 pub mod recover;

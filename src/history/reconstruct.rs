@@ -262,6 +262,39 @@ pub enum ReconstructError {
     /// `--pk` is not usable on this table.
     #[error("--pk {0}")]
     Pk(String),
+    /// A change after the moment was captured under a privacy policy that touched the table.
+    #[error("change #{event_id} of {table} after the moment was captured under a privacy policy: the index does not hold the real values of {columns}, so the state as of the moment cannot be written as it was (a masked or cut value is never output as if it were real). Pick a moment after the last change of the rows you need, or restore from a backup")]
+    Policed {
+        /// `schema.table`.
+        table: String,
+        /// The change.
+        event_id: u64,
+        /// The columns and what was done to them.
+        columns: String,
+    },
+}
+
+/// Refuses when a change whose images the output would use holds policed values (see
+/// `history::policed`).
+async fn refuse_policed(
+    idx: &mut Conn,
+    t: &LiveTable,
+    changes: &[StoredChange],
+) -> Result<(), ReconstructError> {
+    let policed = super::policed::load(idx, changes)
+        .await
+        .map_err(ReconstructError::Index)?;
+    for c in changes {
+        let columns = policed.columns(c, t);
+        if !columns.is_empty() {
+            return Err(ReconstructError::Policed {
+                table: format!("{}.{}", c.schema, c.table),
+                event_id: c.event_id,
+                columns: super::policed::describe(&columns),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Rows, in the live table's column order, as stored JSON values.
@@ -323,6 +356,7 @@ pub async fn reconstruct(
         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
     };
     let result = async {
+        refuse_policed(idx, &table, &changes).await?;
         check_shapes(&table, &changes, &mut notes)?;
         let mut summary = Summary {
             changes: changes.len() as u64,

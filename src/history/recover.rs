@@ -35,6 +35,7 @@ use mysql_async::Conn;
 use super::ddl::{self, DdlMarker};
 use super::follow;
 use super::live::LiveTable;
+use super::policed;
 use super::query::{self, QueryError, StoredChange};
 use super::reversal::{self, ReversalError};
 use super::selection::Selection;
@@ -64,6 +65,9 @@ pub struct Options {
     pub overwrite_later_changes: bool,
     /// Reverse even when the selection holds only some of a transaction's changes.
     pub allow_partial_transactions: bool,
+    /// Restore deleted rows whose masked, truncated or excluded columns the index does not hold
+    /// (those columns get their defaults; a note lists them).
+    pub restore_with_defaults: bool,
 }
 
 /// Why a reversal was refused or could not be planned.
@@ -78,6 +82,26 @@ pub enum RecoverError {
     /// A lookup on the source failed.
     #[error("reading the source's information_schema: {0}")]
     Source(#[source] mysql_async::Error),
+    /// A deleted row whose policed columns the index does not hold.
+    #[error("change #{event_id} deleted a row of {table} whose columns {columns} were captured under a privacy policy: the index does not hold their values, so the row cannot be restored as it was; add --restore-with-defaults to insert it with those columns at their defaults")]
+    PolicedRestore {
+        /// The change.
+        event_id: u64,
+        /// schema.table.
+        table: String,
+        /// The columns and what was done to them.
+        columns: String,
+    },
+    /// A key column under a privacy policy: the stored key does not find the live row.
+    #[error("change #{event_id} on {table}: key column(s) {columns} were captured under a privacy policy, so the stored key cannot find the live row; reverse this change by hand")]
+    PolicedKey {
+        /// The change.
+        event_id: u64,
+        /// schema.table.
+        table: String,
+        /// The key columns and what was done to them.
+        columns: String,
+    },
     /// Nothing matched.
     #[error("no change in the index matches {0}")]
     Nothing(String),
@@ -226,6 +250,10 @@ pub async fn plan(
     }
     notes.extend(check_transactions(index, &changes, opts).await?);
     let tables = live_tables(source, flavor, &changes).await?;
+    let policed = policed::load(index, &changes)
+        .await
+        .map_err(RecoverError::Index)?;
+    let mut policy_notes = BTreeSet::new();
     let mut statements = Vec::with_capacity(changes.len());
     let mut checked = BTreeSet::new();
     for c in &changes {
@@ -241,8 +269,17 @@ pub async fn plan(
                 notes.push(note);
             }
         }
-        statements.push(reversal::statement(c, t)?);
+        let columns = policed.columns(c, t);
+        if columns.is_empty() {
+            statements.push(reversal::statement(c, t)?);
+            continue;
+        }
+        policy_notes.insert(police(c, t, &columns, opts)?);
+        let mut stripped = c.clone();
+        policed::strip(&mut stripped, &columns);
+        statements.push(reversal::statement(&stripped, t)?);
     }
+    notes.extend(policy_notes);
     notes.extend(index_horizon(index, stream).await?);
     Ok(Recovery {
         selection: sel.clone(),
@@ -251,6 +288,43 @@ pub async fn plan(
         tables,
         notes,
     })
+}
+
+/// Refuses what cannot be reversed without the real values of `columns` (module `policed`);
+/// otherwise the note the script carries.
+fn police(
+    c: &StoredChange,
+    t: &LiveTable,
+    columns: &[(String, crate::policy::Action)],
+    opts: Options,
+) -> Result<String, RecoverError> {
+    let table = format!("{}.{}", c.schema, c.table);
+    let in_key: Vec<(String, crate::policy::Action)> = columns
+        .iter()
+        .filter(|(name, _)| t.key.iter().any(|&i| t.columns[i].name == *name))
+        .cloned()
+        .collect();
+    if !in_key.is_empty() {
+        return Err(RecoverError::PolicedKey {
+            event_id: c.event_id,
+            table,
+            columns: policed::describe(&in_key),
+        });
+    }
+    let described = policed::describe(columns);
+    match c.event_type {
+        ChangeKind::Delete if !opts.restore_with_defaults => Err(RecoverError::PolicedRestore {
+            event_id: c.event_id,
+            table,
+            columns: described,
+        }),
+        ChangeKind::Delete => Ok(format!(
+            "{table}: rows restored by INSERT leave {described} to their defaults (--restore-with-defaults): the index does not hold their values"
+        )),
+        _ => Ok(format!(
+            "{table}: UPDATE statements leave {described} as the live row has them: the index does not hold their values"
+        )),
+    }
 }
 
 /// Refuses when a gap of `stream` was detected at or after `oldest` (UTC text).

@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use serde::Serialize;
 
-use crate::index::ddl::{BINLOG_EVENTS, STREAM_GAPS, STREAM_STATE};
+use crate::index::ddl::{BINLOG_EVENTS, CAPTURE_POLICIES, STREAM_GAPS, STREAM_STATE};
 use crate::index::state::{self, StateError, StreamState};
 use crate::position::{BinlogPosition, GtidSet, ResumePoint};
 use crate::source::{self, SourceError, SourceInfo};
@@ -56,6 +56,8 @@ pub struct StreamStatus {
     pub last_event_age_seconds: Option<i64>,
     /// History this stream skipped.
     pub gaps: Vec<GapRecord>,
+    /// The capture policies it ran under, oldest first (`capture_policies`).
+    pub policies: Vec<PolicyRecord>,
     /// How far behind the source it is (only with a source, and only for its streams).
     pub lag: Option<Lag>,
     #[serde(skip)]
@@ -75,6 +77,19 @@ pub struct GapRecord {
     pub detected_at: String,
     /// The source's own words.
     pub reason: String,
+}
+
+/// A row of `capture_policies`: a privacy policy a stream captured under.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyRecord {
+    /// The `policy_version` of the changes captured under it (0: no policy).
+    pub policy_version: u32,
+    /// Its rules, one a line (`exclude`, `mask`, `truncate`, the mask key's id); empty: none.
+    pub policy: String,
+    /// When the stream first started under it, UTC.
+    pub first_seen: String,
+    /// When the stream last started under it, UTC.
+    pub last_seen: String,
 }
 
 /// Distance between a stream's checkpoint and the source's current end.
@@ -144,7 +159,9 @@ pub async fn load(conn: &mut Conn, database: &str) -> Result<Status, StatusError
             continue;
         };
         let gaps = gaps(conn, server_id).await?;
-        streams.push(stream_status(server_id, st, age, event_age, gaps));
+        let mut stream = stream_status(server_id, st, age, event_age, gaps);
+        stream.policies = policies(conn, server_id).await?;
+        streams.push(stream);
     }
     let tables = table_sizes(conn, database).await?;
     Ok(Status {
@@ -180,6 +197,7 @@ fn stream_status(
         checkpoint_age_seconds: age,
         last_event_age_seconds: event_age,
         gaps,
+        policies: Vec::new(),
         lag: None,
         resume: Some(cp.resume),
     }
@@ -213,6 +231,35 @@ async fn gaps(conn: &mut Conn, server_id: u32) -> Result<Vec<GapRecord>, StatusE
             detected_at,
             reason,
         })
+        .collect())
+}
+
+async fn policies(conn: &mut Conn, server_id: u32) -> Result<Vec<PolicyRecord>, StatusError> {
+    let rows: Result<Vec<(u32, String, String, String)>, _> = conn
+        .exec(
+            format!(
+                "SELECT policy_version, policy, DATE_FORMAT(first_seen, '%Y-%m-%d %H:%i:%s'), \
+                 DATE_FORMAT(last_seen, '%Y-%m-%d %H:%i:%s') FROM {CAPTURE_POLICIES} \
+                 WHERE stream_id = ? ORDER BY first_seen, policy_version"
+            ),
+            (server_id,),
+        )
+        .await;
+    let rows = match rows {
+        // An index no stream of this version has started on yet has no such table.
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 => Vec::new(),
+        other => other.map_err(StatusError::Index)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(
+            |(policy_version, policy, first_seen, last_seen)| PolicyRecord {
+                policy_version,
+                policy,
+                first_seen,
+                last_seen,
+            },
+        )
         .collect())
 }
 

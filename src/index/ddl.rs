@@ -47,6 +47,13 @@
 //! `pk_before` column) from `init` or on the stream's start; key changes indexed before then
 //! have no row here.
 //!
+//! # `capture_policies` and `policy_version`
+//! Every change carries the fingerprint of the privacy policy its images were policed by
+//! (`policy`; 0: none), and `capture_policies` holds each stream's policies (canonical text, the
+//! mask key by its id only; first and last start under it), written when the stream starts, so
+//! `status` can show since when a column is masked. An index created before them gets both on
+//! the stream's start ([`ensure_ready`]); its earlier changes have `policy_version` 0.
+//!
 //! # Bytes per change
 //! Disk is paid for every day of retention, so nothing is stored twice: `pk_hash` keeps its
 //! established meaning (`SHA2(pk_values, 256)`) but is VIRTUAL, computed when read, and
@@ -76,6 +83,8 @@ pub const XA_PREPARED: &str = "xa_prepared";
 pub const KEY_CHANGES: &str = "key_changes";
 /// One row per table a logged DDL statement acted on.
 pub const DDL_EVENTS: &str = "ddl_events";
+/// The capture policies each stream ran under (`policy`): the history `status` lists.
+pub const CAPTURE_POLICIES: &str = "capture_policies";
 
 /// Width of one `binlog_events` partition: an hour, in seconds.
 pub const PARTITION_SECONDS: i64 = 3_600;
@@ -192,6 +201,7 @@ const CREATE_BINLOG_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `binlog_events` (
   `row_before` JSON NULL,
   `row_after` JSON NULL,
   `schema_version` INT UNSIGNED NOT NULL COMMENT 'fingerprint of the table columns at the time',
+  `policy_version` INT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'fingerprint of the capture policy (capture_policies); 0: none',
   PRIMARY KEY (`event_id`, `event_timestamp`),
   UNIQUE KEY `uk_change` (`stream_id`, `binlog_file`, `start_pos`, `row_in_event`, `event_timestamp`),
   KEY `k_table_pk` (`schema_name`, `table_name`, `pk_values`(32)),
@@ -247,6 +257,7 @@ const CREATE_XA_PREPARED: &str = "CREATE TABLE IF NOT EXISTS `xa_prepared` (
   `row_after` JSON NULL,
   `schema_version` INT UNSIGNED NOT NULL,
   `pk_before` MEDIUMTEXT NULL COMMENT 'key of the before image when an update changed the key',
+  `policy_version` INT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (`seq`),
   UNIQUE KEY `uk_change` (`stream_id`, `binlog_file`, `start_pos`, `row_in_event`),
   KEY `k_xid` (`stream_id`, `xid`, `seq`)
@@ -285,6 +296,15 @@ const CREATE_DDL_EVENTS: &str = "CREATE TABLE IF NOT EXISTS `ddl_events` (
   KEY `k_table` (`schema_name`, `table_name`, `last_event_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
+const CREATE_CAPTURE_POLICIES: &str = "CREATE TABLE IF NOT EXISTS `capture_policies` (
+  `stream_id` INT UNSIGNED NOT NULL COMMENT 'server id of the stream that captured under it',
+  `policy_version` INT UNSIGNED NOT NULL COMMENT 'binlog_events.policy_version of its changes',
+  `policy` TEXT NOT NULL COMMENT 'exclude/mask/truncate rules, one a line; the mask key by its id only',
+  `first_seen` DATETIME(3) NOT NULL COMMENT 'UTC, when the stream first started with it',
+  `last_seen` DATETIME(3) NOT NULL COMMENT 'UTC, when the stream last started with it',
+  PRIMARY KEY (`stream_id`, `policy_version`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
 /// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
 struct IndexTable {
     name: &'static str,
@@ -293,7 +313,7 @@ struct IndexTable {
 }
 
 /// Every index table.
-const TABLES: [IndexTable; 6] = [
+const TABLES: [IndexTable; 7] = [
     IndexTable {
         name: BINLOG_EVENTS,
         create: CREATE_BINLOG_EVENTS,
@@ -397,11 +417,22 @@ const TABLES: [IndexTable; 6] = [
             ("last_event_id", "bigint"),
         ],
     },
+    IndexTable {
+        name: CAPTURE_POLICIES,
+        create: CREATE_CAPTURE_POLICIES,
+        columns: &[
+            ("stream_id", "int"),
+            ("policy_version", "int"),
+            ("policy", "text"),
+            ("first_seen", "datetime"),
+            ("last_seen", "datetime"),
+        ],
+    },
 ];
 
 /// Tables added after an index may have been created: created by [`ensure_ready`] instead of
 /// refused.
-const ADDED_LATER: [&str; 3] = [XA_PREPARED, KEY_CHANGES, DDL_EVENTS];
+const ADDED_LATER: [&str; 4] = [XA_PREPARED, KEY_CHANGES, DDL_EVENTS, CAPTURE_POLICIES];
 
 /// Why the index tables cannot be created or used.
 #[derive(Debug, thiserror::Error)]
@@ -572,28 +603,46 @@ pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlErro
     add_missing_columns(conn, database).await
 }
 
-/// Adds the columns added to existing tables since they were first created:
-/// `xa_prepared.pk_before` (the key-change record of a prepared update).
+/// Columns added to existing tables since they were first created: table, column, definition.
+/// `xa_prepared.pk_before` (the key-change record of a prepared update); `policy_version` of
+/// both change tables (existing changes were captured without a policy: 0).
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    (XA_PREPARED, "pk_before", "MEDIUMTEXT NULL"),
+    (
+        BINLOG_EVENTS,
+        "policy_version",
+        "INT UNSIGNED NOT NULL DEFAULT 0",
+    ),
+    (
+        XA_PREPARED,
+        "policy_version",
+        "INT UNSIGNED NOT NULL DEFAULT 0",
+    ),
+];
+
+/// Adds the [`ADDED_COLUMNS`] a table lacks (appended: an instant change on both servers).
 async fn add_missing_columns(conn: &mut Conn, database: &str) -> Result<(), DdlError> {
     let server = |source| DdlError::Server {
         database: database.to_string(),
         source,
     };
-    let has: Option<String> = conn
-        .exec_first(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'pk_before'",
-            (database, XA_PREPARED),
-        )
-        .await
-        .map_err(server)?;
-    if has.is_none() {
-        conn.query_drop(format!(
-            "ALTER TABLE {}.`xa_prepared` ADD COLUMN `pk_before` MEDIUMTEXT NULL",
-            ident(database)
-        ))
-        .await
-        .map_err(server)?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let has: Option<String> = conn
+            .exec_first(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                (database, table, column),
+            )
+            .await
+            .map_err(server)?;
+        if has.is_none() {
+            conn.query_drop(format!(
+                "ALTER TABLE {}.`{table}` ADD COLUMN `{column}` {definition}",
+                ident(database)
+            ))
+            .await
+            .map_err(server)?;
+        }
     }
     Ok(())
 }

@@ -26,13 +26,14 @@ use crate::sql::{push_plain_literal, WRITER_SESSION_SETUP};
 use crate::tls::TlsConfig;
 
 use super::state;
+use crate::policy::Policy;
 
 /// The columns a change is written to, in `binlog_events` and in `xa_prepared` alike.
 macro_rules! change_columns {
     () => {
         "stream_id, binlog_file, start_pos, end_pos, row_in_event, event_timestamp, gtid, \
          connection_id, schema_name, table_name, event_type, pk_values, changed_columns, \
-         row_before, row_after, schema_version"
+         row_before, row_after, schema_version, policy_version"
     };
 }
 const INSERT_HEAD: &str = concat!(
@@ -486,7 +487,7 @@ impl Writer {
         push_opt(out, c.row_before.as_deref());
         out.push(',');
         push_opt(out, c.row_after.as_deref());
-        let _ = write!(out, ",{}", c.schema_version);
+        let _ = write!(out, ",{},{}", c.schema_version, c.policy_version);
         if let Some(xid) = xa {
             out.push(',');
             push_plain_literal(out, xid);
@@ -494,6 +495,21 @@ impl Writer {
             push_opt(out, c.pk_before.as_deref());
         }
         out.push(')');
+    }
+
+    /// Records that this stream captures under `policy` from now on (`capture_policies`): the
+    /// first start under it sets `first_seen`, every start `last_seen`. Its canonical text holds
+    /// patterns and the mask key's id, never the key.
+    pub async fn record_policy(&mut self, policy: &Policy) -> Result<(), WriterError> {
+        self.conn
+            .exec_drop(
+                "INSERT INTO capture_policies (stream_id, policy_version, policy, first_seen, \
+                 last_seen) VALUES (?, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3)) \
+                 ON DUPLICATE KEY UPDATE last_seen = UTC_TIMESTAMP(3)",
+                (self.server_id, policy.fingerprint(), policy.canonical()),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Closes the connection politely.

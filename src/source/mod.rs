@@ -440,6 +440,34 @@ fn refine(e: mysql_async::Error, from: &ResumePoint) -> SourceError {
     }
 }
 
+/// Logs a warning for each privacy pattern (`--exclude-columns`, `--mask-columns`,
+/// `--truncate-columns`) that matches no column of the source: a typo there would otherwise
+/// capture the very values it was meant to keep out, silently.
+pub async fn warn_unmatched_policy(
+    conn: &mut Conn,
+    policy: &crate::policy::Policy,
+) -> Result<(), SourceError> {
+    if policy.is_empty() {
+        return Ok(());
+    }
+    let columns: Vec<(String, String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema')",
+        )
+        .await?;
+    let names = columns
+        .iter()
+        .map(|(s, t, c)| (s.as_str(), t.as_str(), c.as_str()));
+    for pattern in policy.unmatched(names) {
+        tracing::warn!(
+            pattern = %pattern,
+            "privacy pattern matches no column of the source: check its spelling (names are case-sensitive); it still applies to tables created later"
+        );
+    }
+    Ok(())
+}
+
 /// The reading half of a run: the binlog stream and what turns it into chunks.
 pub struct Reader {
     /// Source flavor (for table layout lookups).
@@ -473,7 +501,12 @@ impl Reader {
             flavor: info.flavor,
             read_deadline: config.read_deadline(),
             binlog,
-            assembler: Assembler::new(config.filter.clone(), config.batch_size, from),
+            assembler: Assembler::new(
+                config.filter.clone(),
+                config.policy.clone(),
+                config.batch_size,
+                from,
+            ),
             file_ends: FileEnds::new(from),
             lookup,
             telemetry,
@@ -532,7 +565,7 @@ pub async fn read(
                         columns = spec.columns.len(),
                         "table layout resolved"
                     );
-                    assembler.provide_spec(table_id, spec);
+                    assembler.provide_spec(table_id, spec)?;
                 }
                 other => break other?,
             }

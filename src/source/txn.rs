@@ -39,6 +39,7 @@ use mysql_common::binlog::events::{
 use crate::change::{Change, ChangeKind, DdlKind, DdlRecord, XaPart};
 use crate::encoding;
 use crate::filter::Filter;
+use crate::policy::{ColumnAction, Policed, Policy, PolicyError};
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
 use crate::source::ddl_names::{ddl_names, Parsed};
 use crate::source::mariadb;
@@ -63,6 +64,10 @@ pub struct Chunk {
 /// Why the event sequence cannot be indexed.
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
+    /// A kept table cannot be captured under the privacy policy (a key column excluded, a JSON
+    /// column truncated): refused rather than captured with the value in it.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     /// The column layout of a kept table is not known yet; the caller resolves it (from the table
     /// map, or information_schema) with [`Assembler::provide_spec`] and feeds the event again.
     #[error("column layout of {schema}.{table} is not resolved")]
@@ -153,7 +158,8 @@ struct CachedTable {
     schema: Arc<str>,
     table: Arc<str>,
     kept: bool,
-    spec: Option<(Arc<TableSpec>, u32)>,
+    /// The table as the source writes it, its schema_version, and how the policy changes it.
+    spec: Option<(Arc<TableSpec>, u32, Option<Arc<Policed>>)>,
 }
 
 /// The transaction being read.
@@ -192,6 +198,8 @@ struct Payload {
 /// Turns a binlog event stream into chunks.
 pub struct Assembler {
     filter: Filter,
+    policy: Policy,
+    policy_version: u32,
     chunk_rows: usize,
     file: Arc<str>,
     end: u64,
@@ -214,14 +222,17 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// An assembler that starts at `from`; `chunk_rows` bounds the kept rows per chunk.
-    pub fn new(filter: Filter, chunk_rows: usize, from: &Checkpoint) -> Assembler {
+    /// An assembler that starts at `from`; `chunk_rows` bounds the kept rows per chunk; every
+    /// decoded image is policed by `policy` before anything else reads it.
+    pub fn new(filter: Filter, policy: Policy, chunk_rows: usize, from: &Checkpoint) -> Assembler {
         let executed = match &from.resume {
             ResumePoint::Gtid(set) => Some(set.clone()),
             ResumePoint::Position(_) => None,
         };
         Assembler {
             filter,
+            policy_version: policy.fingerprint(),
+            policy,
             chunk_rows: chunk_rows.max(1),
             file: Arc::from(from.position.file.as_str()),
             end: from.position.pos,
@@ -249,13 +260,20 @@ impl Assembler {
         BinlogPosition::new(&*self.file, self.end)
     }
 
-    /// Gives the column layout of a table whose table map lacks names (see `NeedColumns`).
-    pub fn provide_spec(&mut self, table_id: u64, spec: TableSpec) {
+    /// Gives the column layout of a table (see `NeedColumns`). Fails when the privacy policy
+    /// refuses the table (see [`Policy::for_table`]).
+    ///
+    /// `schema_version` stays the fingerprint of the source's columns, excluded ones included:
+    /// it says which table shape the change was read under, which `recover` and `reconstruct`
+    /// compare with the live table; the policy has its own `policy_version`.
+    pub fn provide_spec(&mut self, table_id: u64, spec: TableSpec) -> Result<(), TxnError> {
         if let Some(t) = self.tables.get_mut(&table_id) {
             let version =
                 schema_version(spec.columns.iter().map(|c| (c.name.as_str(), c.col_type)));
-            t.spec = Some((Arc::new(spec), version));
+            let policed = self.policy.for_table(&spec)?.map(Arc::new);
+            t.spec = Some((Arc::new(spec), version, policed));
         }
+        Ok(())
     }
 
     /// The table map currently cached for `table_id`.
@@ -774,11 +792,24 @@ impl Assembler {
         if txn.row_events <= txn.skip || !cached.kept {
             return Ok(None);
         }
-        let (spec, version) = cached.spec.clone().expect("spec resolved above");
-        let pairs = encoding::decode_rows(&spec, &rows).map_err(|source| TxnError::Decode {
+        let (spec, version, policed) = cached.spec.clone().expect("spec resolved above");
+        let mut pairs = encoding::decode_rows(&spec, &rows).map_err(|source| TxnError::Decode {
             position: here.clone(),
-            source: Box::new(source),
+            source: Box::new(withhold(source, &spec, policed.as_deref())),
         })?;
+        // The policy is applied before anything (key, changed columns, JSON, errors) reads an
+        // image; from here on the table is the policed one.
+        let spec = match policed {
+            Some(p) => {
+                for pair in &mut pairs {
+                    pair.before = pair.before.take().map(|v| p.apply(v));
+                    pair.after = pair.after.take().map(|v| p.apply(v));
+                }
+                p.spec.clone()
+            }
+            None => spec,
+        };
+        let policy_version = self.policy_version;
         let header = event.header();
         // Inside a compressed payload: the payload's place, rows numbered from the event's
         // offset in the decompressed payload (see the module documentation).
@@ -807,6 +838,7 @@ impl Assembler {
                     end,
                     row: (first_row + i as u64) as u32,
                     timestamp: header.timestamp(),
+                    policy_version,
                 },
             );
             self.pending_bytes += change.text_len();
@@ -899,6 +931,41 @@ impl Assembler {
     }
 }
 
+/// A decode error about a column under the privacy policy without its detail: the detail of
+/// an invalid value (a partial JSON update's path, say) may quote the data.
+fn withhold(
+    e: encoding::DecodeError,
+    spec: &TableSpec,
+    policed: Option<&Policed>,
+) -> encoding::DecodeError {
+    match (e, policed) {
+        (
+            encoding::DecodeError::InvalidValue {
+                schema,
+                table,
+                column,
+                row,
+                ..
+            },
+            Some(p),
+        ) if spec
+            .columns
+            .iter()
+            .zip(&p.actions)
+            .any(|(c, a)| c.name == column && *a != ColumnAction::Keep) =>
+        {
+            encoding::DecodeError::InvalidValue {
+                schema,
+                table,
+                column,
+                row,
+                detail: "the detail is withheld: the column is under the capture policy".into(),
+            }
+        }
+        (e, _) => e,
+    }
+}
+
 struct ChangeMeta<'a> {
     txn: &'a Txn,
     schema: &'a Arc<str>,
@@ -907,6 +974,7 @@ struct ChangeMeta<'a> {
     end: u64,
     row: u32,
     timestamp: u32,
+    policy_version: u32,
 }
 
 fn build_change(
@@ -953,6 +1021,7 @@ fn build_change(
         row_before: pair.before.as_ref().map(object),
         row_after: pair.after.as_ref().map(object),
         schema_version: version,
+        policy_version: m.policy_version,
     }
 }
 

@@ -17,6 +17,7 @@ mod keys;
 mod metrics;
 mod packaging;
 mod packet;
+mod privacy;
 mod privileges;
 mod query;
 mod reconnect;

@@ -1,0 +1,102 @@
+//! What the read side must know about changes captured under a privacy policy (`policy`):
+//! which of their columns the index does not hold as they were.
+//!
+//! # Invariant: a masked, truncated or excluded value is never written back as if it were real
+//!
+//! `recover` asks [`load`] for the policy of each selected change (its `policy_version`, looked
+//! up in `capture_policies`) and [`Policed::columns`] for the columns of a table that policy
+//! touched. Those columns are taken out of the images before any SQL is written, so an UPDATE
+//! leaves them as the live row has them, and a restoring INSERT would leave them to their
+//! defaults: it is refused unless the caller accepts that. A key column under the policy makes
+//! the row unfindable by its stored key: refused outright.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::live::LiveTable;
+use super::query::StoredChange;
+use crate::index::ddl::{BINLOG_EVENTS, CAPTURE_POLICIES};
+use crate::policy::{Action, Policy};
+
+/// The policies of a set of changes, by event id (changes captured without one are absent).
+#[derive(Debug, Default)]
+pub struct Policed {
+    by_event: BTreeMap<u64, Policy>,
+}
+
+impl Policed {
+    /// The live columns of `t` that change `c`'s images do not hold as they were, with what
+    /// was done to them, in table order.
+    pub fn columns(&self, c: &StoredChange, t: &LiveTable) -> Vec<(String, Action)> {
+        let Some(policy) = self.by_event.get(&c.event_id) else {
+            return Vec::new();
+        };
+        t.columns
+            .iter()
+            .filter_map(|col| {
+                policy
+                    .action(&c.schema, &c.table, &col.name)
+                    .map(|a| (col.name.clone(), a))
+            })
+            .collect()
+    }
+}
+
+/// Reads the policy of each of `changes` from the index. An index written before policies
+/// existed (no `policy_version` column, no `capture_policies` table) has none.
+pub async fn load(
+    index: &mut Conn,
+    changes: &[StoredChange],
+) -> Result<Policed, mysql_async::Error> {
+    let mut by_event = BTreeMap::new();
+    for chunk in changes.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|c| c.event_id.to_string()).collect();
+        let rows: Result<Vec<(u64, String)>, _> = index
+            .query(format!(
+                "SELECT e.event_id, p.policy FROM {BINLOG_EVENTS} e JOIN {CAPTURE_POLICIES} p \
+                 ON p.stream_id = e.stream_id AND p.policy_version = e.policy_version \
+                 WHERE e.event_id IN ({}) AND e.policy_version <> 0",
+                ids.join(",")
+            ))
+            .await;
+        let rows = match rows {
+            // 1146: no such table, 1054: no such column (an index from before policies).
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1054 => Vec::new(),
+            other => other?,
+        };
+        for (event_id, text) in rows {
+            by_event.insert(event_id, Policy::from_canonical(&text));
+        }
+    }
+    Ok(Policed { by_event })
+}
+
+/// `c` without the values of `columns` in its images (the stored ones are not the real ones).
+pub fn strip(c: &mut StoredChange, columns: &[(String, Action)]) {
+    for image in [c.row_before.as_mut(), c.row_after.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        for (name, _) in columns {
+            image.remove(name);
+        }
+    }
+}
+
+/// `a (masked), b (excluded)`.
+pub fn describe(columns: &[(String, Action)]) -> String {
+    columns
+        .iter()
+        .map(|(name, a)| {
+            let what = match a {
+                Action::Exclude => "excluded",
+                Action::Mask => "masked",
+                Action::Truncate(_) => "truncated",
+            };
+            format!("{name} ({what})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
