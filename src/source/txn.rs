@@ -249,6 +249,13 @@ impl Assembler {
         BinlogPosition::new(&*self.file, self.end)
     }
 
+    /// Starts reading binlog file `file` from its first event, as the fake ROTATE that opens
+    /// each file of a replica stream does (binlog files on disk have none).
+    pub fn open_file(&mut self, file: &str) {
+        self.file = Arc::from(file);
+        self.end = 4;
+    }
+
     /// Gives the column layout of a table whose table map lacks names (see `NeedColumns`).
     pub fn provide_spec(&mut self, table_id: u64, spec: TableSpec) {
         if let Some(t) = self.tables.get_mut(&table_id) {
