@@ -431,6 +431,14 @@ fn spec_from_files(
         }
         Err(e) => return Err(SourceError::from(columns::ColumnsError::from(e)).into()),
     };
+    let long_text = |c: &crate::source::schema::ColumnSpec| {
+        c.col_type == mysql_common::constants::ColumnType::MYSQL_TYPE_BLOB
+    };
+    if server_flavor == ServerFlavor::MariaDb && spec.columns.iter().any(long_text) {
+        return Err(need(
+            "on MariaDB a TEXT/BLOB column may be JSON (a LONGTEXT with a json_valid CHECK that no binlog records), stored as JSON only when the live schema says so",
+        ));
+    }
     if spec.primary_key.is_empty() {
         return Err(need(
             "it has no primary key, and which unique key identifies its rows only the live schema says",

@@ -106,8 +106,17 @@ fn copy_binlogs(source: &TestServer, start: &BinlogPosition, end: &BinlogPositio
     out
 }
 
-fn index_files(index: &Index, id: u32, db: &str, files: &[PathBuf]) -> std::process::Output {
+/// `bintrail index` of `files`; MariaDB with --source-dsn (its JSON columns are LONGTEXT, which
+/// only the live schema tells apart).
+fn index_files(
+    source: &TestServer,
+    index: &Index,
+    id: u32,
+    db: &str,
+    files: &[PathBuf],
+) -> std::process::Output {
     let id = id.to_string();
+    let source_dsn = source.dsn(None);
     let mut args = vec![
         "index",
         "--index-dsn",
@@ -121,6 +130,9 @@ fn index_files(index: &Index, id: u32, db: &str, files: &[PathBuf]) -> std::proc
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
+    if source.flavor == Flavor::Mariadb {
+        args.splice(1..1, ["--source-dsn".to_string(), source_dsn]);
+    }
     args.extend(files.iter().map(|p| p.display().to_string()));
     bintrail(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
@@ -142,7 +154,7 @@ async fn files_match_the_stream(flavor: Flavor) {
     assert_eq!(streamed.len(), 11, "the workload's changes");
 
     let fresh = Index::new();
-    let out = index_files(&fresh, id, &db, &files);
+    let out = index_files(source, &fresh, id, &db, &files);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("indexed 11 changes (11 new"),
@@ -154,7 +166,7 @@ async fn files_match_the_stream(flavor: Flavor) {
 
     // Indexed again, and over what the stream indexed: nothing new, no duplicate.
     for index in [&fresh, &streamed_index] {
-        let out = index_files(index, id, &db, &files);
+        let out = index_files(source, index, id, &db, &files);
         assert!(out.status.success(), "{}", text(&out));
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("(0 new, 11 already in the index)"),
@@ -214,7 +226,7 @@ async fn a_corrupt_byte_stops_at_its_event_and_a_truncated_file_at_its_last_whol
     std::fs::write(&files[0], &bytes).unwrap();
 
     let corrupt = Index::new();
-    let out = index_files(&corrupt, id, &db, &files);
+    let out = index_files(source, &corrupt, id, &db, &files);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let expected = format!("checksum mismatch in {first} at offset {event}");
     assert!(String::from_utf8_lossy(&out.stderr).contains(&expected), "{}", text(&out));
@@ -231,7 +243,7 @@ async fn a_corrupt_byte_stops_at_its_event_and_a_truncated_file_at_its_last_whol
     let file = std::fs::OpenOptions::new().write(true).open(last).unwrap();
     file.set_len(len - 10).unwrap();
     let truncated = Index::new();
-    let out = index_files(&truncated, id, &db, &files[1..]);
+    let out = index_files(source, &truncated, id, &db, &files[1..]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let name = last.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
