@@ -372,7 +372,12 @@ pub struct IndexCmd {
 
     /// The source that wrote the files, if reachable: confirms their identity and gives column
     /// names the files lack (binlog_row_metadata=MINIMAL) and keys of tables without a primary key
-    #[arg(long, env = "BINTRAIL_SOURCE_DSN", hide_env_values = true, value_name = "DSN")]
+    #[arg(
+        long,
+        env = "BINTRAIL_SOURCE_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
     pub source_dsn: Option<String>,
 
     /// Schemas to index, comma-separated [default: all]
@@ -384,7 +389,12 @@ pub struct IndexCmd {
     pub tables: Option<String>,
 
     /// Rows per index transaction at most
-    #[arg(long, env = "BINTRAIL_BATCH_SIZE", default_value_t = 1000, value_name = "ROWS")]
+    #[arg(
+        long,
+        env = "BINTRAIL_BATCH_SIZE",
+        default_value_t = 1000,
+        value_name = "ROWS"
+    )]
     pub batch_size: u64,
 }
 

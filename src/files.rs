@@ -201,8 +201,12 @@ pub async fn run(config: &FilesConfig, progress: Arc<Progress>) -> Result<Summar
 
     let (lookup, source_identity) = match &config.source {
         Some((dsn, tls)) => {
-            let mut conn = connect("source", dsn, None, tls).await.map_err(SourceError::from)?;
-            let info = source::inspect(&mut conn).await.map_err(SourceError::from)?;
+            let mut conn = connect("source", dsn, None, tls)
+                .await
+                .map_err(SourceError::from)?;
+            let info = source::inspect(&mut conn)
+                .await
+                .map_err(SourceError::from)?;
             let lookup = Lookup {
                 conn,
                 flavor: info.flavor,
@@ -251,9 +255,7 @@ pub async fn run(config: &FilesConfig, progress: Arc<Progress>) -> Result<Summar
         tokio::task::spawn_blocking(move || read_files(&config, lookup, expected, tx, &progress))
     };
     let written = write_all(writer, rx, config.batch_size).await;
-    let read = reader
-        .await
-        .map_err(|e| FilesError::Task(e.to_string()))?;
+    let read = reader.await.map_err(|e| FilesError::Task(e.to_string()))?;
     let (changes, inserted) = written?;
     let end = read?;
     Ok(Summary {
@@ -392,9 +394,10 @@ fn feed(
                     time: event.header().timestamp(),
                 };
                 let spec = match lookup.as_deref_mut() {
-                    Some(l) => l
-                        .handle
-                        .block_on(columns::resolve(&mut l.conn, l.flavor, &tme, &at))?,
+                    Some(l) => {
+                        l.handle
+                            .block_on(columns::resolve(&mut l.conn, l.flavor, &tme, &at))?
+                    }
                     None => spec_from_files(&tme, flavor, schema, table, &at)?,
                 };
                 assembler.provide_spec(table_id, spec);

@@ -215,13 +215,14 @@ impl BinlogFile {
             Err(e) => return Err(self.malformed(start, e.to_string())),
         };
         if event_type == FORMAT_DESCRIPTION {
-            self.flavor = event
-                .read_event::<FormatDescriptionEvent<'_>>()
-                .ok()
-                .map(|fde| match fde.server_version().to_ascii_lowercase() {
-                    v if v.contains("mariadb") => Flavor::Mariadb,
-                    _ => Flavor::Mysql,
-                });
+            self.flavor =
+                event
+                    .read_event::<FormatDescriptionEvent<'_>>()
+                    .ok()
+                    .map(|fde| match fde.server_version().to_ascii_lowercase() {
+                        v if v.contains("mariadb") => Flavor::Mariadb,
+                        _ => Flavor::Mysql,
+                    });
         }
         if event_type == TRANSACTION_PAYLOAD {
             // As mysql_async does: a payload that does not decompress yields no inner events, and
@@ -391,8 +392,9 @@ pub fn list_dir(
 
 /// `base.NNNNNN`: a binlog file name (not the `.index` file, not a relay log's `.info`).
 fn is_binlog_name(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(base, ext)| !base.is_empty() && !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit()))
+    name.rsplit_once('.').is_some_and(|(base, ext)| {
+        !base.is_empty() && !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Sort key of a binlog file name: base name, then sequence number.
@@ -429,7 +431,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("binlog.000001");
         std::fs::write(&path, b"-- mysqlbinlog text\n").unwrap();
-        assert!(matches!(BinlogFile::open(&path), Err(FileError::Magic { .. })));
+        assert!(matches!(
+            BinlogFile::open(&path),
+            Err(FileError::Magic { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

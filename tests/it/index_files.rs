@@ -162,7 +162,10 @@ async fn files_match_the_stream(flavor: Flavor) {
         text(&out)
     );
     assert_changes(&fresh.changes_of(id).await, &streamed);
-    assert_eq!(identities(&fresh, id).await, identities(&streamed_index, id).await);
+    assert_eq!(
+        identities(&fresh, id).await,
+        identities(&streamed_index, id).await
+    );
 
     // Indexed again, and over what the stream indexed: nothing new, no duplicate.
     for index in [&fresh, &streamed_index] {
@@ -178,7 +181,9 @@ async fn files_match_the_stream(flavor: Flavor) {
     // The stream's checkpoint was not moved by `index` (it only exists in the stream's index).
     let mut conn = fresh.conn().await;
     let states: Option<u64> = conn
-        .query_first(format!("SELECT COUNT(*) FROM stream_state WHERE server_id = {id}"))
+        .query_first(format!(
+            "SELECT COUNT(*) FROM stream_state WHERE server_id = {id}"
+        ))
         .await
         .unwrap();
     assert_eq!(states, Some(0));
@@ -229,7 +234,11 @@ async fn a_corrupt_byte_stops_at_its_event_and_a_truncated_file_at_its_last_whol
     let out = index_files(source, &corrupt, id, &db, &files);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let expected = format!("checksum mismatch in {first} at offset {event}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&expected), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&expected),
+        "{}",
+        text(&out)
+    );
     let got = identities(&corrupt, id).await;
     assert!(
         got.iter().all(|r| r.0 == first && r.2 <= event),
@@ -247,7 +256,8 @@ async fn a_corrupt_byte_stops_at_its_event_and_a_truncated_file_at_its_last_whol
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let name = last.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("{name} ends inside the event at offset")),
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("{name} ends inside the event at offset")),
         "{}",
         text(&out)
     );
