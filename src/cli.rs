@@ -82,6 +82,19 @@ table you name with --into, to load the old state beside the live one and compar
     )]
     Reconstruct(ReconstructCmd),
 
+    /// Index binlog files (a data directory, a backup, a `mysqlbinlog --raw` copy) under a stream's id.
+    #[command(
+        long_about = "Reads binlog files from disk with the same decoder, filter, value encoding and \
+change identity as `stream`, and writes their changes into binlog_events under --server-id, the id \
+of the stream that reads (or will read, or read) the same source: a change indexed from a file and \
+streamed, or indexed twice, is stored once. For history older than the stream, or from a server \
+that is gone. The stream's checkpoint is not touched. Each file's magic and every event's CRC32 are \
+verified; a corrupt or truncated file stops the run there, with everything before the transaction \
+it breaks indexed and nothing after. Column names come from the files (binlog_row_metadata=FULL) \
+or from --source-dsn."
+    )]
+    Index(IndexCmd),
+
     /// Drop expired hours of binlog_events and add partitions ahead (retention).
     Rotate(RotateCmd),
 
@@ -376,6 +389,66 @@ impl PolicyFlags {
             key_file: self.mask_key_file,
         }
     }
+}
+
+/// The `index` flags.
+#[derive(Debug, Args)]
+pub struct IndexCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// The stream whose history the files belong to (its --server-id): the changes are stored
+    /// under this id, so that the stream and the files never store a change twice
+    #[arg(long, env = "BINTRAIL_SERVER_ID", value_name = "ID")]
+    pub server_id: u32,
+
+    /// Binlog files to read, in binlog order
+    #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "binlog_dir", required_unless_present = "binlog_dir")]
+    pub files: Vec<PathBuf>,
+
+    /// Read the binlog files (NAME.NNNNNN) of this directory, in sequence order
+    #[arg(long, value_name = "DIR")]
+    pub binlog_dir: Option<PathBuf>,
+
+    /// With --binlog-dir: the first file to read, e.g. binlog.000012
+    #[arg(long, requires = "binlog_dir", value_name = "FILE")]
+    pub from: Option<String>,
+
+    /// With --binlog-dir: the last file to read
+    #[arg(long, requires = "binlog_dir", value_name = "FILE")]
+    pub to: Option<String>,
+
+    /// The source that wrote the files, if reachable: confirms their identity and gives column
+    /// names the files lack (binlog_row_metadata=MINIMAL) and keys of tables without a primary key
+    #[arg(
+        long,
+        env = "BINTRAIL_SOURCE_DSN",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub source_dsn: Option<String>,
+
+    /// Schemas to index, comma-separated [default: all]
+    #[arg(long, env = "BINTRAIL_SCHEMAS", value_name = "LIST")]
+    pub schemas: Option<String>,
+
+    /// Tables to index as schema.table, comma-separated [default: all]
+    #[arg(long, env = "BINTRAIL_TABLES", value_name = "LIST")]
+    pub tables: Option<String>,
+
+    /// Rows per index transaction at most
+    #[arg(
+        long,
+        env = "BINTRAIL_BATCH_SIZE",
+        default_value_t = 1000,
+        value_name = "ROWS"
+    )]
+    pub batch_size: u64,
+
+    /// The same privacy-at-capture flags as the stream that reads this source (give the same
+    /// ones: files are policed as that stream polices its changes)
+    #[command(flatten)]
+    pub policy: PolicyFlags,
 }
 
 /// `bintrail service …`.

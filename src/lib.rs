@@ -10,6 +10,7 @@ pub mod connect;
 pub mod dry_run;
 pub mod dsn;
 pub mod encoding;
+pub mod files;
 pub mod filter;
 pub mod history;
 pub mod index;

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Query(cmd) => commands::query::run(cmd),
         cli::Command::Recover(cmd) => commands::recover::run(cmd),
         cli::Command::Reconstruct(cmd) => commands::reconstruct::run(cmd),
+        cli::Command::Index(cmd) => commands::index::run(cmd),
         cli::Command::Rotate(cmd) => commands::rotate::run(cmd),
         cli::Command::Mask(cmd) => commands::mask::run(cmd),
         cli::Command::Service(cmd) => commands::service::run(cmd),

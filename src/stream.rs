@@ -42,7 +42,7 @@ use crate::telemetry::{FlushReport, Phase, Telemetry};
 pub(crate) const CHANNEL_BOUND: usize = 16;
 /// Bytes of row text at which the writer flushes before `--batch-size` rows (see
 /// `source::txn::CHUNK_BYTES` for the memory bound this is part of).
-const BATCH_BYTES: usize = 4 << 20;
+pub(crate) const BATCH_BYTES: usize = 4 << 20;
 /// An index transaction that takes longer than this is abandoned and retried on a new connection.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
 /// Start-up (connects, checks, binlog request) taking longer than this is retried.
@@ -462,9 +462,9 @@ async fn write_loop(
     }
 }
 
-/// Rows and the newest checkpoint waiting for the next flush.
+/// Rows and the newest checkpoint waiting for the next flush (also `bintrail index`'s batch).
 #[derive(Default)]
-struct Batch {
+pub(crate) struct Batch {
     rows: Vec<Change>,
     /// Chunks of XA transactions, in binlog order, each after the number of `rows` before it
     /// (rare: no buffer reuse).
@@ -473,7 +473,7 @@ struct Batch {
     ddl: Vec<DdlAt>,
     /// Bytes of row text pending: a batch of BLOB rows flushes at [`BATCH_BYTES`], not only at
     /// --batch-size rows, so memory is bounded by bytes too.
-    bytes: usize,
+    pub(crate) bytes: usize,
     checkpoint: Option<Checkpoint>,
     last_event_time: Option<u32>,
     /// The last checkpoint committed, rewritten by [`Batch::touch`] when idle.
@@ -481,11 +481,13 @@ struct Batch {
 }
 
 impl Batch {
-    fn len(&self) -> usize {
+    /// Changes pending.
+    pub(crate) fn len(&self) -> usize {
         self.rows.len() + self.xa.iter().map(|(_, _, c)| c.len()).sum::<usize>()
     }
 
-    fn add(&mut self, chunk: Chunk) {
+    /// Adds a chunk and makes its checkpoint the one the next flush writes.
+    pub(crate) fn add(&mut self, chunk: Chunk) {
         self.bytes += chunk.changes.iter().map(Change::text_len).sum::<usize>();
         if !chunk.ddl.is_empty() {
             self.ddl.push(DdlAt {
@@ -520,7 +522,8 @@ impl Batch {
         self.flush(writer, telemetry).await.map(|_| ())
     }
 
-    async fn flush(
+    /// Writes what is pending with the newest checkpoint; `Ok(false)` when nothing was pending.
+    pub(crate) async fn flush(
         &mut self,
         writer: &mut Writer,
         telemetry: &Telemetry,

@@ -143,6 +143,9 @@ pub struct Writer {
     max_statement: usize,
     /// Statement buffers of the last flush, reused by the next.
     spare: Vec<String>,
+    /// Whether flushes write the stream's checkpoint (`false` for `bintrail index`, which adds
+    /// history under a stream's id without moving that stream).
+    checkpoints: bool,
 }
 
 impl Writer {
@@ -165,7 +168,15 @@ impl Writer {
             source_uuid,
             max_statement: (max_packet as usize).saturating_sub(PACKET_MARGIN),
             spare: Vec::new(),
+            checkpoints: true,
         })
+    }
+
+    /// This writer's flushes write rows and DDL markers only, never `stream_state`: history
+    /// added from binlog files under a stream's id must not move that stream's checkpoint.
+    pub fn without_checkpoints(mut self) -> Writer {
+        self.checkpoints = false;
+        self
     }
 
     /// Writes `rows`, the XA parts `xa`, the DDL markers `ddl` and `checkpoint` in one
@@ -342,14 +353,16 @@ impl Writer {
                     inserted += self.conn.affected_rows();
                 }
             }
-            let checkpoint_sql = state::upsert_sql(
-                self.server_id,
-                checkpoint,
-                &self.source_uuid,
-                inserted,
-                last_event_time,
-            );
-            self.conn.query_drop(&checkpoint_sql).await?;
+            if self.checkpoints {
+                let checkpoint_sql = state::upsert_sql(
+                    self.server_id,
+                    checkpoint,
+                    &self.source_uuid,
+                    inserted,
+                    last_event_time,
+                );
+                self.conn.query_drop(&checkpoint_sql).await?;
+            }
             self.conn.query_drop("COMMIT").await?;
             Ok::<u64, mysql_async::Error>(inserted)
         }

@@ -14,6 +14,7 @@
 
 pub mod columns;
 pub mod ddl_names;
+pub mod file;
 pub mod file_ends;
 pub mod gap;
 pub mod mariadb;

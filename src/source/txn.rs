@@ -260,6 +260,13 @@ impl Assembler {
         BinlogPosition::new(&*self.file, self.end)
     }
 
+    /// Starts reading binlog file `file` from its first event, as the fake ROTATE that opens
+    /// each file of a replica stream does (binlog files on disk have none).
+    pub fn open_file(&mut self, file: &str) {
+        self.file = Arc::from(file);
+        self.end = 4;
+    }
+
     /// Gives the column layout of a table (see `NeedColumns`). Fails when the privacy policy
     /// refuses the table (see [`Policy::for_table`]).
     ///

@@ -12,6 +12,7 @@ mod formats;
 mod gaps;
 mod history;
 mod huge;
+mod index_files;
 mod json_values;
 mod keys;
 mod metrics;
