@@ -5,7 +5,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use bintrail::encoding::{literal, SqlType};
-use bintrail::history::reconstruct::{self, Outcome, ReconstructError, Request, Target};
+use bintrail::history::live::LiveTable;
+use bintrail::history::reconstruct::{self, Moment, ReconstructError, Request, RowSink, Target};
 use bintrail::history::reversal::{push_comment, SESSION_BEGIN, SESSION_END};
 use bintrail::history::time::{now, parse_duration, parse_instant};
 use bintrail::history::{open_index, open_source};
@@ -73,25 +74,22 @@ pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
         wait: Duration::from_secs(wait),
     };
 
-    let mut out = Output::open(cmd.output.as_deref())?;
-    let format = cmd.format;
+    let out = Output::open(cmd.output.as_deref())?;
     let mut writer = RowWriter {
-        format,
-        into,
+        format: cmd.format,
+        into: into.unwrap_or_default(),
+        out,
+        columns: Vec::new(),
         pending: Vec::new(),
-        header_done: false,
+        rows: 0,
     };
     let outcome = runtime()?.block_on(async {
         let mut idx = open_index(&index).await.map_err(super::open_failure)?;
         let (mut src, info) = open_source(&source, &tls)
             .await
             .map_err(super::open_failure)?;
-        let mut sink = |row: Vec<Value>| -> std::io::Result<()> {
-            writer.pending.push(row);
-            Ok(())
-        };
         let done =
-            reconstruct::reconstruct(&mut idx, &mut src, &info, &req, &mut sink, &mut |msg| {
+            reconstruct::reconstruct(&mut idx, &mut src, &info, &req, &mut writer, &mut |msg| {
                 eprintln!("bintrail: {msg}")
             })
             .await;
@@ -100,8 +98,9 @@ pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
         done.map_err(failure)
     })?;
     writer
-        .finish(&mut out, &outcome)
+        .finish()
         .map_err(|e| Failure::new(Kind::Runtime, format!("writing the output: {e}")))?;
+    let out = writer.out;
     out.commit()?;
     let s = outcome.summary;
     eprintln!(
@@ -214,114 +213,170 @@ impl Write for Output {
     }
 }
 
-/// Renders the rows once the outcome (the live table's columns, the moment, the notes) is known:
-/// CSV's header and the SQL header and INSERT column lists need it.
+/// Writes rows as they come: CSV or JSON lines one by one, SQL in INSERTs of
+/// [`ROWS_PER_INSERT`] rows after a header naming the moment and the notes.
 struct RowWriter {
     format: ReconstructFormat,
-    into: Option<String>,
+    /// `--into`, quoted.
+    into: String,
+    out: Output,
+    /// (name, rule, nullable, generated) of each column, from `begin`.
+    columns: Vec<(String, SqlType, bool, bool)>,
+    /// SQL rows not yet written.
     pending: Vec<Vec<Value>>,
-    header_done: bool,
+    rows: u64,
 }
 
-impl RowWriter {
-    fn finish(&mut self, out: &mut Output, o: &Outcome) -> std::io::Result<()> {
-        let t = &o.table;
+impl RowSink for RowWriter {
+    fn begin(&mut self, t: &LiveTable, moment: &Moment, notes: &[String]) -> std::io::Result<()> {
+        self.columns = t
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.sql_type.unwrap_or(SqlType::Text),
+                    c.nullable,
+                    c.generated,
+                )
+            })
+            .collect();
         match self.format {
             ReconstructFormat::Csv => {
-                if !self.header_done {
-                    let names: Vec<String> = t.columns.iter().map(|c| csv_field(&c.name)).collect();
-                    writeln!(out, "{}\r", names.join(","))?;
-                    self.header_done = true;
+                let names: Vec<String> = t.columns.iter().map(|c| csv_field(&c.name)).collect();
+                write!(self.out, "{}\r\n", names.join(","))
+            }
+            ReconstructFormat::Json => Ok(()),
+            ReconstructFormat::Sql => {
+                let mut text = String::new();
+                push_comment(
+                    &mut text,
+                    &format!(
+                        "bintrail reconstruct: {}.{} as of {}",
+                        t.schema, t.table, moment.description
+                    ),
+                );
+                for n in notes {
+                    push_comment(&mut text, &format!("note: {n}"));
                 }
-                for row in self.pending.drain(..) {
-                    let fields: Vec<String> = row.iter().map(csv_value).collect();
-                    writeln!(out, "{}\r", fields.join(","))?;
+                push_comment(
+                    &mut text,
+                    &format!(
+                        "Create the target first, e.g. CREATE TABLE {} LIKE {}.{};",
+                        self.into,
+                        ident(&t.schema),
+                        ident(&t.table)
+                    ),
+                );
+                text.push_str(SESSION_BEGIN);
+                self.out.write_all(text.as_bytes())
+            }
+        }
+    }
+
+    fn row(&mut self, row: Vec<Value>) -> std::io::Result<()> {
+        self.rows += 1;
+        match self.format {
+            ReconstructFormat::Csv => {
+                let mut line = String::with_capacity(64);
+                for (i, v) in row.iter().enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    push_csv_value(&mut line, v);
                 }
+                line.push_str("\r\n");
+                self.out.write_all(line.as_bytes())
             }
             ReconstructFormat::Json => {
                 // Keys in the table's column order, as `SELECT *` shows them.
-                for row in self.pending.drain(..) {
-                    let mut line = String::from("{");
-                    for (i, (c, v)) in t.columns.iter().zip(&row).enumerate() {
-                        if i > 0 {
-                            line.push(',');
-                        }
-                        line.push_str(&Value::String(c.name.clone()).to_string());
-                        line.push(':');
-                        line.push_str(&v.to_string());
+                let mut line = String::from("{");
+                for (i, ((name, ..), v)) in self.columns.iter().zip(&row).enumerate() {
+                    if i > 0 {
+                        line.push(',');
                     }
-                    line.push('}');
-                    writeln!(out, "{line}")?;
+                    line.push_str(&Value::String(name.clone()).to_string());
+                    line.push(':');
+                    line.push_str(&v.to_string());
                 }
+                line.push_str("}\n");
+                self.out.write_all(line.as_bytes())
             }
-            ReconstructFormat::Sql => self.sql(out, o)?,
-        }
-        Ok(())
-    }
-
-    fn sql(&mut self, out: &mut Output, o: &Outcome) -> std::io::Result<()> {
-        let t = &o.table;
-        let into = self.into.clone().unwrap_or_default();
-        let mut text = String::new();
-        push_comment(
-            &mut text,
-            &format!(
-                "bintrail reconstruct: {}.{} as of {}, {} rows",
-                t.schema,
-                t.table,
-                o.moment.description,
-                self.pending.len()
-            ),
-        );
-        for n in &o.notes {
-            push_comment(&mut text, &format!("note: {n}"));
-        }
-        push_comment(
-            &mut text,
-            &format!(
-                "Create the target first, e.g. CREATE TABLE {into} LIKE {}.{};",
-                ident(&t.schema),
-                ident(&t.table)
-            ),
-        );
-        text.push_str(SESSION_BEGIN);
-        out.write_all(text.as_bytes())?;
-        let cols: Vec<usize> = (0..t.columns.len())
-            .filter(|&i| !t.columns[i].generated)
-            .collect();
-        let names: Vec<String> = cols.iter().map(|&i| ident(&t.columns[i].name)).collect();
-        for chunk in self.pending.chunks(ROWS_PER_INSERT) {
-            let mut stmt = format!("INSERT INTO {into} ({}) VALUES\n", names.join(", "));
-            for (n, row) in chunk.iter().enumerate() {
-                if n > 0 {
-                    stmt.push_str(",\n");
+            ReconstructFormat::Sql => {
+                self.pending.push(row);
+                if self.pending.len() == ROWS_PER_INSERT {
+                    self.flush_sql()?;
                 }
-                stmt.push('(');
-                for (k, &i) in cols.iter().enumerate() {
-                    if k > 0 {
-                        stmt.push_str(", ");
-                    }
-                    let c = &t.columns[i];
-                    let lit = literal(c.sql_type.unwrap_or(SqlType::Text), c.nullable, &row[i])
-                        .map_err(|e| std::io::Error::other(format!("column {}: {e}", c.name)))?;
-                    stmt.push_str(&lit);
-                }
-                stmt.push(')');
+                Ok(())
             }
-            stmt.push_str(";\n");
-            out.write_all(stmt.as_bytes())?;
         }
-        self.pending.clear();
-        out.write_all(SESSION_END.as_bytes())
     }
 }
 
-fn csv_value(v: &Value) -> String {
+impl RowWriter {
+    /// One INSERT of the pending rows (generated columns are left to the server).
+    fn flush_sql(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| !self.columns[i].3)
+            .collect();
+        let names: Vec<String> = cols.iter().map(|&i| ident(&self.columns[i].0)).collect();
+        let mut stmt = format!("INSERT INTO {} ({}) VALUES\n", self.into, names.join(", "));
+        for (n, row) in self.pending.iter().enumerate() {
+            if n > 0 {
+                stmt.push_str(",\n");
+            }
+            stmt.push('(');
+            for (k, &i) in cols.iter().enumerate() {
+                if k > 0 {
+                    stmt.push_str(", ");
+                }
+                let (name, ty, nullable, _) = &self.columns[i];
+                let lit = literal(*ty, *nullable, &row[i])
+                    .map_err(|e| std::io::Error::other(format!("column {name}: {e}")))?;
+                stmt.push_str(&lit);
+            }
+            stmt.push(')');
+        }
+        stmt.push_str(";\n");
+        self.pending.clear();
+        self.out.write_all(stmt.as_bytes())
+    }
+
+    /// The end of the output: SQL's last INSERT and its COMMIT.
+    fn finish(&mut self) -> std::io::Result<()> {
+        if self.format == ReconstructFormat::Sql {
+            self.flush_sql()?;
+            self.out.write_all(SESSION_END.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one CSV field: NULL empty, an empty string `""`, text as it is (quoted when it holds
+/// a comma, quote or line break), other JSON values as their JSON text.
+fn push_csv_value(line: &mut String, v: &Value) {
     match v {
-        Value::Null => String::new(),
-        Value::String(s) if s.is_empty() => "\"\"".to_string(),
-        Value::String(s) => csv_field(s),
-        other => csv_field(&other.to_string()),
+        Value::Null => {}
+        Value::String(s) if s.is_empty() => line.push_str("\"\""),
+        Value::String(s) => push_csv_text(line, s),
+        Value::Number(n) => {
+            use std::fmt::Write as _;
+            let _ = write!(line, "{n}");
+        }
+        other => push_csv_text(line, &other.to_string()),
+    }
+}
+
+fn push_csv_text(line: &mut String, f: &str) {
+    if f.contains([',', '"', '\r', '\n']) {
+        line.push('"');
+        line.push_str(&f.replace('"', "\"\""));
+        line.push('"');
+    } else {
+        line.push_str(f);
     }
 }
 

@@ -158,30 +158,54 @@ async fn later_by_key(
     }
     follow_keys(conn, schema, table, Some(stream), &mut trail).await?;
     let keys: Vec<(&String, &u64)> = trail.iter().collect();
-    let mut out = Vec::new();
+    // Identities first (a row's whole history may be large: a bulk insert, images of every
+    // change), then the full rows of only the later changes, which are few or none.
+    let mut later_ids = Vec::new();
     for chunk in keys.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
+        let from = chunk.iter().map(|(_, f)| **f).min().unwrap_or(0);
         let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into(), stream.into()];
         params.extend(
             chunk
                 .iter()
                 .map(|(k, _)| mysql_async::Value::from(k.as_str())),
         );
+        params.push(from.into());
+        let rows: Vec<(u64, String)> = conn
+            .exec(
+                format!(
+                    "SELECT event_id, pk_values FROM binlog_events WHERE schema_name = ? \
+                     AND table_name = ? AND stream_id = ? AND pk_values IN ({marks}) \
+                     AND event_id >= ?"
+                ),
+                params,
+            )
+            .await?;
+        for (event_id, pk) in rows {
+            let from = trail.get(&pk).copied().unwrap_or(u64::MAX);
+            if event_id >= from && !selected.contains(&event_id) {
+                later_ids.push(event_id);
+            }
+        }
+    }
+    later_ids.sort_unstable();
+    later_ids.dedup();
+    let mut out = Vec::new();
+    for chunk in later_ids.chunks(BATCH) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params: Vec<mysql_async::Value> = vec![stream.into()];
+        params.extend(chunk.iter().map(|i| mysql_async::Value::from(*i)));
         let rows: Vec<Row> = conn
             .exec(
                 format!(
-                    "SELECT {COLUMNS} FROM binlog_events WHERE schema_name = ? AND table_name = ? \
-                     AND stream_id = ? AND pk_values IN ({marks}) ORDER BY event_id"
+                    "SELECT {COLUMNS} FROM binlog_events WHERE stream_id = ? \
+                     AND event_id IN ({marks}) ORDER BY event_id"
                 ),
                 params,
             )
             .await?;
         for row in rows {
-            let c = parse_row(row)?;
-            let from = trail.get(&c.pk_values).copied().unwrap_or(u64::MAX);
-            if c.event_id >= from && !selected.contains(&c.event_id) {
-                out.push(c);
-            }
+            out.push(parse_row(row)?);
         }
     }
     Ok(out)

@@ -54,13 +54,14 @@ pub const FIRST_AFTER_TIME: &str =
 /// A change's GTID (`PRIMARY`): (event_id, stream_id).
 pub const GTID_OF_CHANGE: &str =
     "SELECT gtid FROM binlog_events WHERE event_id = ? AND stream_id = ?";
-/// A transaction's first change (`k_gtid`): (gtid, stream_id).
+/// A transaction's first change (`k_gtid`, read in order: a transaction of a million rows
+/// is not scanned): (gtid, stream_id).
 pub const TRANSACTION_START: &str =
-    "SELECT MIN(event_id) FROM binlog_events WHERE gtid = ? AND stream_id = ?";
-/// A transaction's last change and its time (`k_gtid`): (gtid, stream_id).
+    "SELECT event_id FROM binlog_events WHERE gtid = ? AND stream_id = ? ORDER BY event_id LIMIT 1";
+/// A transaction's last change and its time (`k_gtid`, read backwards): (gtid, stream_id).
 pub const TRANSACTION_END: &str =
-    "SELECT MAX(event_id), DATE_FORMAT(MAX(event_timestamp), '%Y-%m-%d %H:%i:%s') \
-     FROM binlog_events WHERE gtid = ? AND stream_id = ?";
+    "SELECT event_id, DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s') \
+     FROM binlog_events WHERE gtid = ? AND stream_id = ? ORDER BY event_id DESC LIMIT 1";
 /// Whether the index holds a change of the table before the cut (`k_table_pk` or `PRIMARY`):
 /// (schema, table, stream_id, cut).
 pub const ANY_BEFORE_CUT: &str =
@@ -300,6 +301,20 @@ async fn refuse_policed(
 /// Rows, in the live table's column order, as stored JSON values.
 pub type Image = Vec<Value>;
 
+/// Where the rows go, as they are found.
+pub trait RowSink {
+    /// Called once, after every refusal check and before the first row: the live table (the
+    /// rows' columns), the moment, and the notes for the reader.
+    fn begin(
+        &mut self,
+        table: &LiveTable,
+        moment: &Moment,
+        notes: &[String],
+    ) -> std::io::Result<()>;
+    /// One row of the state.
+    fn row(&mut self, row: Image) -> std::io::Result<()>;
+}
+
 /// Reconstructs `req`, handing each row (in `Outcome::table` column order) to `sink`: first
 /// the live rows that are unchanged since the moment, in the table's scan order, then the
 /// restored ones. `progress` receives the wait messages.
@@ -308,7 +323,7 @@ pub async fn reconstruct(
     src: &mut Conn,
     info: &SourceInfo,
     req: &Request,
-    sink: &mut dyn FnMut(Image) -> std::io::Result<()>,
+    sink: &mut dyn RowSink,
     progress: &mut dyn FnMut(String),
 ) -> Result<Outcome, ReconstructError> {
     let name = format!("{}.{}", req.schema, req.table);
@@ -368,6 +383,8 @@ pub async fn reconstruct(
         } else {
             Undo::Keyless(net_changes(&images, &changes, &snapshot.lower)?)
         };
+        sink.begin(&table, &moment, &notes)
+            .map_err(ReconstructError::Output)?;
         let mut live = src
             .query_iter(live_select(&table, &types, req)?)
             .await
@@ -385,7 +402,7 @@ pub async fn reconstruct(
                 summary.absent += 1;
                 continue;
             }
-            sink(values).map_err(ReconstructError::Output)?;
+            sink.row(values).map_err(ReconstructError::Output)?;
             summary.unchanged += 1;
         }
         drop(live);
@@ -394,7 +411,7 @@ pub async fn reconstruct(
         let kept = filter_where(src, &table, req, &restored.iter().collect::<Vec<_>>()).await?;
         for (row, keep) in restored.into_iter().zip(kept) {
             if keep {
-                sink(row).map_err(ReconstructError::Output)?;
+                sink.row(row).map_err(ReconstructError::Output)?;
                 summary.restored += 1;
             }
         }
@@ -478,11 +495,11 @@ async fn resolve(
             let mut cut = first;
             let mut before = format!("change #{first}");
             if let Some(g) = gtid.and_then(|r| r.0) {
-                let start: Option<(Option<u64>,)> = idx
+                let start: Option<(u64,)> = idx
                     .exec_first(TRANSACTION_START, (g.as_str(), stream_id))
                     .await
                     .map_err(ReconstructError::Index)?;
-                cut = start.and_then(|r| r.0).unwrap_or(first).min(first);
+                cut = start.map_or(first, |r| r.0).min(first);
                 before = format!("transaction {g}");
             }
             Ok(Moment {
@@ -497,12 +514,12 @@ async fn resolve(
         }
         Target::Gtid(g) => {
             let text = g.to_string();
-            let row: Option<(Option<u64>, Option<String>)> = idx
+            let row: Option<(u64, String)> = idx
                 .exec_first(TRANSACTION_END, (text.as_str(), stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
             match row {
-                Some((Some(last), Some(ts))) => Ok(Moment {
+                Some((last, ts)) => Ok(Moment {
                     stream_id,
                     cut: last + 1,
                     description: format!(
