@@ -339,21 +339,25 @@ pub async fn reconstruct(
         )));
     }
     let stream_id = pick_stream(idx, req.server_id).await?;
-    let moment = resolve(idx, stream_id, &req.target).await?;
-    refuse_gaps(idx, &moment).await?;
-    refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
-    refuse_ddl(idx, &moment, &req.target, &req.schema, &req.table).await?;
 
     let mut notes = Vec::new();
     let mut attempt = 0;
-    let (snapshot, changes) = loop {
+    let (snapshot, moment, changes) = loop {
         let snapshot = begin_snapshot(src, info).await?;
+        // The moment is placed only once the stream has indexed everything the snapshot holds:
+        // before that, a transaction may be partly indexed, and its last indexed row is not its
+        // end.
         let read = async {
             wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
-            changes_after(idx, &moment, &req.schema, &req.table).await
+            let moment = resolve(idx, stream_id, &req.target).await?;
+            refuse_gaps(idx, &moment).await?;
+            refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
+            refuse_ddl(idx, &moment, &req.target, &req.schema, &req.table).await?;
+            let changes = changes_after(idx, &moment, &req.schema, &req.table).await?;
+            Ok::<_, ReconstructError>((moment, changes))
         }
         .await;
-        let changes = match read {
+        let (moment, changes) = match read {
             Ok(c) => c,
             Err(e) => {
                 let _ = src.query_drop("COMMIT").await;
@@ -361,7 +365,7 @@ pub async fn reconstruct(
             }
         };
         if keyed || !snapshot.ambiguous(&changes) {
-            break (snapshot, changes);
+            break (snapshot, moment, changes);
         }
         let _ = src.query_drop("COMMIT").await;
         attempt += 1;
@@ -514,6 +518,17 @@ async fn resolve(
         }
         Target::Gtid(g) => {
             let text = g.to_string();
+            // A transaction the stream is still writing has rows in the index, but not all.
+            let state = crate::index::state::load(idx, stream_id)
+                .await
+                .map_err(|e| ReconstructError::Stream(e.to_string()))?;
+            if let Some(ResumePoint::Gtid(done)) = state.map(|s| s.checkpoint.resume) {
+                if !done.contains(g) {
+                    return Err(ReconstructError::Moment(format!(
+                        "--as-of-gtid {text}: stream {stream_id} has not finished indexing that transaction (it committed after the source's snapshot, or the stream is behind); retry once the stream has passed it"
+                    )));
+                }
+            }
             let row: Option<(u64, String)> = idx
                 .exec_first(TRANSACTION_END, (text.as_str(), stream_id))
                 .await
