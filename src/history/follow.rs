@@ -20,6 +20,7 @@ use mysql_async::{Conn, Row};
 use serde_json::{Map, Value};
 
 use super::query::{parse_row, QueryError, StoredChange, COLUMNS};
+use super::recent::Recent;
 use crate::encoding::ROW_DIGEST_PREFIX;
 
 /// Keys per `IN (…)` list.
@@ -74,17 +75,26 @@ pub async fn follow_keys(
             let (sql, params) = moves_sql(schema, table, stream, &keys);
             let moves: Vec<(u64, String, String)> = conn.exec(sql, params).await?;
             for (event_id, before, after) in moves {
-                let from = trail.get(&before).copied().unwrap_or(u64::MAX);
-                if event_id < from || trail.get(&after).is_some_and(|f| *f <= event_id) {
-                    continue;
+                if step(trail, event_id, &before, &after) {
+                    next.push(after);
                 }
-                trail.insert(after.clone(), event_id);
-                next.push(after);
             }
         }
         frontier = next;
     }
     Ok(())
+}
+
+/// One key-changing update from `before` to `after` at `event_id`: whether it moved a row of
+/// `trail` (it comes at or after the point from which the row holds `before`), and then the
+/// row holds `after` from it on (the earliest such point kept).
+fn step(trail: &mut Trail, event_id: u64, before: &str, after: &str) -> bool {
+    let from = trail.get(before).copied().unwrap_or(u64::MAX);
+    if event_id < from || trail.get(after).is_some_and(|f| *f <= event_id) {
+        return false;
+    }
+    trail.insert(after.to_string(), event_id);
+    true
 }
 
 /// Changes to the selected rows after the oldest selected change of each row, that the
@@ -93,6 +103,7 @@ pub async fn follow_keys(
 pub async fn later_changes(
     conn: &mut Conn,
     changes: &[StoredChange],
+    recent: Option<&Recent>,
 ) -> Result<(usize, Vec<StoredChange>), QueryError> {
     let selected: BTreeSet<u64> = changes.iter().map(|c| c.event_id).collect();
     let mut tables: BTreeMap<(&str, &str), Vec<&StoredChange>> = BTreeMap::new();
@@ -100,10 +111,15 @@ pub async fn later_changes(
         tables.entry((&c.schema, &c.table)).or_default().push(c);
     }
     let stream = changes.first().map_or(0, |c| c.stream_id);
+    let oldest = changes.iter().map(|c| c.event_id).min().unwrap_or(0);
+    let since = recent.filter(|r| r.stream == stream && r.from <= oldest);
     let mut later = Vec::new();
     for ((schema, table), mine) in tables {
         let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
             later_by_image(conn, schema, table, stream, &mine, &selected).await?
+        } else if let Some(since) = &since {
+            let ids = later_in_range(since, schema, table, stream, &mine, &selected);
+            read_changes(conn, stream, &ids).await?
         } else {
             later_by_key(conn, schema, table, stream, &mine, &selected).await?
         };
@@ -130,10 +146,6 @@ async fn later_by_key(
     selected: &BTreeSet<u64>,
 ) -> Result<Vec<StoredChange>, QueryError> {
     let mut trail = Trail::new();
-    let note = |trail: &mut Trail, key: &str, from: u64| {
-        let f = trail.entry(key.to_string()).or_insert(from);
-        *f = (*f).min(from);
-    };
     for c in mine {
         note(&mut trail, &c.pk_values, c.event_id + 1);
     }
@@ -188,6 +200,59 @@ async fn later_by_key(
             }
         }
     }
+    read_changes(conn, stream, &later_ids).await
+}
+
+/// [`later_by_key`] on what was written since the oldest selected change, read whole
+/// ([`Recent`]): the same trail, followed in memory; the `event_id`s of the later changes.
+fn later_in_range(
+    since: &Recent,
+    schema: &str,
+    table: &str,
+    stream: u32,
+    mine: &[&StoredChange],
+    selected: &BTreeSet<u64>,
+) -> Vec<u64> {
+    let mut trail = Trail::new();
+    for c in mine {
+        note(&mut trail, &c.pk_values, c.event_id + 1);
+    }
+    let of_table = |s: &str, t: &str| s == schema && t == table;
+    let moves = || since.moves.iter().filter(|m| of_table(&m.schema, &m.table));
+    for m in moves().filter(|m| selected.contains(&m.event_id)) {
+        note(&mut trail, &m.before, m.event_id + 1);
+    }
+    // In commit order one pass follows every chain: a move counts only from the point its old
+    // key is held, which is an earlier move's own `event_id`.
+    for m in moves() {
+        step(&mut trail, m.event_id, &m.before, &m.after);
+    }
+    since
+        .changes
+        .iter()
+        .filter(|c| {
+            c.stream == stream
+                && of_table(&c.schema, &c.table)
+                && !selected.contains(&c.event_id)
+                && trail.get(&c.pk).is_some_and(|from| c.event_id >= *from)
+        })
+        .map(|c| c.event_id)
+        .collect()
+}
+
+/// Marks that the row holds `key` from `from` on (the earliest such point kept).
+fn note(trail: &mut Trail, key: &str, from: u64) {
+    let f = trail.entry(key.to_string()).or_insert(from);
+    *f = (*f).min(from);
+}
+
+/// The full rows of `ids` (of `stream`), in commit order.
+async fn read_changes(
+    conn: &mut Conn,
+    stream: u32,
+    ids: &[u64],
+) -> Result<Vec<StoredChange>, QueryError> {
+    let mut later_ids = ids.to_vec();
     later_ids.sort_unstable();
     later_ids.dedup();
     let mut out = Vec::new();

@@ -21,6 +21,7 @@ pub mod follow;
 pub mod live;
 pub mod policed;
 pub mod query;
+pub mod recent;
 pub mod reconstruct;
 pub mod recover;
 pub mod reversal;

@@ -101,13 +101,44 @@ pub(crate) const COLUMNS: &str =
 
 /// The SELECT for a selection and its parameters (also what the EXPLAIN tests run).
 pub fn select_sql(sel: &Selection) -> (String, Vec<mysql_async::Value>) {
-    select_sql_following(sel, &Trail::new())
+    select_sql_following(sel, &Trail::new(), None)
 }
 
+/// The changes stamped at or after a time, up to a cap (`k_time`, covering): their smallest
+/// `event_id` and how many were counted: (time, cap + 1).
+pub const SINCE_BOUND_SQL: &str = "SELECT MIN(event_id), COUNT(*) FROM (SELECT event_id \
+     FROM binlog_events WHERE event_timestamp >= ? LIMIT ?) AS since";
+
+/// The smallest `event_id` of the changes stamped at or after `since`, when at most `cap` are:
+/// every selected change then lies in the primary-key range from it, which the server can
+/// read instead of a table's whole history through `k_table_pk`. `None`: too many to count
+/// cheaply, or none.
+async fn since_bound(conn: &mut Conn, since: i64, cap: u64) -> Result<Option<u64>, QueryError> {
+    let row: Option<(Option<u64>, u64)> = conn
+        .exec_first(SINCE_BOUND_SQL, (format_utc(since), cap.saturating_add(1)))
+        .await?;
+    Ok(match row {
+        Some((first, n)) if n <= cap => first,
+        _ => None,
+    })
+}
+
+/// Changes stamped since a `--since` counted to find [`since_bound`], at least.
+const SINCE_BOUND_MIN: u64 = 10_000;
+
 /// [`select_sql`] where `--pk` also matches the keys the row moved to: each key of `trail`
-/// from its `event_id` on.
-pub fn select_sql_following(sel: &Selection, trail: &Trail) -> (String, Vec<mysql_async::Value>) {
-    let mut sql = format!("SELECT {COLUMNS} FROM binlog_events WHERE TRUE");
+/// from its `event_id` on; and, with `first`, only changes from that `event_id` on (a bound
+/// known to hold every selected change: [`since_bound`]).
+pub fn select_sql_following(
+    sel: &Selection,
+    trail: &Trail,
+    first: Option<u64>,
+) -> (String, Vec<mysql_async::Value>) {
+    // The filter and the order run on the narrow (event_id, event_timestamp) pairs, then the
+    // picked rows are read by primary key: sorting whole rows (their JSON images) made the
+    // server read each row twice, and a table's history through `k_table_pk` is covering.
+    // The join's order is not the inner one: [`fetch`] orders the rows.
+    let mut sql = "SELECT event_id, event_timestamp FROM binlog_events WHERE TRUE".to_string();
     let mut params: Vec<mysql_async::Value> = Vec::new();
     let mut and = |cond: &str, v: Vec<mysql_async::Value>| {
         sql.push_str(" AND ");
@@ -140,6 +171,9 @@ pub fn select_sql_following(sel: &Selection, trail: &Trail) -> (String, Vec<mysq
     if let Some(t) = sel.since {
         and("event_timestamp >= ?", vec![format_utc(t).into()]);
     }
+    if let Some(id) = first {
+        and("event_id >= ?", vec![id.into()]);
+    }
     if let Some(t) = sel.until {
         and("event_timestamp <= ?", vec![format_utc(t).into()]);
     }
@@ -161,7 +195,13 @@ pub fn select_sql_following(sel: &Selection, trail: &Trail) -> (String, Vec<mysq
     }
     sql.push_str(" ORDER BY event_id DESC LIMIT ?");
     params.push((sel.limit + 1).into());
-    (sql, params)
+    (
+        format!(
+            "SELECT {COLUMNS} FROM binlog_events JOIN ({sql}) AS picked \
+             USING (event_id, event_timestamp)"
+        ),
+        params,
+    )
 }
 
 /// Runs the selection. `--pk K` also follows the row forward through updates that changed its
@@ -173,29 +213,39 @@ pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError>
         trail.insert(pk.clone(), 0);
         follow_keys(conn, schema, table, sel.server_id, &mut trail).await?;
     }
-    let mut rows: Vec<Row> = Vec::new();
-    if sel.gtids.len() <= GTID_BATCH {
-        let (sql, params) = select_sql_following(sel, &trail);
-        rows = conn.exec(sql, params).await?;
+    let first = match sel.since {
+        Some(t) if sel.pk.is_none() && sel.gtids.is_empty() => {
+            since_bound(conn, t, SINCE_BOUND_MIN.max(sel.limit.saturating_mul(2))).await?
+        }
+        _ => None,
+    };
+    let statements = if sel.gtids.len() <= GTID_BATCH {
+        vec![select_sql_following(sel, &trail, first)]
     } else {
         // A large --gtid range: one IN list per batch, the newest `limit + 1` of all kept.
-        for chunk in sel.gtids.chunks(GTID_BATCH) {
-            let part = Selection {
-                gtids: chunk.to_vec(),
-                ..sel.clone()
-            };
-            let (sql, params) = select_sql_following(&part, &trail);
-            let found: Vec<Row> = conn.exec(sql, params).await?;
-            rows.extend(found);
+        sel.gtids
+            .chunks(GTID_BATCH)
+            .map(|chunk| {
+                let part = Selection {
+                    gtids: chunk.to_vec(),
+                    ..sel.clone()
+                };
+                select_sql_following(&part, &trail, first)
+            })
+            .collect()
+    };
+    // Parsed as they arrive: the server produces rows while earlier ones are parsed, and the
+    // raw rows are not all held at once.
+    let mut changes = Vec::new();
+    for (sql, params) in statements {
+        let mut result = conn.exec_iter(sql, params).await?;
+        while let Some(row) = result.next().await? {
+            changes.push(parse_row(row)?);
         }
-        rows.sort_by_key(|r| std::cmp::Reverse(r.get::<u64, _>(0).unwrap_or(0)));
     }
-    let more = rows.len() as u64 > sel.limit;
-    let mut changes = rows
-        .into_iter()
-        .take(sel.limit as usize)
-        .map(parse_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    changes.sort_unstable_by_key(|c: &StoredChange| std::cmp::Reverse(c.event_id));
+    let more = changes.len() as u64 > sel.limit;
+    changes.truncate(usize::try_from(sel.limit).unwrap_or(usize::MAX));
     changes.reverse();
     Ok(Page { changes, more })
 }

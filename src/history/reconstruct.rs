@@ -67,9 +67,10 @@ pub const TRANSACTION_END: &str =
 pub const ANY_BEFORE_CUT: &str =
     "SELECT event_id FROM binlog_events WHERE schema_name = ? AND table_name = ? \
      AND stream_id = ? AND event_id < ? LIMIT 1";
-/// The stream's last change before the cut (`PRIMARY`): (stream_id, cut).
-pub const LAST_BEFORE_CUT: &str =
-    "SELECT MAX(event_id) FROM binlog_events WHERE stream_id = ? AND event_id < ?";
+/// The stream's last change before the cut (`PRIMARY`, read backwards from the cut: `MAX()`
+/// under a condition on another column scanned all the history before it): (stream_id, cut).
+pub const LAST_BEFORE_CUT: &str = "SELECT event_id FROM binlog_events WHERE stream_id = ? \
+     AND event_id < ? ORDER BY event_id DESC LIMIT 1";
 /// The table's oldest change (`k_table_pk`): (schema, table, stream_id).
 pub const OLDEST_OF_TABLE: &str =
     "SELECT DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') FROM binlog_events \
@@ -326,6 +327,9 @@ pub async fn reconstruct(
     sink: &mut dyn RowSink,
     progress: &mut dyn FnMut(String),
 ) -> Result<Outcome, ReconstructError> {
+    let clock = std::time::Instant::now();
+    let lap =
+        |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "reconstruct");
     let name = format!("{}.{}", req.schema, req.table);
     let table = LiveTable::load(src, info.flavor, &req.schema, &req.table)
         .await
@@ -339,21 +343,30 @@ pub async fn reconstruct(
         )));
     }
     let stream_id = pick_stream(idx, req.server_id).await?;
+    lap("stream");
 
     let mut notes = Vec::new();
     let mut attempt = 0;
-    let (snapshot, moment, changes) = loop {
+    let (snapshot, moment, early) = loop {
         let snapshot = begin_snapshot(src, info).await?;
         // The moment is placed only once the stream has indexed everything the snapshot holds:
         // before that, a transaction may be partly indexed, and its last indexed row is not its
         // end.
         let read = async {
             wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
+            lap("caught up");
             let moment = resolve(idx, stream_id, &req.target).await?;
+            lap("moment");
             refuse_gaps(idx, &moment).await?;
             refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
+            lap("too old");
             refuse_ddl(idx, &moment, &req.target, &req.schema, &req.table).await?;
-            let changes = changes_after(idx, &moment, &req.schema, &req.table).await?;
+            // A keyed table's changes are read while the live rows arrive (below); a keyless
+            // one's decide first whether this snapshot can be used.
+            let changes = match keyed {
+                true => None,
+                false => Some(changes_after(idx, &moment, &req.schema, &req.table).await?),
+            };
             Ok::<_, ReconstructError>((moment, changes))
         }
         .await;
@@ -364,7 +377,7 @@ pub async fn reconstruct(
                 return Err(e);
             }
         };
-        if keyed || !snapshot.ambiguous(&changes) {
+        if changes.as_ref().is_none_or(|c| !snapshot.ambiguous(c)) {
             break (snapshot, moment, changes);
         }
         let _ = src.query_drop("COMMIT").await;
@@ -374,7 +387,12 @@ pub async fn reconstruct(
         }
         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
     };
+    lap("snapshot and moment");
     let result = async {
+        let live_sql = live_select(&table, &types, req)?;
+        let (changes, live) = overlapped(idx, src, &moment, req, early, live_sql).await?;
+        let (mut live, buffered) = live;
+        lap("changes read");
         refuse_policed(idx, &table, &changes).await?;
         check_shapes(&table, &changes, &mut notes)?;
         let mut summary = Summary {
@@ -387,13 +405,18 @@ pub async fn reconstruct(
         } else {
             Undo::Keyless(net_changes(&images, &changes, &snapshot.lower)?)
         };
+        lap("changes undone");
         sink.begin(&table, &moment, &notes)
             .map_err(ReconstructError::Output)?;
-        let mut live = src
-            .query_iter(live_select(&table, &types, req)?)
-            .await
-            .map_err(ReconstructError::Source)?;
-        while let Some(row) = live.next().await.map_err(ReconstructError::Source)? {
+        let mut buffered = buffered.into_iter();
+        loop {
+            let row = match buffered.next() {
+                Some(row) => row,
+                None => match live.next().await.map_err(ReconstructError::Source)? {
+                    Some(row) => row,
+                    None => break,
+                },
+            };
             let values = live_row(&table, &types, &name, row)?;
             if req
                 .pk
@@ -410,6 +433,7 @@ pub async fn reconstruct(
             summary.unchanged += 1;
         }
         drop(live);
+        lap("live rows");
         // With --where, rows the changes removed may simply not have matched it live.
         let restored = undo.restored(req.where_sql.is_none())?;
         let kept = filter_where(src, &table, req, &restored.iter().collect::<Vec<_>>()).await?;
@@ -431,6 +455,53 @@ pub async fn reconstruct(
         summary,
         notes,
     })
+}
+
+/// Live rows read ahead while the index is read; a bound on the memory they take.
+const READ_AHEAD: usize = 50_000;
+
+/// The live rows' result, and the rows of it read ahead.
+type Live<'a> = (
+    mysql_async::QueryResult<'a, 'static, mysql_async::TextProtocol>,
+    Vec<Row>,
+);
+
+/// The table's changes since the moment (`changes`, when already read), and the live rows'
+/// query started in the snapshot, with the rows that arrived while the changes were read (at
+/// most [`READ_AHEAD`]): both servers work at once instead of one after the other.
+async fn overlapped<'a>(
+    idx: &mut Conn,
+    src: &'a mut Conn,
+    moment: &Moment,
+    req: &Request,
+    changes: Option<Vec<StoredChange>>,
+    live_sql: String,
+) -> Result<(Vec<StoredChange>, Live<'a>), ReconstructError> {
+    let done = std::cell::Cell::new(false);
+    let read_changes = async {
+        let changes = match changes {
+            Some(c) => c,
+            None => changes_after(idx, moment, &req.schema, &req.table).await?,
+        };
+        done.set(true);
+        Ok::<_, ReconstructError>(changes)
+    };
+    let read_live = async {
+        let mut live = src
+            .query_iter(live_sql)
+            .await
+            .map_err(ReconstructError::Source)?;
+        let mut ahead = Vec::new();
+        while !done.get() && ahead.len() < READ_AHEAD {
+            match live.next().await.map_err(ReconstructError::Source)? {
+                Some(row) => ahead.push(row),
+                None => break,
+            }
+        }
+        Ok::<_, ReconstructError>((live, ahead))
+    };
+    let (changes, live) = tokio::join!(read_changes, read_live);
+    Ok((changes?, live?))
 }
 
 /// Every column's rule.

@@ -37,6 +37,7 @@ use super::follow;
 use super::live::LiveTable;
 use super::policed;
 use super::query::{self, QueryError, StoredChange};
+use super::recent::{self, Recent};
 use super::reversal::{self, ReversalError};
 use super::selection::Selection;
 use super::transactions;
@@ -218,7 +219,11 @@ pub async fn plan(
     sel: &Selection,
     opts: Options,
 ) -> Result<Recovery, RecoverError> {
+    let clock = std::time::Instant::now();
+    let lap =
+        |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "recover");
     let page = query::fetch(index, sel).await?;
+    lap("selected");
     if page.more {
         return Err(RecoverError::TooMany {
             limit: sel.limit,
@@ -239,8 +244,14 @@ pub async fn plan(
     let stream = oldest.stream_id;
     check_gaps(index, stream, &oldest.event_timestamp).await?;
     check_table_ddl(index, stream, &changes).await?;
+    lap("gaps and ddl checked");
+    let first = changes.iter().map(|c| c.event_id).min().unwrap_or(0);
+    let recent = recent::read(index, stream, first, recent::cap(changes.len()))
+        .await
+        .map_err(RecoverError::Index)?;
+    lap("recent changes read");
     let mut notes = Vec::new();
-    if let Some((count, example)) = later_changes(index, &changes).await? {
+    if let Some((count, example)) = later_changes(index, &changes, recent.as_ref()).await? {
         if !opts.overwrite_later_changes {
             return Err(RecoverError::LaterChanges { count, example });
         }
@@ -248,11 +259,14 @@ pub async fn plan(
             "{count} later change(s) to these rows are not in the selection and will be overwritten, e.g. {example}"
         ));
     }
-    notes.extend(check_transactions(index, &changes, opts).await?);
+    lap("later changes");
+    notes.extend(check_transactions(index, &changes, recent.as_ref(), opts).await?);
+    lap("transactions");
     let tables = live_tables(source, flavor, &changes).await?;
     let policed = policed::load(index, &changes)
         .await
         .map_err(RecoverError::Index)?;
+    lap("policies");
     let mut policy_notes = BTreeSet::new();
     let mut statements = Vec::with_capacity(changes.len());
     let mut checked = BTreeSet::new();
@@ -280,6 +294,7 @@ pub async fn plan(
         statements.push(reversal::statement(&stripped, t)?);
     }
     notes.extend(policy_notes);
+    lap("statements");
     notes.extend(index_horizon(index, stream).await?);
     Ok(Recovery {
         selection: sel.clone(),
@@ -391,8 +406,9 @@ async fn check_table_ddl(
 async fn later_changes(
     index: &mut Conn,
     changes: &[StoredChange],
+    recent: Option<&Recent>,
 ) -> Result<Option<(usize, String)>, RecoverError> {
-    let (count, later) = follow::later_changes(index, changes).await?;
+    let (count, later) = follow::later_changes(index, changes, recent).await?;
     Ok(later.first().map(|c| {
         let example = format!(
             "#{} {} {} {}.{} {}",
@@ -412,9 +428,10 @@ async fn later_changes(
 async fn check_transactions(
     index: &mut Conn,
     changes: &[StoredChange],
+    recent: Option<&Recent>,
     opts: Options,
 ) -> Result<Vec<String>, RecoverError> {
-    let partial = transactions::partial_transactions(index, changes)
+    let partial = transactions::partial_transactions(index, changes, recent)
         .await
         .map_err(RecoverError::Index)?;
     let Some(first) = partial.first() else {
