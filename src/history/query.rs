@@ -329,7 +329,8 @@ mod tests {
             sql.ends_with(
                 "WHERE TRUE AND schema_name = ? AND table_name = ? AND pk_values = ? \
              AND event_timestamp >= ? AND event_type = ? \
-             AND JSON_CONTAINS(changed_columns, JSON_QUOTE(?)) ORDER BY event_id DESC LIMIT ?"
+             AND JSON_CONTAINS(changed_columns, JSON_QUOTE(?)) ORDER BY event_id DESC LIMIT ?) \
+             AS picked USING (event_id, event_timestamp)"
             ),
             "{sql}"
         );
