@@ -199,7 +199,12 @@ pub fn established_orders(pk: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    permute(&parts, &mut Vec::new(), &mut vec![false; parts.len()], &mut out);
+    permute(
+        &parts,
+        &mut Vec::new(),
+        &mut vec![false; parts.len()],
+        &mut out,
+    );
     out.retain(|o| o != pk);
     out.sort();
     out.dedup();

@@ -107,7 +107,9 @@ impl ValueForm {
 #[derive(Debug, thiserror::Error)]
 pub enum AdoptError {
     /// A table is not in the established layout (nor in bintrail's).
-    #[error("{database}.{table} is not in the established layout: {problems}; nothing was changed")]
+    #[error(
+        "{database}.{table} is not in the established layout: {problems}; nothing was changed"
+    )]
     NotEstablished {
         /// Index database.
         database: String,
@@ -311,7 +313,11 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
             if exists.is_none() {
                 let sql = state::upsert_sql(server_id, &cp, "", events_indexed, None);
                 steps.push(Step {
-                    sql: sql.replacen("INSERT INTO stream_state", &format!("INSERT INTO {db}.`stream_state`"), 1),
+                    sql: sql.replacen(
+                        "INSERT INTO stream_state",
+                        &format!("INSERT INTO {db}.`stream_state`"),
+                        1,
+                    ),
                     cost: Cost::Row,
                 });
                 checkpoint = Some((server_id, cp.resume.to_string()));
@@ -333,7 +339,9 @@ pub async fn apply(conn: &mut Conn, plan: &Plan) -> Result<(), AdoptError> {
         database: plan.database.clone(),
         source,
     };
-    conn.query_drop(WRITER_SESSION_SETUP).await.map_err(server)?;
+    conn.query_drop(WRITER_SESSION_SETUP)
+        .await
+        .map_err(server)?;
     for step in &plan.steps {
         conn.query_drop(&step.sql).await.map_err(server)?;
     }
@@ -463,7 +471,11 @@ async fn read_checkpoint(
     let row = match rows.len() {
         0 => return Ok(None),
         1 => rows.into_iter().next().expect("one row"),
-        n => return Err(refuse(format!("it holds {n} rows, the established tool writes one"))),
+        n => {
+            return Err(refuse(format!(
+                "it holds {n} rows, the established tool writes one"
+            )))
+        }
     };
     type Cols = (
         Option<String>,
@@ -569,14 +581,27 @@ mod tests {
 
     #[test]
     fn established_checkpoints_convert_to_the_same_point_with_nothing_in_flight() {
-        let cp = convert(Some("position"), Some("bin.000003".into()), Some(1234), None).unwrap();
+        let cp = convert(
+            Some("position"),
+            Some("bin.000003".into()),
+            Some(1234),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             cp.resume,
             ResumePoint::Position(BinlogPosition::new("bin.000003", 1234))
         );
         assert_eq!((cp.rows_done, cp.in_flight.clone()), (0, None));
-        let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5,\n4E11FA47-71CA-11E1-9E33-C80AA9429562:1";
-        let cp = convert(Some("gtid"), Some("bin.000003".into()), Some(1234), Some(set)).unwrap();
+        let set =
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5,\n4E11FA47-71CA-11E1-9E33-C80AA9429562:1";
+        let cp = convert(
+            Some("gtid"),
+            Some("bin.000003".into()),
+            Some(1234),
+            Some(set),
+        )
+        .unwrap();
         assert_eq!(cp.resume, ResumePoint::Gtid(set.parse().unwrap()));
         assert!(convert(Some("position"), Some(String::new()), Some(4), None).is_err());
         assert!(convert(Some("gtid"), None, None, Some("nonsense:x")).is_err());

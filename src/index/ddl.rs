@@ -613,7 +613,10 @@ pub fn create_qualified(database: &str, table: &str) -> Option<String> {
 
 /// The index tables other than [`BINLOG_EVENTS`], in creation order.
 pub fn other_tables() -> impl Iterator<Item = &'static str> {
-    TABLES.iter().map(|t| t.name).filter(|n| *n != BINLOG_EVENTS)
+    TABLES
+        .iter()
+        .map(|t| t.name)
+        .filter(|n| *n != BINLOG_EVENTS)
 }
 
 /// Columns added to existing tables since they were first created: table, column, definition.
@@ -695,7 +698,8 @@ async fn check_table(
             // An index taken over from the established tool (`adopt`) keeps its VARCHAR(512)
             // key text and stored hash: converting them would copy the whole table.
             Some((_, t))
-                if matches!(*name, "pk_values" | "pk_hash") && t.eq_ignore_ascii_case("varchar") => {}
+                if matches!(*name, "pk_values" | "pk_hash")
+                    && t.eq_ignore_ascii_case("varchar") => {}
             Some((_, t)) => problems.push(format!("column {name} is {t}, expected {data_type}")),
         }
     }

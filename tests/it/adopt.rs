@@ -133,7 +133,10 @@ fn old_row(
 ) -> String {
     let j = |v: &Value| match v {
         Value::Null => "NULL".to_string(),
-        v => format!("'{}'", v.to_string().replace('\\', "\\\\").replace('\'', "''")),
+        v => format!(
+            "'{}'",
+            v.to_string().replace('\\', "\\\\").replace('\'', "''")
+        ),
     };
     format!(
         "('{file}', {}, {}, UTC_TIMESTAMP(), {}, NULL, '{schema}', 't', {kind}, '{}', {}, {}, {}, 1)",
@@ -212,8 +215,16 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     let events = rows_events(source, &at.file, before.pos, &schema).await;
     assert_eq!(events.len(), 2, "{events:?}");
     let old = [
-        ins(&format!("{schema}.t"), "1|k\\|1", old_image(1, "k|1", 10, 2, "hello")),
-        ins(&format!("{schema}.t"), "2|k2", old_image(2, "k2", 20, 1, "bye")),
+        ins(
+            &format!("{schema}.t"),
+            "1|k\\|1",
+            old_image(1, "k|1", 10, 2, "hello"),
+        ),
+        ins(
+            &format!("{schema}.t"),
+            "2|k2",
+            old_image(2, "k2", 20, 1, "bye"),
+        ),
         upd(
             &format!("{schema}.t"),
             "1|k\\|1",
@@ -226,13 +237,21 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     let id = server_id();
     let now = TestServer::index().unix_time().await as i64;
     let mut conn = TestServer::index().conn(None).await;
-    conn.query_drop(established_ddl(&index.db, now)).await.unwrap();
+    conn.query_drop(established_ddl(&index.db, now))
+        .await
+        .unwrap();
     let values: Vec<String> = old
         .iter()
         .zip([&events[0], &events[0], &events[1]])
         .map(|(r, ev)| {
             old_row(
-                &at.file, ev, &schema, r.kind, &r.pk, r.changed.clone(), r.before.clone(),
+                &at.file,
+                ev,
+                &schema,
+                r.kind,
+                &r.pk,
+                r.changed.clone(),
+                r.before.clone(),
                 r.after.clone(),
             )
         })
@@ -277,7 +296,11 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     ] {
         assert!(out.contains(expected), "dry run lacks {expected:?}:\n{out}");
     }
-    assert_eq!(shape(&index).await, shape_before, "--dry-run changed the index");
+    assert_eq!(
+        shape(&index).await,
+        shape_before,
+        "--dry-run changed the index"
+    );
 
     // Adopt, then again: the second is a no-op.
     let (ok, out, err) = adopt(&index, &[]);
@@ -288,12 +311,21 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     assert!(ok, "{again}\n{err}");
     assert!(again.contains("nothing to do"), "{again}");
     assert_eq!(shape(&index).await, adopted);
-    for kept in ["established_stream_state", "schema_snapshots", "index_state"] {
+    for kept in [
+        "established_stream_state",
+        "schema_snapshots",
+        "index_state",
+    ] {
         assert!(adopted.iter().any(|(t, _, _)| t == kept), "{kept} is gone");
     }
     let cp = index.checkpoint(id).await.expect("a converted checkpoint");
     assert_eq!(
-        (cp.0.clone(), cp.1.as_deref().map(|g| g.parse::<bintrail::position::GtidSet>().unwrap()), cp.2),
+        (
+            cp.0.clone(),
+            cp.1.as_deref()
+                .map(|g| g.parse::<bintrail::position::GtidSet>().unwrap()),
+            cp.2
+        ),
         (at.clone(), Some(gtids.parse().unwrap()), 0)
     );
 
@@ -331,10 +363,23 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     // query --pk (bintrail's key form) finds the old and the new rows of the key, old ones marked.
     let dsn = index.dsn();
     let out = bintrail(&[
-        "query", "--index-dsn", &dsn, "--schema", &schema, "--table", "t", "--pk", "k\\|1|1",
-        "--format", "json",
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "k\\|1|1",
+        "--format",
+        "json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let found: Vec<(String, Option<String>)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -355,15 +400,37 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
         ]
     );
     let out = bintrail(&[
-        "query", "--index-dsn", &dsn, "--schema", &schema, "--table", "t", "--pk", "k\\|1|1",
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "k\\|1|1",
     ]);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(table.matches("[established tool's value forms]").count(), 2, "{table}");
+    assert_eq!(
+        table.matches("[established tool's value forms]").count(),
+        2,
+        "{table}"
+    );
 
     // recover over old rows is refused with the reason.
     let out = bintrail(&[
-        "recover", "--index-dsn", &dsn, "--source-dsn", &source.dsn(None), "--schema", &schema,
-        "--table", "t", "--pk", "2|k2", "--dry-run",
+        "recover",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &source.dsn(None),
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "2|k2",
+        "--dry-run",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -375,7 +442,10 @@ async fn a_table_in_another_layout_is_refused_with_what_differs_and_left_alone()
     let index = Index::uninitialised(TestServer::index());
     let now = TestServer::index().unix_time().await as i64;
     let ddl = established_ddl(&index.db, now)
-        .replace("pk_values VARCHAR(512) NOT NULL", "pk_values TEXT NOT NULL, note VARCHAR(10)")
+        .replace(
+            "pk_values VARCHAR(512) NOT NULL",
+            "pk_values TEXT NOT NULL, note VARCHAR(10)",
+        )
         .replace("gtid VARCHAR(255) NULL,", "")
         .replace("KEY idx_gtid (gtid),", "");
     let mut conn = TestServer::index().conn(None).await;
