@@ -60,11 +60,11 @@ async fn run_adopt(
     }
     let s = plan.events_size;
     println!(
-        "-- {database}.binlog_events: ~{} rows, ~{} MiB data, ~{} MiB indexes \
+        "-- {database}.binlog_events: ~{} rows, ~{} data, ~{} indexes \
          (information_schema.TABLES: InnoDB's sampled estimate, not a count)",
         s.rows,
-        s.data_bytes / (1 << 20),
-        s.index_bytes / (1 << 20)
+        adopt::human(s.data_bytes),
+        adopt::human(s.index_bytes)
     );
     for line in plan.describe() {
         println!("{line}");

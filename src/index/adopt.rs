@@ -203,10 +203,10 @@ impl Plan {
                 Cost::InPlace => format!(
                     "in place, no table copy (ALGORITHM=INPLACE, LOCK=NONE; writes continue): reads \
                      binlog_events once and sorts the new keys, so it takes time in proportion to its \
-                     ~{} rows / ~{} MiB of data (plus ~{} MiB of existing indexes)",
+                     ~{} rows / ~{} of data (plus ~{} of existing indexes)",
                     s.rows,
-                    s.data_bytes / (1 << 20),
-                    s.index_bytes / (1 << 20)
+                    human(s.data_bytes),
+                    human(s.index_bytes)
                 ),
                 Cost::Metadata => "data dictionary only".to_string(),
                 Cost::Row => "one row".to_string(),
@@ -215,6 +215,15 @@ impl Plan {
             out.push(format!("{};", step.sql));
         }
         out
+    }
+}
+
+/// `bytes` in KiB, MiB or GiB, whichever keeps the number readable.
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b => format!("{} KiB", b.div_ceil(1 << 10)),
     }
 }
 
@@ -230,6 +239,10 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
     let _ = conn
         .query_drop("SET SESSION information_schema_stats_expiry = 0")
         .await;
+    // The checkpoint's last event time is carried over as Unix seconds of a UTC DATETIME.
+    conn.query_drop("SET SESSION time_zone = '+00:00'")
+        .await
+        .map_err(server)?;
     let db = ident(database);
     let mut steps = Vec::new();
     let events = columns(conn, database, BINLOG_EVENTS).await?;
@@ -298,7 +311,8 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
         } else {
             ESTABLISHED_STATE
         };
-        if let Some((server_id, cp, events_indexed)) = read_checkpoint(conn, database, from).await?
+        if let Some((server_id, cp, events_indexed, last_event)) =
+            read_checkpoint(conn, database, from).await?
         {
             let exists: Option<u32> = if established_state {
                 None
@@ -311,7 +325,7 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
                 .map_err(server)?
             };
             if exists.is_none() {
-                let sql = state::upsert_sql(server_id, &cp, "", events_indexed, None);
+                let sql = state::upsert_sql(server_id, &cp, "", events_indexed, last_event);
                 steps.push(Step {
                     sql: sql.replacen(
                         "INSERT INTO stream_state",
@@ -445,13 +459,13 @@ async fn missing_keys(conn: &mut Conn, database: &str) -> Result<Option<String>,
     Ok((!add.is_empty()).then(|| add.join(", ")))
 }
 
-/// The established checkpoint in `table`: (server id, checkpoint, events indexed), or `None`
-/// when the table holds no row (the Go stream never ran).
+/// The established checkpoint in `table`: (server id, checkpoint, events indexed, last event
+/// time as Unix seconds), or `None` when the table holds no row (the Go stream never ran).
 async fn read_checkpoint(
     conn: &mut Conn,
     database: &str,
     table: &'static str,
-) -> Result<Option<(u32, Checkpoint, u64)>, AdoptError> {
+) -> Result<Option<(u32, Checkpoint, u64, Option<u32>)>, AdoptError> {
     let refuse = |what: String| AdoptError::Checkpoint {
         database: database.into(),
         table,
@@ -460,7 +474,7 @@ async fn read_checkpoint(
     let rows: Vec<Row> = conn
         .query(format!(
             "SELECT CAST(mode AS CHAR), binlog_file, binlog_position, gtid_set, server_id, \
-             events_indexed FROM {}.`{table}`",
+             events_indexed, CAST(UNIX_TIMESTAMP(last_event_time) AS UNSIGNED) FROM {}.`{table}`",
             ident(database)
         ))
         .await
@@ -484,8 +498,9 @@ async fn read_checkpoint(
         Option<String>,
         Option<u32>,
         Option<u64>,
+        Option<u32>,
     );
-    let (mode, file, pos, gtids, server_id, events): Cols =
+    let (mode, file, pos, gtids, server_id, events, last_event): Cols =
         mysql_async::from_row_opt(row).map_err(|e| refuse(e.to_string()))?;
     let server_id = match server_id {
         Some(id) if id > 0 => id,
@@ -497,7 +512,12 @@ async fn read_checkpoint(
         }
     };
     let checkpoint = convert(mode.as_deref(), file, pos, gtids.as_deref()).map_err(refuse)?;
-    Ok(Some((server_id, checkpoint, events.unwrap_or(0))))
+    Ok(Some((
+        server_id,
+        checkpoint,
+        events.unwrap_or(0),
+        last_event,
+    )))
 }
 
 /// The bintrail checkpoint for an established one: the same position or GTID set, at a
@@ -606,6 +626,14 @@ mod tests {
         assert!(convert(Some("position"), Some(String::new()), Some(4), None).is_err());
         assert!(convert(Some("gtid"), None, None, Some("nonsense:x")).is_err());
         assert!(convert(None, None, None, None).is_err());
+    }
+
+    #[test]
+    fn sizes_are_shown_in_a_readable_unit() {
+        assert_eq!(human(0), "0 KiB");
+        assert_eq!(human(16_384), "16 KiB");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+        assert_eq!(human(5 << 30), "5.0 GiB");
     }
 
     #[test]

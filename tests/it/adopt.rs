@@ -191,7 +191,17 @@ async fn shape(index: &Index) -> Vec<(String, String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly_there() {
+async fn an_established_gtid_index_is_adopted_in_place_and_the_stream_resumes_exactly_there() {
+    adopt_and_stream(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_established_position_index_is_adopted_in_place_and_the_stream_resumes_exactly_there() {
+    adopt_and_stream(false).await;
+}
+
+/// The whole switch-over, with the established checkpoint in GTID or position mode.
+async fn adopt_and_stream(gtid_mode: bool) {
     let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("adopt");
     // The key (a, b) is declared out of column order: the established tool joins b|a, bintrail a|b.
@@ -269,10 +279,16 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
         format!(
             "INSERT INTO `{}`.stream_state (id, mode, binlog_file, binlog_position, gtid_set, \
              events_indexed, last_event_time, last_checkpoint, server_id) \
-             VALUES (1, 'gtid', ?, ?, ?, 3, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
+             VALUES (1, ?, ?, ?, ?, 3, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
             index.db
         ),
-        (&at.file, at.pos, &gtids, id),
+        (
+            if gtid_mode { "gtid" } else { "position" },
+            &at.file,
+            at.pos,
+            gtid_mode.then_some(&gtids),
+            id,
+        ),
     )
     .await
     .unwrap();
@@ -282,6 +298,7 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     let shape_before = shape(&index).await;
     let (ok, out, err) = adopt(&index, &["--dry-run"]);
     assert!(ok, "{out}\n{err}");
+    eprintln!("init --adopt --dry-run:\n{out}");
     for expected in [
         "ALGORITHM=INSTANT",
         "-- instant (ALGORITHM=INSTANT)",
@@ -318,6 +335,20 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
     ] {
         assert!(adopted.iter().any(|(t, _, _)| t == kept), "{kept} is gone");
     }
+    let mut conn = index.conn().await;
+    let carried: Option<(bool, u64)> = conn
+        .exec_first(
+            "SELECT last_event_time IS NOT NULL, events_indexed FROM stream_state WHERE server_id = ?",
+            (id,),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!(
+        carried,
+        Some((true, 3)),
+        "last event time and count carried over"
+    );
     let cp = index.checkpoint(id).await.expect("a converted checkpoint");
     assert_eq!(
         (
@@ -326,7 +357,7 @@ async fn an_established_index_is_adopted_in_place_and_the_stream_resumes_exactly
                 .map(|g| g.parse::<bintrail::position::GtidSet>().unwrap()),
             cp.2
         ),
-        (at.clone(), Some(gtids.parse().unwrap()), 0)
+        (at.clone(), gtid_mode.then(|| gtids.parse().unwrap()), 0)
     );
 
     // The stream resumes from the converted checkpoint; more changes follow.
