@@ -243,6 +243,19 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
     conn.query_drop("SET SESSION time_zone = '+00:00'")
         .await
         .map_err(server)?;
+    let mut steps = plan_events(conn, database).await?;
+    let checkpoint = plan_state(conn, database, &mut steps).await?;
+    Ok(Plan {
+        database: database.into(),
+        events_size: size(conn, database).await?,
+        steps,
+        checkpoint,
+    })
+}
+
+/// The steps that give `binlog_events` bintrail's columns and keys, after checking that it is
+/// in the established layout (unless its columns were added by an earlier run).
+async fn plan_events(conn: &mut Conn, database: &str) -> Result<Vec<Step>, AdoptError> {
     let db = ident(database);
     let mut steps = Vec::new();
     let events = columns(conn, database, BINLOG_EVENTS).await?;
@@ -272,6 +285,21 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
             cost: Cost::InPlace,
         });
     }
+    Ok(steps)
+}
+
+/// The steps that keep the established checkpoint table, create bintrail's tables and convert
+/// the checkpoint; returns the converted checkpoint (server id, resume point), if one is written.
+async fn plan_state(
+    conn: &mut Conn,
+    database: &str,
+    steps: &mut Vec<Step>,
+) -> Result<Option<(u32, String)>, AdoptError> {
+    let server = |source| AdoptError::Server {
+        database: database.to_string(),
+        source,
+    };
+    let db = ident(database);
     let state_cols = columns(conn, database, STREAM_STATE).await?;
     let renamed = !columns(conn, database, ESTABLISHED_STATE).await?.is_empty();
     let established_state = has(&state_cols, "id");
@@ -338,12 +366,7 @@ pub async fn plan(conn: &mut Conn, database: &str) -> Result<Plan, AdoptError> {
             }
         }
     }
-    Ok(Plan {
-        database: database.into(),
-        events_size: size(conn, database).await?,
-        steps,
-        checkpoint,
-    })
+    Ok(checkpoint)
 }
 
 /// Runs the plan's steps in order (in the writer's session: the checkpoint's literals are
