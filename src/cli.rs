@@ -197,6 +197,16 @@ pub struct InitCmd {
     #[arg(long, default_value = "lz4", value_name = "ALGORITHM",
           value_parser = PossibleValuesParser::new(Compression::NAMES))]
     pub compression: String,
+
+    /// Take over, in place, an index the established Go tool created: add bintrail's columns,
+    /// keys and tables without rewriting a row, and turn its checkpoint into a stream
+    /// checkpoint under the same server id (README, "Moving from the established tool")
+    #[arg(long)]
+    pub adopt: bool,
+
+    /// With --adopt: print every statement it would run and what each costs, run nothing
+    #[arg(long, requires = "adopt")]
+    pub dry_run: bool,
 }
 
 impl InitCmd {

@@ -9,6 +9,7 @@ use bintrail::history::open_index;
 use bintrail::history::query::{fetch, StoredChange};
 use bintrail::history::selection::Selection;
 use bintrail::history::time::now;
+use bintrail::index::adopt::ValueForm;
 use serde_json::{Map, Value};
 
 use super::{runtime, Failure, Kind};
@@ -60,13 +61,17 @@ fn table(changes: &[StoredChange]) -> String {
         };
         let _ = writeln!(
             out,
-            "#{} {} UTC  {:<6}  {}.{}  pk {}  {at}",
+            "#{} {} UTC  {:<6}  {}.{}  pk {}  {at}{}",
             c.event_id,
             c.event_timestamp,
             c.event_type.name(),
             c.schema,
             c.table,
-            c.pk_values
+            c.pk_values,
+            match c.value_form {
+                ValueForm::Established => "  [established tool's value forms]",
+                ValueForm::Bintrail => "",
+            }
         );
         match c.event_type {
             ChangeKind::Update => {

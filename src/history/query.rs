@@ -20,6 +20,7 @@ use super::follow::{follow_keys, Trail};
 use super::selection::Selection;
 use super::time::format_utc;
 use crate::change::ChangeKind;
+use crate::index::adopt::ValueForm;
 
 /// One stored change, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,8 +58,17 @@ pub struct StoredChange {
     pub row_before: Option<Map<String, Value>>,
     /// The row after (inserts, updates).
     pub row_after: Option<Map<String, Value>>,
-    /// Fingerprint of the table's columns when the change was indexed.
+    /// Fingerprint of the table's columns when the change was indexed (for a change the
+    /// established tool indexed: the id of its `schema_snapshots` snapshot).
     pub schema_version: u32,
+    /// The value forms of the images: the established tool's for its rows (`stream_id` 0,
+    /// `index::adopt`); printed only then.
+    #[serde(skip_serializing_if = "is_bintrail")]
+    pub value_form: ValueForm,
+}
+
+fn is_bintrail(f: &ValueForm) -> bool {
+    *f == ValueForm::Bintrail
 }
 
 fn kind_name<S: serde::Serializer>(k: &ChangeKind, s: S) -> Result<S::Ok, S::Error> {
@@ -95,7 +105,7 @@ const GTID_BATCH: usize = 1_000;
 
 /// The selected columns, in [`StoredChange`] order.
 pub(crate) const COLUMNS: &str =
-    "event_id, stream_id, binlog_file, start_pos, end_pos, row_in_event, \
+    "event_id, stream_id, binlog_file, start_pos, end_pos, COALESCE(row_in_event, 0), \
      DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s'), gtid, connection_id, schema_name, \
      table_name, event_type, pk_values, changed_columns, row_before, row_after, schema_version";
 
@@ -153,17 +163,27 @@ pub fn select_sql_following(
     }
     if let Some(pk) = &sel.pk {
         let moved: Vec<(&String, &u64)> = trail.iter().filter(|(k, _)| *k != pk).collect();
-        if moved.is_empty() {
-            and("pk_values = ?", vec![pk.as_str().into()]);
+        let orders = established_orders(pk);
+        let (mut cond, mut values): (String, Vec<mysql_async::Value>) = if orders.is_empty() {
+            ("pk_values = ?".into(), vec![pk.as_str().into()])
         } else {
-            let alternatives = vec!["(pk_values = ? AND event_id >= ?)"; moved.len()].join(" OR ");
+            let marks = vec!["?"; orders.len()].join(", ");
             let mut values = vec![pk.as_str().into()];
+            values.extend(orders.into_iter().map(mysql_async::Value::from));
+            (
+                format!("(pk_values = ? OR (stream_id = 0 AND pk_values IN ({marks})))"),
+                values,
+            )
+        };
+        if !moved.is_empty() {
+            let alternatives = vec!["(pk_values = ? AND event_id >= ?)"; moved.len()].join(" OR ");
             for (k, from) in moved {
                 values.push(k.as_str().into());
                 values.push((*from).into());
             }
-            and(&format!("(pk_values = ? OR {alternatives})"), values);
+            cond = format!("({cond} OR {alternatives})");
         }
+        and(&cond, values);
     }
     if let Some(id) = sel.server_id {
         and("stream_id = ?", vec![id.into()]);
@@ -202,6 +222,68 @@ pub fn select_sql_following(
         ),
         params,
     )
+}
+
+/// Key parts beyond which [`established_orders`] gives up (4! orders at most).
+const MAX_REORDERED_PARTS: usize = 4;
+
+/// The other orders of `pk`'s parts, for the rows the established tool indexed
+/// (`stream_id = 0`): it joined a composite key in the table's column order, bintrail in the
+/// key's own order, and the index does not know the columns of either. A key of one part, or
+/// of more than [`MAX_REORDERED_PARTS`], has none. A row whose key holds the same values in
+/// another order (`(a, b) = (1, 2)` and `(2, 1)`) is matched too; `query` marks old rows so
+/// the reader can tell.
+pub fn established_orders(pk: &str) -> Vec<String> {
+    let parts = raw_parts(pk);
+    if parts.len() < 2 || parts.len() > MAX_REORDERED_PARTS {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    permute(
+        &parts,
+        &mut Vec::new(),
+        &mut vec![false; parts.len()],
+        &mut out,
+    );
+    out.retain(|o| o != pk);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `pk_values` split at unescaped `|`, escapes kept (each part is re-joined as stored).
+fn raw_parts(pk: &str) -> Vec<&str> {
+    let (mut parts, mut start, mut escaped) = (Vec::new(), 0, false);
+    for (i, ch) in pk.char_indices() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '|' => {
+                parts.push(&pk[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&pk[start..]);
+    parts
+}
+
+fn permute(parts: &[&str], chosen: &mut Vec<usize>, used: &mut [bool], out: &mut Vec<String>) {
+    if chosen.len() == parts.len() {
+        let joined: Vec<&str> = chosen.iter().map(|&i| parts[i]).collect();
+        out.push(joined.join("|"));
+        return;
+    }
+    for i in 0..parts.len() {
+        if !used[i] {
+            used[i] = true;
+            chosen.push(i);
+            permute(parts, chosen, used, out);
+            chosen.pop();
+            used[i] = false;
+        }
+    }
 }
 
 /// Runs the selection. `--pk K` also follows the row forward through updates that changed its
@@ -271,9 +353,11 @@ pub(crate) fn parse_row(mut row: Row) -> Result<StoredChange, QueryError> {
     let changed: Option<String> = col!(13, "changed_columns");
     let before: Option<String> = col!(14, "row_before");
     let after: Option<String> = col!(15, "row_after");
+    let stream_id: u32 = col!(1, "stream_id");
     Ok(StoredChange {
         event_id,
-        stream_id: col!(1, "stream_id"),
+        stream_id,
+        value_form: ValueForm::of_stream(stream_id),
         binlog_file: col!(2, "binlog_file"),
         start_pos: col!(3, "start_pos"),
         end_pos: col!(4, "end_pos"),
@@ -310,6 +394,17 @@ fn parse_image(text: Option<String>) -> Result<Option<Map<String, Value>>, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn established_orders_are_the_other_orders_of_unescaped_parts() {
+        assert!(established_orders("12345").is_empty());
+        assert_eq!(established_orders("a\\|b|7"), vec!["7|a\\|b"]);
+        assert_eq!(
+            established_orders("1|2|3"),
+            vec!["1|3|2", "2|1|3", "2|3|1", "3|1|2", "3|2|1"]
+        );
+        assert!(established_orders("1|2|3|4|5").is_empty());
+    }
     use crate::change::ChangeKind;
 
     #[test]

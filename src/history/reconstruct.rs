@@ -208,6 +208,17 @@ pub enum ReconstructError {
         /// The oldest change's time, or "no change at all".
         oldest: String,
     },
+    /// The moment is before the stream's history of the table, and before it the index holds
+    /// only the established tool's changes (`index::adopt`).
+    #[error("the moment is older than the oldest change stream {stream_id} indexed for {table} ({oldest}); the older changes of it were indexed by the established tool before the index was adopted, and their value forms (ENUM as an index, SET as a bitmask, TEXT as base64, …) cannot be turned back into the table's exact values, so reconstruct does not use them. Pick a moment at or after {oldest}")]
+    EstablishedEra {
+        /// `schema.table`.
+        table: String,
+        /// The stream whose history is used.
+        stream_id: u32,
+        /// The stream's oldest change of the table.
+        oldest: String,
+    },
     /// The table's shape changed in a way that does not map by name.
     #[error("{table} changed shape since the moment: change #{event_id} was indexed under schema_version {stored}, and its columns do not map by name and type onto the live table ({detail}); reconstruct cannot write that state with today's columns")]
     SchemaChanged {
@@ -763,12 +774,24 @@ async fn refuse_too_old(
         .exec_first(OLDEST_OF_TABLE, (schema, table, m.stream_id))
         .await
         .map_err(ReconstructError::Index)?;
+    let oldest = match oldest.and_then(|r| r.0) {
+        Some(t) => format!("{t} UTC"),
+        None => "it holds no change of it at all".into(),
+    };
+    let established: Option<(u64,)> = idx
+        .exec_first(ANY_BEFORE_CUT, (schema, table, 0u32, m.cut))
+        .await
+        .map_err(ReconstructError::Index)?;
+    if established.is_some() {
+        return Err(ReconstructError::EstablishedEra {
+            table: format!("{schema}.{table}"),
+            stream_id: m.stream_id,
+            oldest,
+        });
+    }
     Err(ReconstructError::TooOld {
         table: format!("{schema}.{table}"),
-        oldest: match oldest.and_then(|r| r.0) {
-            Some(t) => format!("{t} UTC"),
-            None => "it holds no change of it at all".into(),
-        },
+        oldest,
     })
 }
 

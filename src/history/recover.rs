@@ -25,7 +25,10 @@
 //!   selected change of that table (a `ddl_events` marker with `last_event_id` at or after its
 //!   `event_id`): the rows are gone from the table, or the name is another table's now, so
 //!   the SQL would not put back what was there. ALTER is the schema check's business;
-//! * a selection larger than its `--limit` (a partial reversal is not what was asked for).
+//! * a selection larger than its `--limit` (a partial reversal is not what was asked for);
+//! * a change the established tool indexed before the index was adopted (`index::adopt`): its
+//!   value forms (ENUM index, SET bitmask, base64 TEXT, …) do not say the exact value by
+//!   themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +45,7 @@ use super::reversal::{self, ReversalError};
 use super::selection::Selection;
 use super::transactions;
 use crate::change::ChangeKind;
+use crate::index::adopt::ValueForm;
 use crate::source::Flavor;
 
 /// A planned reversal, newest change first.
@@ -185,6 +189,18 @@ pub enum RecoverError {
         /// The live table's fingerprint.
         live: u32,
     },
+    /// A change the established tool indexed, before the index was adopted.
+    #[error("change #{event_id} to {schema}.{table} ({at} UTC) was indexed by the established tool before bintrail adopted the index; its images keep that tool's value forms (ENUM as an index, SET as a bitmask, TEXT as base64, BINARY as raw bytes, BIGINT UNSIGNED wrapped, TIMESTAMP in the indexing host's zone), which cannot be turned back into exact SQL without the table's definition at the time; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
+    EstablishedForm {
+        /// The change.
+        event_id: u64,
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// Its time.
+        at: String,
+    },
     /// A change cannot be written as SQL.
     #[error(transparent)]
     Reversal(#[from] ReversalError),
@@ -235,6 +251,17 @@ pub async fn plan(
     let oldest = changes
         .last()
         .ok_or_else(|| RecoverError::Nothing(sel.describe()))?;
+    if let Some(c) = changes
+        .iter()
+        .find(|c| c.value_form == ValueForm::Established)
+    {
+        return Err(RecoverError::EstablishedForm {
+            event_id: c.event_id,
+            schema: c.schema.clone(),
+            table: c.table.clone(),
+            at: c.event_timestamp.clone(),
+        });
+    }
     let streams: BTreeSet<u32> = changes.iter().map(|c| c.stream_id).collect();
     if streams.len() > 1 {
         return Err(RecoverError::MultipleStreams {

@@ -582,16 +582,10 @@ pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlErro
         database: database.to_string(),
         source,
     };
-    for IndexTable {
-        name: table,
-        create,
-        ..
-    } in TABLES
-    {
+    for IndexTable { name: table, .. } in TABLES {
         let exists = check_table(conn, database, table).await?;
         if !exists && ADDED_LATER.contains(&table) {
-            let name = format!("`{table}`");
-            let qualified = create.replacen(&name, &format!("{}.{name}", ident(database)), 1);
+            let qualified = create_qualified(database, table).unwrap_or_default();
             conn.query_drop(qualified).await.map_err(server)?;
         } else if !exists {
             return Err(DdlError::Missing {
@@ -601,6 +595,28 @@ pub async fn ensure_ready(conn: &mut Conn, database: &str) -> Result<(), DdlErro
         }
     }
     add_missing_columns(conn, database).await
+}
+
+/// The CREATE statement of index table `table` qualified with `database`, for every table but
+/// the partitioned [`BINLOG_EVENTS`] (whose statement depends on the hour); `None` for a name
+/// that is not one of them.
+pub fn create_qualified(database: &str, table: &str) -> Option<String> {
+    let t = TABLES
+        .iter()
+        .find(|t| t.name == table && t.name != BINLOG_EVENTS)?;
+    let name = format!("`{}`", t.name);
+    Some(
+        t.create
+            .replacen(&name, &format!("{}.{name}", ident(database)), 1),
+    )
+}
+
+/// The index tables other than [`BINLOG_EVENTS`], in creation order.
+pub fn other_tables() -> impl Iterator<Item = &'static str> {
+    TABLES
+        .iter()
+        .map(|t| t.name)
+        .filter(|n| *n != BINLOG_EVENTS)
 }
 
 /// Columns added to existing tables since they were first created: table, column, definition.
@@ -679,6 +695,11 @@ async fn check_table(
             // MariaDB reports JSON columns as longtext.
             Some((_, t)) if t.eq_ignore_ascii_case(data_type) => {}
             Some((_, t)) if *data_type == "json" && t.eq_ignore_ascii_case("longtext") => {}
+            // An index taken over from the established tool (`adopt`) keeps its VARCHAR(512)
+            // key text and stored hash: converting them would copy the whole table.
+            Some((_, t))
+                if matches!(*name, "pk_values" | "pk_hash")
+                    && t.eq_ignore_ascii_case("varchar") => {}
             Some((_, t)) => problems.push(format!("column {name} is {t}, expected {data_type}")),
         }
     }

@@ -1,6 +1,7 @@
-//! The change index: its tables ([`ddl`]), the per-stream checkpoint ([`state`]) and the batch
-//! writer ([`writer`]).
+//! The change index: its tables ([`ddl`]), the per-stream checkpoint ([`state`]), the batch
+//! writer ([`writer`]) and the takeover of an index the established tool created ([`adopt`]).
 
+pub mod adopt;
 pub mod ddl;
 pub mod state;
 pub mod writer;

@@ -1,5 +1,6 @@
 //! The one integration test binary (each extra binary is another slow link on 2 cores).
 
+mod adopt;
 mod cli;
 mod compressed;
 mod ddl;

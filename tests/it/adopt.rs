@@ -1,0 +1,498 @@
+//! `bintrail init --adopt`: an index built in the established tool's layout (by SQL, from
+//! `reference/established-index.md`), holding rows in its value forms for real changes of a
+//! real source and its single-row checkpoint at the real position after them, is taken over in
+//! place; the stream resumes exactly there (every later change once, no earlier one again);
+//! `query --pk` finds both eras; a second run is a no-op; `--dry-run` writes nothing; a table
+//! in another layout is refused with what differs.
+
+use mysql_async::prelude::Queryable;
+use serde_json::{json, Value};
+
+use bintrail::index::ddl::{hours_from, partition_defs};
+
+use crate::stream_basic::server_id;
+use crate::support::stream::{del, ins, source_end, upd, Index, Row, Stream};
+use crate::support::{base64, bintrail, unique, Flavor, TestServer};
+
+/// The established `binlog_events` and `stream_state`, as its `init` creates them, plus two of
+/// its other tables (to see that they are left alone).
+fn established_ddl(db: &str, now: i64) -> String {
+    format!(
+        "CREATE DATABASE `{db}` DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_unicode_ci;
+         CREATE TABLE `{db}`.binlog_events (
+           event_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+           binlog_file VARCHAR(255) NOT NULL,
+           start_pos BIGINT UNSIGNED NOT NULL,
+           end_pos BIGINT UNSIGNED NOT NULL,
+           event_timestamp DATETIME NOT NULL,
+           gtid VARCHAR(255) NULL,
+           connection_id INT UNSIGNED NULL,
+           schema_name VARCHAR(64) NOT NULL,
+           table_name VARCHAR(64) NOT NULL,
+           event_type TINYINT UNSIGNED NOT NULL,
+           pk_values VARCHAR(512) NOT NULL,
+           pk_hash VARCHAR(64) AS (SHA2(pk_values, 256)) STORED,
+           changed_columns JSON NULL,
+           row_before JSON NULL,
+           row_after JSON NULL,
+           schema_version INT UNSIGNED NOT NULL DEFAULT 0,
+           PRIMARY KEY (event_id, event_timestamp),
+           KEY idx_row_lookup (schema_name, table_name, event_timestamp),
+           KEY idx_pk_hash (schema_name, table_name, pk_hash, event_timestamp),
+           KEY idx_gtid (gtid),
+           KEY idx_file_pos (binlog_file, start_pos)
+         ) ENGINE=InnoDB
+         PARTITION BY RANGE (TO_SECONDS(event_timestamp)) ({parts});
+         CREATE TABLE `{db}`.stream_state (
+           id INT UNSIGNED NOT NULL DEFAULT 1 PRIMARY KEY,
+           mode ENUM('position','gtid') NOT NULL,
+           binlog_file VARCHAR(255) NOT NULL,
+           binlog_position BIGINT UNSIGNED NOT NULL,
+           gtid_set TEXT NULL,
+           events_indexed BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           last_event_time DATETIME NULL,
+           last_checkpoint DATETIME NOT NULL,
+           server_id INT UNSIGNED NOT NULL,
+           bintrail_id CHAR(36) NULL,
+           CHECK (id = 1)
+         ) ENGINE=InnoDB;
+         CREATE TABLE `{db}`.schema_snapshots (
+           snapshot_id INT UNSIGNED NOT NULL,
+           schema_name VARCHAR(64) NOT NULL,
+           table_name VARCHAR(64) NOT NULL,
+           column_name VARCHAR(64) NOT NULL,
+           ordinal_position INT UNSIGNED NOT NULL,
+           column_key VARCHAR(3) NOT NULL,
+           data_type VARCHAR(64) NOT NULL,
+           column_type TEXT NOT NULL,
+           is_nullable VARCHAR(3) NOT NULL,
+           column_default TEXT NULL,
+           is_generated TINYINT NOT NULL DEFAULT 0,
+           PRIMARY KEY (snapshot_id, schema_name, table_name, ordinal_position)
+         ) ENGINE=InnoDB;
+         CREATE TABLE `{db}`.index_state (
+           binlog_file VARCHAR(255) NOT NULL PRIMARY KEY,
+           events_indexed BIGINT UNSIGNED NOT NULL
+         ) ENGINE=InnoDB",
+        parts = partition_defs(&hours_from(now, 2))
+    )
+}
+
+/// A rows event of the table in the source's binlog: (start, end, GTID).
+#[derive(Debug, Clone)]
+struct RowsEvent {
+    start: u64,
+    end: u64,
+    gtid: Option<String>,
+}
+
+/// The rows events of `schema.table` in `file` from `from` on, found with SHOW BINLOG EVENTS:
+/// a table map names the table, the rows events after it are its.
+async fn rows_events(source: &TestServer, file: &str, from: u64, schema: &str) -> Vec<RowsEvent> {
+    let mut conn = source.conn(None).await;
+    let rows: Vec<mysql_async::Row> = conn
+        .query(format!("SHOW BINLOG EVENTS IN '{file}' FROM {from}"))
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    let (mut out, mut gtid, mut ours) = (Vec::new(), None, false);
+    for r in rows {
+        let (kind, info): (String, String) = (r.get(2).unwrap(), r.get(5).unwrap());
+        let (pos, end): (u64, u64) = (r.get(1).unwrap(), r.get(4).unwrap());
+        match kind.as_str() {
+            "Gtid" => {
+                gtid = info
+                    .split('\'')
+                    .nth(1)
+                    .map(str::to_string)
+                    .filter(|g| g.contains(':'))
+            }
+            "Table_map" => ours = info.contains(&format!("({schema}.t)")),
+            "Write_rows" | "Update_rows" | "Delete_rows" if ours => out.push(RowsEvent {
+                start: pos,
+                end,
+                gtid: gtid.clone(),
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// One row in the established forms, as its stream would have written it.
+#[allow(clippy::too_many_arguments)]
+fn old_row(
+    file: &str,
+    ev: &RowsEvent,
+    schema: &str,
+    kind: u8,
+    pk: &str,
+    changed: Value,
+    before: Value,
+    after: Value,
+) -> String {
+    let j = |v: &Value| match v {
+        Value::Null => "NULL".to_string(),
+        v => format!(
+            "'{}'",
+            v.to_string().replace('\\', "\\\\").replace('\'', "''")
+        ),
+    };
+    format!(
+        "('{file}', {}, {}, UTC_TIMESTAMP(), {}, NULL, '{schema}', 't', {kind}, '{}', {}, {}, {}, 1)",
+        ev.start,
+        ev.end,
+        ev.gtid
+            .as_ref()
+            .map_or("NULL".into(), |g| format!("'{g}'")),
+        pk.replace('\\', "\\\\"),
+        j(&changed),
+        j(&before),
+        j(&after)
+    )
+}
+
+/// The established row images of the fixture's rows (ENUM as its index, TEXT as base64).
+fn old_image(b: i64, a: &str, v: i64, e: u8, txt: &str) -> Value {
+    json!({"b": b, "a": a, "v": v, "e": e, "txt": base64(txt.as_bytes())})
+}
+
+/// The same row in bintrail's forms.
+fn new_image(b: i64, a: &str, v: i64, e: &str, txt: &str) -> Value {
+    json!({"b": b, "a": a, "v": v, "e": e, "txt": txt})
+}
+
+/// `bintrail init --adopt` with more flags; (success, stdout, stderr).
+fn adopt(index: &Index, extra: &[&str]) -> (bool, String, String) {
+    let dsn = index.dsn();
+    let mut args = vec!["init", "--adopt", "--index-dsn", &dsn];
+    args.extend_from_slice(extra);
+    let out = bintrail(&args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Every column of every table of the index database: what `--dry-run` must leave alone.
+async fn shape(index: &Index) -> Vec<(String, String, String)> {
+    let mut conn = index.conn().await;
+    let cols = conn
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            (&index.db,),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    cols
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_established_gtid_index_is_adopted_in_place_and_the_stream_resumes_exactly_there() {
+    adopt_and_stream(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_established_position_index_is_adopted_in_place_and_the_stream_resumes_exactly_there() {
+    adopt_and_stream(false).await;
+}
+
+/// The whole switch-over, with the established checkpoint in GTID or position mode.
+async fn adopt_and_stream(gtid_mode: bool) {
+    let source = TestServer::shared(Flavor::Mysql);
+    let schema = unique("adopt");
+    // The key (a, b) is declared out of column order: the established tool joins b|a, bintrail a|b.
+    source
+        .exec(&format!(
+            "CREATE DATABASE {schema}; CREATE TABLE {schema}.t (b INT, a VARCHAR(20), v INT, \
+             e ENUM('x','y','z'), txt TEXT, PRIMARY KEY (a, b))"
+        ))
+        .await;
+    let (before, _) = source_end(source).await;
+
+    // The established tool's era: real changes, indexed by the fixture in its forms.
+    source
+        .exec(&format!(
+            "INSERT INTO {schema}.t VALUES (1, 'k|1', 10, 'y', 'hello'), (2, 'k2', 20, 'x', 'bye');
+             UPDATE {schema}.t SET v = 11 WHERE a = 'k|1'"
+        ))
+        .await;
+    let (at, gtids) = source_end(source).await;
+    assert_eq!(at.file, before.file, "the fixture expects one binlog file");
+    let events = rows_events(source, &at.file, before.pos, &schema).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let old = [
+        ins(
+            &format!("{schema}.t"),
+            "1|k\\|1",
+            old_image(1, "k|1", 10, 2, "hello"),
+        ),
+        ins(
+            &format!("{schema}.t"),
+            "2|k2",
+            old_image(2, "k2", 20, 1, "bye"),
+        ),
+        upd(
+            &format!("{schema}.t"),
+            "1|k\\|1",
+            &["v"],
+            old_image(1, "k|1", 10, 2, "hello"),
+            old_image(1, "k|1", 11, 2, "hello"),
+        ),
+    ];
+    let index = Index::uninitialised(TestServer::index());
+    let id = server_id();
+    let now = TestServer::index().unix_time().await as i64;
+    let mut conn = TestServer::index().conn(None).await;
+    conn.query_drop(established_ddl(&index.db, now))
+        .await
+        .unwrap();
+    let values: Vec<String> = old
+        .iter()
+        .zip([&events[0], &events[0], &events[1]])
+        .map(|(r, ev)| {
+            old_row(
+                &at.file,
+                ev,
+                &schema,
+                r.kind,
+                &r.pk,
+                r.changed.clone(),
+                r.before.clone(),
+                r.after.clone(),
+            )
+        })
+        .collect();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.binlog_events (binlog_file, start_pos, end_pos, event_timestamp, gtid, \
+         connection_id, schema_name, table_name, event_type, pk_values, changed_columns, row_before, \
+         row_after, schema_version) VALUES {}",
+        values.join(", "),
+        db = index.db
+    ))
+    .await
+    .unwrap();
+    conn.exec_drop(
+        format!(
+            "INSERT INTO `{}`.stream_state (id, mode, binlog_file, binlog_position, gtid_set, \
+             events_indexed, last_event_time, last_checkpoint, server_id) \
+             VALUES (1, ?, ?, ?, ?, 3, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
+            index.db
+        ),
+        (
+            if gtid_mode { "gtid" } else { "position" },
+            &at.file,
+            at.pos,
+            gtid_mode.then_some(&gtids),
+            id,
+        ),
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.ok();
+
+    // --dry-run: every statement with its cost, and nothing written.
+    let shape_before = shape(&index).await;
+    let (ok, out, err) = adopt(&index, &["--dry-run"]);
+    assert!(ok, "{out}\n{err}");
+    eprintln!("init --adopt --dry-run:\n{out}");
+    for expected in [
+        "ALGORITHM=INSTANT",
+        "-- instant (ALGORITHM=INSTANT)",
+        "ALGORITHM=INPLACE, LOCK=NONE",
+        "-- in place, no table copy",
+        "rows",
+        "RENAME TABLE",
+        "CREATE TABLE IF NOT EXISTS",
+        "INSERT INTO",
+        "information_schema.TABLES",
+        "dry run: nothing was changed",
+    ] {
+        assert!(out.contains(expected), "dry run lacks {expected:?}:\n{out}");
+    }
+    assert_eq!(
+        shape(&index).await,
+        shape_before,
+        "--dry-run changed the index"
+    );
+
+    // Adopt, then again: the second is a no-op.
+    let (ok, out, err) = adopt(&index, &[]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains(&format!("--server-id {id}")), "{out}");
+    let adopted = shape(&index).await;
+    let (ok, again, err) = adopt(&index, &[]);
+    assert!(ok, "{again}\n{err}");
+    assert!(again.contains("nothing to do"), "{again}");
+    assert_eq!(shape(&index).await, adopted);
+    for kept in [
+        "established_stream_state",
+        "schema_snapshots",
+        "index_state",
+    ] {
+        assert!(adopted.iter().any(|(t, _, _)| t == kept), "{kept} is gone");
+    }
+    let mut conn = index.conn().await;
+    let carried: Option<(bool, u64)> = conn
+        .exec_first(
+            "SELECT last_event_time IS NOT NULL, events_indexed FROM stream_state WHERE server_id = ?",
+            (id,),
+        )
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!(
+        carried,
+        Some((true, 3)),
+        "last event time and count carried over"
+    );
+    let cp = index.checkpoint(id).await.expect("a converted checkpoint");
+    assert_eq!(
+        (
+            cp.0.clone(),
+            cp.1.as_deref()
+                .map(|g| g.parse::<bintrail::position::GtidSet>().unwrap()),
+            cp.2
+        ),
+        (at.clone(), gtid_mode.then(|| gtids.parse().unwrap()), 0)
+    );
+
+    // The stream resumes from the converted checkpoint; more changes follow.
+    let stream = Stream::start(source, &index, id, &["--schemas".into(), schema.clone()]);
+    source
+        .exec(&format!(
+            "UPDATE {schema}.t SET v = 12 WHERE a = 'k|1';
+             INSERT INTO {schema}.t VALUES (3, 'k3', 30, 'z', 'new');
+             DELETE FROM {schema}.t WHERE a = 'k2'"
+        ))
+        .await;
+    index.wait_caught_up(source, id).await;
+    assert_eq!(stream.stop().await, 0);
+    let t = format!("{schema}.t");
+    let new: Vec<Row> = vec![
+        upd(
+            &t,
+            "k\\|1|1",
+            &["v"],
+            new_image(1, "k|1", 11, "y", "hello"),
+            new_image(1, "k|1", 12, "y", "hello"),
+        ),
+        ins(&t, "k3|3", new_image(3, "k3", 30, "z", "new")),
+        del(&t, "k2|2", new_image(2, "k2", 20, "x", "bye")),
+    ];
+    // Zero lost, zero doubled: the old era as it was, every later change once, none before the
+    // checkpoint again.
+    crate::support::stream::assert_changes(&index.changes_of(0).await, &old);
+    crate::support::stream::assert_changes(&index.changes_of(id).await, &new);
+    let mut all = old.to_vec();
+    all.extend(new.iter().cloned());
+    crate::support::stream::assert_changes(&index.changes().await, &all);
+
+    // query --pk (bintrail's key form) finds the old and the new rows of the key, old ones marked.
+    let dsn = index.dsn();
+    let out = bintrail(&[
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "k\\|1|1",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: Vec<(String, Option<String>)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["pk_values"].as_str().unwrap().to_string(),
+                v["value_form"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let established = Some("established".to_string());
+    assert_eq!(
+        found,
+        vec![
+            ("1|k\\|1".to_string(), established.clone()),
+            ("1|k\\|1".to_string(), established),
+            ("k\\|1|1".to_string(), None),
+        ]
+    );
+    let out = bintrail(&[
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "k\\|1|1",
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        table.matches("[established tool's value forms]").count(),
+        2,
+        "{table}"
+    );
+
+    // recover over old rows is refused with the reason.
+    let out = bintrail(&[
+        "recover",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &source.dsn(None),
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "2|k2",
+        "--dry-run",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("indexed by the established tool"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_in_another_layout_is_refused_with_what_differs_and_left_alone() {
+    let index = Index::uninitialised(TestServer::index());
+    let now = TestServer::index().unix_time().await as i64;
+    let ddl = established_ddl(&index.db, now)
+        .replace(
+            "pk_values VARCHAR(512) NOT NULL",
+            "pk_values TEXT NOT NULL, note VARCHAR(10)",
+        )
+        .replace("gtid VARCHAR(255) NULL,", "")
+        .replace("KEY idx_gtid (gtid),", "");
+    let mut conn = TestServer::index().conn(None).await;
+    conn.query_drop(ddl).await.unwrap();
+    conn.disconnect().await.ok();
+    let before = shape(&index).await;
+    let (ok, out, err) = adopt(&index, &[]);
+    assert!(!ok, "{out}");
+    for expected in [
+        "binlog_events is not in the established layout",
+        "column gtid is missing",
+        "column pk_values is text, the established layout has varchar",
+        "column note (varchar) is not in the established layout",
+        "nothing was changed",
+    ] {
+        assert!(err.contains(expected), "refusal lacks {expected:?}: {err}");
+    }
+    assert_eq!(shape(&index).await, before);
+}
