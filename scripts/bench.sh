@@ -59,15 +59,15 @@ log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now_ns() { date +%s%N; }
 
 case $profile in
-    release) build=(--release) dir=target/release ;;
-    dev) build=() dir=target/debug ;;
+    release) build=(--release) dir=${CARGO_TARGET_DIR:-$PWD/target}/release ;;
+    dev) build=() dir=${CARGO_TARGET_DIR:-$PWD/target}/debug ;;
     *) echo "bench.sh: --profile must be release or dev" >&2; exit 2 ;;
 esac
 log "provision + build (bintrail and the bench helper, $profile profile)"
 scripts/provision.sh </dev/null >/dev/null
 cargo build "${build[@]}" --locked --quiet --bin bintrail --example bench
-bintrail=$PWD/$dir/bintrail
-bench=$PWD/$dir/examples/bench
+bintrail=$dir/bintrail
+bench=$dir/examples/bench
 # python-mysql-replication, once per machine (cached like the MySQL packages).
 venv=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/bintrail/bench-venv
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import pymysqlreplication' 2>/dev/null; then
