@@ -199,6 +199,7 @@ async fn fills_a_gap(flavor: Flavor, gtid_mode: bool) {
         stderr.contains("skipped part of the source's history"),
         "{stderr}"
     );
+    eprintln!("refused recover:\n{stderr}");
 
     // A copy without the gap's second binlog: refused, naming what is missing; nothing written.
     let partial = copy_without(&copy, &second.file);
@@ -214,6 +215,7 @@ async fn fills_a_gap(flavor: Flavor, gtid_mode: bool) {
         format!("still missing binlog {} (all of it)", second.file)
     };
     assert!(stderr.contains(&missing), "{stderr}");
+    eprintln!("refused fill:\n{stderr}");
     assert_changes(&index.changes_of(id).await, &expected);
     assert_eq!(the_gap(&index, id).await.1, None, "the gap stays open");
 
@@ -225,6 +227,7 @@ async fn fills_a_gap(flavor: Flavor, gtid_mode: bool) {
         "{stdout}"
     );
     assert!(stdout.contains("indexed 6 changes (6 new"), "{stdout}");
+    eprintln!("fill:\n{stdout}");
     assert!(the_gap(&index, id).await.1.is_some(), "the gap is filled");
     // Filled changes get event ids after what the stream wrote meanwhile.
     expected.extend(in_gap);
@@ -248,6 +251,7 @@ async fn fills_a_gap(flavor: Flavor, gtid_mode: bool) {
     let status = bintrail(&["status", "--index-dsn", &index.dsn()]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("; filled "), "{text}");
+    eprintln!("status:\n{text}");
 
     // Recover across the filled range: its SQL puts the table back as it was before the gap.
     let (sql, stderr) = recover_since(&index, &source, &db, "t", since);
