@@ -14,6 +14,9 @@
 #      established shape; index bytes per change of both;
 #   4. read+decode only: `bintrail stream --dry-run` over the backlog, and the peers
 #      mysqlbinlog -v and python-mysql-replication on the same binlog files;
+#   4b. from files: `bintrail index --files` over the backlog's binlog files in the source's data
+#      directory into a fresh index database (against step 2's stream), `index --dry-run` over
+#      them, and `mysqlbinlog -v` over the same files (no server involved);
 #   5. peak RSS while streaming ONE transaction of N rows;
 #   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs;
 #   7. time travel: `bintrail reconstruct` of bench.big (the N rows of step 5) as of right after
@@ -56,15 +59,15 @@ log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now_ns() { date +%s%N; }
 
 case $profile in
-    release) build=(--release) dir=target/release ;;
-    dev) build=() dir=target/debug ;;
+    release) build=(--release) dir=${CARGO_TARGET_DIR:-$PWD/target}/release ;;
+    dev) build=() dir=${CARGO_TARGET_DIR:-$PWD/target}/debug ;;
     *) echo "bench.sh: --profile must be release or dev" >&2; exit 2 ;;
 esac
 log "provision + build (bintrail and the bench helper, $profile profile)"
 scripts/provision.sh </dev/null >/dev/null
 cargo build "${build[@]}" --locked --quiet --bin bintrail --example bench
-bintrail=$PWD/$dir/bintrail
-bench=$PWD/$dir/examples/bench
+bintrail=$dir/bintrail
+bench=$dir/examples/bench
 # python-mysql-replication, once per machine (cached like the MySQL packages).
 venv=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/bintrail/bench-venv
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import pymysqlreplication' 2>/dev/null; then
@@ -210,6 +213,34 @@ mb_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$mb_s" "$size" \
     "$(awk -v s="$mb_s" -v n="$size" 'BEGIN { printf "%.0f", n / s }')" >"$out/mysqlbinlog.json"
 cat "$out/mysqlbinlog.json" >&2
+
+log "files: bintrail index --files over ${backlog_files[*]} (a fresh index database)"
+backlog_paths=("${backlog_files[@]/#/$work/source/data/}")
+files_dsn="mysql://root@127.0.0.1:$index_port/bintrail_files"
+"$bintrail" init --index-dsn "$files_dsn" >/dev/null 2>>"$work/init.log"
+seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+files_json() { # <seconds> <changes>
+    printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$1" "${2:-0}" \
+        "$(awk -v s="$1" -v n="${2:-0}" 'BEGIN { printf "%.0f", n / s }')"
+}
+t=$(now_ns)
+"$bintrail" index --index-dsn "$files_dsn" --ssl-mode disabled --server-id 4244 \
+    --files "${backlog_paths[@]}" >"$work/files.out" 2>"$work/files.log"
+files_s=$(seconds_since "$t")
+files_json "$files_s" "$(sed -n 's/^indexed \([0-9]*\) changes.*/\1/p' "$work/files.out")" >"$out/files.json"
+cat "$out/files.json" >&2
+t=$(now_ns)
+"$bintrail" index --dry-run --index-dsn "$files_dsn" --ssl-mode disabled --server-id 4245 \
+    --files "${backlog_paths[@]}" >"$work/files-dry.out" 2>"$work/files-dry.log"
+files_dry_s=$(seconds_since "$t")
+files_json "$files_dry_s" "$(sed -n 's/^dry run, nothing written: would index \([0-9]*\) changes.*/\1/p' "$work/files-dry.out")" \
+    >"$out/files_dryrun.json"
+cat "$out/files_dryrun.json" >&2
+idx -e 'DROP DATABASE bintrail_files'
+t=$(now_ns)
+"$BINTRAIL_MYSQL_BIN/mysqlbinlog" --no-defaults -v "${backlog_paths[@]}" >/dev/null
+files_json "$(seconds_since "$t")" "$size" >"$out/mysqlbinlog_files.json"
+cat "$out/mysqlbinlog_files.json" >&2
 
 log "peer: python-mysql-replication"
 "$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"

@@ -408,9 +408,26 @@ pub struct IndexCmd {
     pub index: IndexArgs,
 
     /// The stream whose history the files belong to (its --server-id): the changes are stored
-    /// under this id, so that the stream and the files never store a change twice
-    #[arg(long, env = "BINTRAIL_SERVER_ID", value_name = "ID")]
-    pub server_id: u32,
+    /// under this id, so that the stream and the files never store a change twice (with
+    /// --fill-gap: the gap's stream, which it must match if given)
+    #[arg(
+        long,
+        env = "BINTRAIL_SERVER_ID",
+        value_name = "ID",
+        required_unless_present = "fill_gap"
+    )]
+    pub server_id: Option<u32>,
+
+    /// Index exactly the history that gap ID of stream_gaps lacks (`bintrail status` lists
+    /// them), from the files of --binlog-dir, then mark the gap filled; refused, writing
+    /// nothing, when the files do not hold all of it
+    #[arg(long, requires = "binlog_dir", value_name = "ID")]
+    pub fill_gap: Option<u64>,
+
+    /// Write nothing: read and decode the files, print what would be indexed per table and the
+    /// range, and exit
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Binlog files to read, in binlog order
     #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "binlog_dir", required_unless_present = "binlog_dir")]

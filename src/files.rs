@@ -23,6 +23,7 @@
 //! When the stream already has a checkpoint from a known source, files of another source are
 //! refused.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use crate::config::IndexConfig;
 use crate::connect::connect;
 use crate::dsn::Dsn;
 use crate::filter::Filter;
+use crate::index::gaps::GapRange;
 use crate::index::writer::{Writer, WriterError};
 use crate::index::{ddl, state};
 use crate::position::{BinlogPosition, Checkpoint, Gtid, ResumePoint};
@@ -66,6 +68,10 @@ pub struct FilesConfig {
     pub source: Option<(Dsn, TlsConfig)>,
     /// The capture policy applied to every image, as the stream applies it.
     pub policy: crate::policy::Policy,
+    /// Only the transactions of this range (a gap being filled, `fill_gap`); all when `None`.
+    pub range: Option<GapRange>,
+    /// Decode and count, write nothing (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// Counters the progress line reads while indexing runs.
@@ -96,6 +102,14 @@ pub struct Summary {
     pub identity: Option<String>,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// Changes kept per table (`schema.table`): inserts, updates, deletes.
+    pub tables: BTreeMap<String, [u64; 3]>,
+    /// The position of the first change kept, if any.
+    pub first: Option<String>,
+    /// Nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// A transaction was cut off at the end of the last file and left out.
+    pub incomplete: bool,
 }
 
 /// Why indexing files failed.
@@ -175,6 +189,7 @@ struct Lookup {
 
 /// What the reader learned besides chunks.
 struct ReadEnd {
+    incomplete: bool,
     files: usize,
     bytes: u64,
     identity: Option<String>,
@@ -235,14 +250,18 @@ pub async fn run(config: &FilesConfig, progress: Arc<Progress>) -> Result<Summar
             recorded
         },
     };
-    let writer = Writer::open(
-        &config.index,
-        &config.index.tls,
-        config.server_id,
-        source_identity.clone().unwrap_or_default(),
-    )
-    .await?
-    .without_checkpoints();
+    let writer = if config.dry_run {
+        None
+    } else {
+        let writer = Writer::open(
+            &config.index,
+            &config.index.tls,
+            config.server_id,
+            source_identity.clone().unwrap_or_default(),
+        )
+        .await?;
+        Some(writer.without_checkpoints())
+    };
 
     let total: u64 = config
         .files
@@ -258,9 +277,18 @@ pub async fn run(config: &FilesConfig, progress: Arc<Progress>) -> Result<Summar
     };
     let written = write_all(writer, rx, config.batch_size).await;
     let read = reader.await.map_err(|e| FilesError::Task(e.to_string()))?;
-    let (changes, inserted) = written?;
+    let Written {
+        changes,
+        inserted,
+        tables,
+        first,
+    } = written?;
     let end = read?;
     Ok(Summary {
+        tables,
+        first,
+        dry_run: config.dry_run,
+        incomplete: end.incomplete,
         files: end.files,
         bytes: end.bytes,
         changes,
@@ -271,25 +299,50 @@ pub async fn run(config: &FilesConfig, progress: Arc<Progress>) -> Result<Summar
     })
 }
 
-/// Writes chunks in batches until the reader is done; returns (changes written, new rows).
+/// What the writing side saw.
+#[derive(Default)]
+struct Written {
+    changes: u64,
+    inserted: u64,
+    tables: BTreeMap<String, [u64; 3]>,
+    first: Option<String>,
+}
+
+/// Writes chunks in batches until the reader is done (with no writer: counts them only).
 async fn write_all(
-    mut writer: Writer,
+    mut writer: Option<Writer>,
     mut rx: mpsc::Receiver<Chunk>,
     batch_size: usize,
-) -> Result<(u64, u64), FilesError> {
+) -> Result<Written, FilesError> {
     let telemetry = Telemetry::new();
     let mut batch = Batch::default();
-    let mut changes = 0u64;
+    let mut out = Written::default();
     while let Some(chunk) = rx.recv().await {
-        changes += chunk.changes.len() as u64;
+        out.changes += chunk.changes.len() as u64;
+        for c in &chunk.changes {
+            if out.first.is_none() {
+                out.first = Some(BinlogPosition::new(&*c.binlog_file, c.start_pos).to_string());
+            }
+            let counts = out
+                .tables
+                .entry(format!("{}.{}", c.schema, c.table))
+                .or_default();
+            counts[c.kind as usize - 1] += 1;
+        }
+        let Some(writer) = writer.as_mut() else {
+            continue;
+        };
         batch.add(chunk);
         if batch.len() >= batch_size || batch.bytes >= BATCH_BYTES {
-            batch.flush(&mut writer, &telemetry).await?;
+            batch.flush(writer, &telemetry).await?;
         }
     }
-    batch.flush(&mut writer, &telemetry).await?;
-    writer.close().await;
-    Ok((changes, telemetry.rows_indexed.load(Ordering::Relaxed)))
+    if let Some(mut writer) = writer {
+        batch.flush(&mut writer, &telemetry).await?;
+        writer.close().await;
+    }
+    out.inserted = telemetry.rows_indexed.load(Ordering::Relaxed);
+    Ok(out)
 }
 
 /// The source the stream's checkpoint names, which the files must come from.
@@ -322,6 +375,7 @@ fn read_files(
         &from,
     );
     let mut end = ReadEnd {
+        incomplete: false,
         files: 0,
         bytes: 0,
         identity: None,
@@ -330,6 +384,8 @@ fn read_files(
     let mut identity_checked = expected.recorded.is_none();
     // Chunks of the transaction in progress: sent only once it commits.
     let mut held: Vec<Chunk> = Vec::new();
+    // Inside a transaction that the range leaves out: its events are not fed.
+    let mut skipping = false;
     for path in &config.files {
         let mut file = BinlogFile::open(path)?;
         assembler.open_file(file.name());
@@ -337,6 +393,15 @@ fn read_files(
             progress
                 .bytes
                 .store(end.bytes + file.offset(), Ordering::Relaxed);
+            if let Some(range) = &config.range {
+                if starts_transaction(&event) {
+                    let at = BinlogPosition::new(file.name(), event_start(&event));
+                    skipping = !range.wants(&at, gtid_of(&event).as_ref());
+                }
+                if skipping && !between_transactions(&event) {
+                    continue;
+                }
+            }
             if !identity_checked && starts_transaction(&event) {
                 identity_checked = true;
                 check_identity(&event, &expected)?;
@@ -369,6 +434,7 @@ fn read_files(
         end.files += 1;
     }
     if !held.is_empty() {
+        end.incomplete = true;
         tracing::warn!(
             through = %end.through,
             "the last file ends inside a transaction: that transaction was not indexed"
@@ -457,8 +523,43 @@ fn spec_from_files(
     Ok(spec)
 }
 
+/// Offset of an event in its file (not meaningful for the inner events of a payload).
+pub fn event_start(event: &Event) -> u64 {
+    let header = event.header();
+    u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()))
+}
+
+/// The GTID of a transaction's first event (MySQL, MariaDB); `None` for an anonymous one.
+pub fn gtid_of(event: &Event) -> Option<Gtid> {
+    match event.header().event_type_raw() {
+        33 | 42 => event
+            .read_event::<GtidEvent>()
+            .ok()
+            .filter(|g| g.gno() > 0)
+            .map(|g| Gtid::mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno())),
+        source::mariadb::GTID_EVENT => {
+            source::mariadb::parse_gtid(event.header().server_id(), event.data()).map(|g| g.gtid)
+        }
+        _ => None,
+    }
+}
+
+/// Events that belong to no transaction: a file's FORMAT_DESCRIPTION, PREVIOUS_GTIDS,
+/// GTID_LIST, BINLOG_CHECKPOINT, and its closing ROTATE or STOP. Skipping a transaction
+/// never skips these.
+fn between_transactions(event: &Event) -> bool {
+    matches!(
+        event.header().event_type_raw(),
+        3 | 4
+            | 15
+            | 35
+            | source::mariadb::GTID_LIST_EVENT
+            | source::mariadb::BINLOG_CHECKPOINT_EVENT
+    )
+}
+
 /// GTID (MySQL, anonymous included) and MariaDB GTID events: where a transaction begins.
-fn starts_transaction(event: &Event) -> bool {
+pub fn starts_transaction(event: &Event) -> bool {
     matches!(
         event.header().event_type_raw(),
         33 | 34 | 42 | source::mariadb::GTID_EVENT

@@ -11,6 +11,7 @@ pub mod dry_run;
 pub mod dsn;
 pub mod encoding;
 pub mod files;
+pub mod fill_gap;
 pub mod filter;
 pub mod history;
 pub mod index;

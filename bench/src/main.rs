@@ -469,6 +469,9 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     let big = load(dir, "bigtxn");
     let lag = load(dir, "lag");
     let tt = load(dir, "timetravel");
+    let files = load(dir, "files");
+    let files_dry = load(dir, "files_dryrun");
+    let mb_files = load(dir, "mysqlbinlog_files");
 
     let e2e_rate = f(&e2e["seconds"]).map(|s| n / s);
     let cpu = match (f(&e2e["cpu_user_s"]), f(&e2e["cpu_sys_s"])) {
@@ -543,6 +546,29 @@ fn report(m: HashMap<String, String>) -> Res<J> {
             ),
         ),
         ratio(dry_rate, py_rate),
+    );
+    let files_rate = f(&files["rows_per_s"]);
+    push(
+        "index --files changes/s (binlog files → index) vs stream end-to-end",
+        fmt_num(files_rate, " (bintrail index --files, fresh index)"),
+        fmt_num(e2e_rate, " (bintrail stream, same backlog)"),
+        ratio(files_rate, e2e_rate),
+    );
+    let files_dry_rate = f(&files_dry["rows_per_s"]);
+    push(
+        "read+decode files changes/s vs mysqlbinlog -v over the same files",
+        fmt_num(files_dry_rate, " (bintrail index --dry-run)"),
+        fmt_num(
+            f(&mb_files["rows_per_s"]),
+            " (mysqlbinlog -v FILES > /dev/null)",
+        ),
+        ratio(files_dry_rate, f(&mb_files["rows_per_s"])),
+    );
+    push(
+        "index --files (writing) vs mysqlbinlog -v (decoding only), same files",
+        fmt_num(files_rate, ""),
+        fmt_num(f(&mb_files["rows_per_s"]), ""),
+        ratio(files_rate, f(&mb_files["rows_per_s"])),
     );
     push(
         "peak RSS during the backlog (VmHWM)",
@@ -633,7 +659,8 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         .map(|(a, b, c, d)| json!({"figure": a, "bintrail": b, "reference": c, "ratio": d}))
         .collect();
     let out = json!({"meta": meta, "table": table, "raw": {"e2e": e2e, "limit": lim, "established": est,
-        "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag, "timetravel": tt}});
+        "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag, "timetravel": tt,
+        "files": files, "files_dryrun": files_dry, "mysqlbinlog_files": mb_files}});
     std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
     if m.contains_key("check") {
         check(n, &out)?;
@@ -657,6 +684,8 @@ fn check(n: f64, out: &J) -> Res<()> {
         ("established.rows", &raw["established"]["rows"]),
         ("dryrun.changes", &raw["dryrun"]["changes"]),
         ("pyrepl.rows", &raw["pyrepl"]["rows"]),
+        ("files.changes", &raw["files"]["changes"]),
+        ("files_dryrun.changes", &raw["files_dryrun"]["changes"]),
     ] {
         if f(v) != Some(n) {
             wrong.push(format!("{what} is {v}, expected {n}"));

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bintrail::files::{self, FilesConfig, FilesError, Progress, Summary};
+use bintrail::fill_gap::{self, FillConfig, FillError, Filled};
 use bintrail::filter::Filter;
+use bintrail::index::gaps::GapsError;
 use bintrail::source::file::list_dir;
 
 use super::{runtime, Failure, Kind};
@@ -20,27 +22,38 @@ use crate::cli::IndexCmd;
 /// How often the progress line is redrawn.
 const REFRESH: Duration = Duration::from_millis(250);
 
-/// Validates the flags, lists the files and indexes them.
+/// Validates the flags, lists the files and indexes them (or the gap of `--fill-gap`).
 pub fn run(cmd: IndexCmd) -> Result<(), Failure> {
+    let (server_id, gap_id) = (cmd.server_id, cmd.fill_gap);
     let config = config(cmd)?;
     let progress = Arc::new(Progress::default());
     let draw = std::io::stderr().is_terminal();
-    let outcome = runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let ticker = draw.then(|| tokio::spawn(draw_progress(progress.clone())));
-        let outcome = files::run(&config, progress.clone()).await;
+        let outcome = match gap_id {
+            Some(gap_id) => {
+                let fill = FillConfig {
+                    files: config.clone(),
+                    server_id,
+                    gap_id,
+                };
+                fill_gap::run(&fill, progress.clone())
+                    .await
+                    .map(|f| render_fill(&f, &config))
+                    .map_err(|e| fill_failure(e, &progress))
+            }
+            None => files::run(&config, progress.clone())
+                .await
+                .map(|s| render(&s, &config, config.server_id))
+                .map_err(|e| failure(e, &progress)),
+        };
         if let Some(ticker) = ticker {
             ticker.abort();
             eprint!("\r\x1b[K");
         }
-        outcome
-    });
-    match outcome {
-        Ok(summary) => {
-            println!("{}", render(&summary, &config));
-            Ok(())
-        }
-        Err(e) => Err(failure(e, &progress)),
-    }
+        println!("{}", outcome?);
+        Ok(())
+    })
 }
 
 /// The validated configuration: files listed, filter checked, DSNs parsed.
@@ -77,12 +90,14 @@ fn config(cmd: IndexCmd) -> Result<FilesConfig, Failure> {
     }
     Ok(FilesConfig {
         index,
-        server_id: cmd.server_id,
+        server_id: cmd.server_id.unwrap_or(0),
         filter,
         batch_size: cmd.batch_size as usize,
         files,
         source: source.map(|dsn| (dsn, source_tls)),
         policy,
+        range: None,
+        dry_run: cmd.dry_run,
     })
 }
 
@@ -126,8 +141,12 @@ fn progress_line(progress: &Progress, elapsed: Duration) -> String {
     )
 }
 
-/// The summary line.
-fn render(s: &Summary, config: &FilesConfig) -> String {
+/// The summary line; with `--dry-run`, the changes per table and the range.
+fn render(s: &Summary, config: &FilesConfig, server_id: u32) -> String {
+    if s.dry_run {
+        return render_dry_run(s, server_id);
+    }
+    let _ = config;
     format!(
         "indexed {} changes ({} new, {} already in the index) from {} binlog files ({} bytes) in {:.1} s under stream {}, through {}{}",
         s.changes,
@@ -136,7 +155,7 @@ fn render(s: &Summary, config: &FilesConfig) -> String {
         s.files,
         s.bytes,
         s.seconds,
-        config.server_id,
+        server_id,
         s.through,
         s.identity
             .as_deref()
@@ -158,4 +177,60 @@ fn failure(e: FilesError, progress: &Progress) -> Failure {
         kind,
         format!("{e} (changes of complete transactions before this point are in the index; {changes} decoded)"),
     )
+}
+
+/// `--dry-run`: what would be indexed, per table, and where.
+fn render_dry_run(s: &Summary, server_id: u32) -> String {
+    let mut out = format!(
+        "dry run, nothing written: would index {} changes from {} binlog files ({} bytes, decoded in {:.1} s) under stream {}",
+        s.changes, s.files, s.bytes, s.seconds, server_id
+    );
+    match &s.first {
+        Some(first) => out.push_str(&format!(", from {first} through {}", s.through)),
+        None => out.push_str(&format!(", none kept (read through {})", s.through)),
+    }
+    for (table, [ins, upd, del]) in &s.tables {
+        out.push_str(&format!(
+            "\n  {table}: {ins} inserts, {upd} updates, {del} deletes"
+        ));
+    }
+    out
+}
+
+/// The outcome of `--fill-gap`.
+fn render_fill(f: &Filled, config: &FilesConfig) -> String {
+    let files = f.files.join(", ");
+    match (&f.already_filled, &f.summary) {
+        (Some(at), _) => format!(
+            "gap #{} of stream {} (from {} to {}) was already filled at {at} UTC from {files}; nothing to do",
+            f.gap_id, f.server_id, f.from, f.to
+        ),
+        (None, Some(s)) if s.dry_run => format!(
+            "gap #{} of stream {} (from {} to {}) is covered by {files}; {}",
+            f.gap_id,
+            f.server_id,
+            f.from,
+            f.to,
+            render_dry_run(s, f.server_id)
+        ),
+        (None, Some(s)) => format!(
+            "filled gap #{} of stream {} (from {} to {}) from {files}: {}",
+            f.gap_id,
+            f.server_id,
+            f.from,
+            f.to,
+            render(s, config, f.server_id)
+        ),
+        (None, None) => format!("gap #{}: nothing was read", f.gap_id),
+    }
+}
+
+/// A fill failure: a refusal (files that do not cover the gap, another stream, no such gap)
+/// is definite; reading and writing fail as `index` does.
+fn fill_failure(e: FillError, progress: &Progress) -> Failure {
+    match e {
+        FillError::Files(e) => failure(e, progress),
+        FillError::Gap(GapsError::Index(e)) => Failure::new(Kind::Runtime, e),
+        other => Failure::new(Kind::Definite, other),
+    }
 }

@@ -150,9 +150,16 @@ fn render_stream(out: &mut String, s: &StreamStatus) {
         let _ = writeln!(out, "  gaps             none");
     }
     for g in &s.gaps {
+        let filled = match (&g.filled_at, &g.filled_from) {
+            (Some(at), from) => format!(
+                "; filled {at} UTC from {}",
+                from.as_deref().unwrap_or("binlog files")
+            ),
+            (None, _) => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  gap #{}           detected {} UTC: skipped from {} to {} ({})",
+            "  gap #{}           detected {} UTC: skipped from {} to {} ({}){filled}",
             g.gap_id, g.detected_at, g.from, g.to, g.reason
         );
     }

@@ -44,6 +44,7 @@ use super::time::{format_utc, parse_utc};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
 use crate::encoding::{key_text, literal, LiteralError, SqlType};
+use crate::index::gaps;
 use crate::position::{BinlogPosition, Gtid, ResumePoint};
 use crate::source::{self, Flavor, SourceInfo};
 use crate::sql::ident;
@@ -736,22 +737,19 @@ fn successor(g: &Gtid, k: u64) -> Gtid {
     }
 }
 
+/// Refuses when the stream recorded a gap after the moment that `index --fill-gap` has not
+/// filled.
 async fn refuse_gaps(idx: &mut Conn, m: &Moment) -> Result<(), ReconstructError> {
-    let gap: Option<(u64, String, String, String)> = idx
-        .exec_first(
-            "SELECT gap_id, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), gap_from, gap_to \
-             FROM stream_gaps WHERE server_id = ? AND detected_at >= ? ORDER BY gap_id LIMIT 1",
-            (m.stream_id, format_utc(m.time)),
-        )
+    let gap = gaps::first_open_since(idx, m.stream_id, &format_utc(m.time))
         .await
         .map_err(ReconstructError::Index)?;
     match gap {
-        Some((gap_id, detected_at, from, to)) => Err(ReconstructError::Gap {
+        Some(g) => Err(ReconstructError::Gap {
             stream_id: m.stream_id,
-            gap_id,
-            detected_at,
-            from,
-            to,
+            gap_id: g.gap_id,
+            detected_at: g.detected_at,
+            from: g.from,
+            to: g.to,
         }),
         None => Ok(()),
     }

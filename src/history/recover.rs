@@ -46,6 +46,7 @@ use super::selection::Selection;
 use super::transactions;
 use crate::change::ChangeKind;
 use crate::index::adopt::ValueForm;
+use crate::index::gaps;
 use crate::source::Flavor;
 
 /// A planned reversal, newest change first.
@@ -369,30 +370,23 @@ fn police(
     }
 }
 
-/// Refuses when a gap of `stream` was detected at or after `oldest` (UTC text).
+/// Refuses when a gap of `stream` was detected at or after `oldest` (UTC text) and has not been
+/// filled (`index --fill-gap`).
 async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), RecoverError> {
-    type GapRow = (u64, String, String, String, String);
-    let gap: Option<GapRow> = index
-        .exec_first(
-            "SELECT gap_id, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), gap_from, gap_to, reason \
-             FROM stream_gaps WHERE server_id = ? AND detected_at >= ? ORDER BY detected_at LIMIT 1",
-            (stream, oldest),
-        )
+    let gap = gaps::first_open_since(index, stream, oldest)
         .await
         .map_err(RecoverError::Index)?;
     match gap {
         None => Ok(()),
-        Some((gap_id, detected_at, from, to, reason)) => {
-            Err(RecoverError::Gap(Box::new(GapRefusal {
-                server_id: stream,
-                gap_id,
-                detected_at,
-                from,
-                to,
-                reason,
-                oldest: oldest.to_string(),
-            })))
-        }
+        Some(g) => Err(RecoverError::Gap(Box::new(GapRefusal {
+            server_id: stream,
+            gap_id: g.gap_id,
+            detected_at: g.detected_at,
+            from: g.from,
+            to: g.to,
+            reason: g.reason,
+            oldest: oldest.to_string(),
+        }))),
     }
 }
 

@@ -77,6 +77,10 @@ pub struct GapRecord {
     pub detected_at: String,
     /// The source's own words.
     pub reason: String,
+    /// When `index --fill-gap` indexed the skipped history, UTC; `null` while it is missing.
+    pub filled_at: Option<String>,
+    /// The binlog files it was indexed from.
+    pub filled_from: Option<String>,
 }
 
 /// A row of `capture_policies`: a privacy policy a stream captured under.
@@ -212,24 +216,19 @@ fn millis(t: &str) -> String {
 }
 
 async fn gaps(conn: &mut Conn, server_id: u32) -> Result<Vec<GapRecord>, StatusError> {
-    let rows: Vec<(u64, String, String, String, String)> = conn
-        .exec(
-            format!(
-                "SELECT gap_id, gap_from, gap_to, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), \
-                 reason FROM {STREAM_GAPS} WHERE server_id = ? ORDER BY detected_at, gap_id"
-            ),
-            (server_id,),
-        )
+    let rows = crate::index::gaps::of_stream(conn, server_id)
         .await
         .map_err(StatusError::Index)?;
     Ok(rows
         .into_iter()
-        .map(|(gap_id, from, to, detected_at, reason)| GapRecord {
-            gap_id,
-            from,
-            to,
-            detected_at,
-            reason,
+        .map(|g| GapRecord {
+            gap_id: g.gap_id,
+            from: g.from,
+            to: g.to,
+            detected_at: g.detected_at,
+            reason: g.reason,
+            filled_at: g.filled_at,
+            filled_from: g.filled_from,
         })
         .collect())
 }

@@ -232,6 +232,8 @@ const CREATE_STREAM_GAPS: &str = "CREATE TABLE IF NOT EXISTS `stream_gaps` (
   `gap_to` TEXT CHARACTER SET ascii NOT NULL COMMENT 'where streaming continued (file:pos or GTID set)',
   `detected_at` DATETIME(3) NOT NULL COMMENT 'UTC',
   `reason` TEXT NOT NULL COMMENT 'the source''s own words',
+  `filled_at` DATETIME(3) NULL COMMENT 'UTC, when index --fill-gap indexed the range; NULL: still missing',
+  `filled_from` TEXT NULL COMMENT 'the binlog files it was indexed from',
   PRIMARY KEY (`gap_id`),
   KEY `k_stream` (`server_id`, `detected_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
@@ -621,8 +623,9 @@ pub fn other_tables() -> impl Iterator<Item = &'static str> {
 
 /// Columns added to existing tables since they were first created: table, column, definition.
 /// `xa_prepared.pk_before` (the key-change record of a prepared update); `policy_version` of
-/// both change tables (existing changes were captured without a policy: 0).
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+/// both change tables (existing changes were captured without a policy: 0); `filled_at` and
+/// `filled_from` of `stream_gaps` (`index --fill-gap`; existing gaps are open).
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     (XA_PREPARED, "pk_before", "MEDIUMTEXT NULL"),
     (
         BINLOG_EVENTS,
@@ -634,6 +637,8 @@ const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
         "policy_version",
         "INT UNSIGNED NOT NULL DEFAULT 0",
     ),
+    (STREAM_GAPS, "filled_at", "DATETIME(3) NULL"),
+    (STREAM_GAPS, "filled_from", "TEXT NULL"),
 ];
 
 /// Adds the [`ADDED_COLUMNS`] a table lacks (appended: an instant change on both servers).

@@ -381,17 +381,8 @@ impl Writer {
         to: &Checkpoint,
         reason: &str,
     ) -> Result<(), WriterError> {
-        let mut insert = String::from(
-            "INSERT INTO stream_gaps (server_id, gap_from, gap_to, detected_at, reason) VALUES (",
-        );
-        insert.push_str(&self.server_id.to_string());
-        insert.push(',');
-        push_plain_literal(&mut insert, gap_from);
-        insert.push(',');
-        push_plain_literal(&mut insert, &to.resume.to_string());
-        insert.push_str(", UTC_TIMESTAMP(3), ");
-        push_plain_literal(&mut insert, reason);
-        insert.push(')');
+        let insert =
+            super::gaps::insert_sql(self.server_id, gap_from, &to.resume.to_string(), reason);
         let checkpoint_sql = state::upsert_sql(self.server_id, to, &self.source_uuid, 0, None);
         let result = async {
             self.conn.query_drop("START TRANSACTION").await?;

@@ -360,9 +360,11 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// The binlog files of `dir` in order: the files its index file (`*.index`) lists when there is
-/// one, else every file whose name ends in a numeric extension (`binlog.000012`), sorted; only
-/// those from `from` to `to` (file names, both inclusive) when given.
+/// The binlog files of `dir` in order: every file whose name ends in a numeric extension
+/// (`binlog.000012`), sorted; only those from `from` to `to` (file names, both inclusive) when
+/// given. A data directory holds other numbered files too (MariaDB's `aria_log.00000001`): a
+/// base name whose first file does not start with the binlog magic is left out whole, while a
+/// later file of a binlog base name without it is kept, to be refused as damaged when read.
 pub fn list_dir(
     dir: &Path,
     from: Option<&str>,
@@ -382,12 +384,32 @@ pub fn list_dir(
     // Sequence numbers are zero-padded to the same width, but compare them as numbers anyway
     // (a sequence past 999999 grows a digit).
     names.sort_by_key(|n| sequence_key(n));
+    let mut foreign: Vec<String> = Vec::new();
+    let mut checked: Vec<String> = Vec::new();
+    for name in &names {
+        let base = sequence_key(name).0;
+        if !checked.contains(&base) {
+            if !starts_with_magic(&dir.join(name)) {
+                foreign.push(base.clone());
+            }
+            checked.push(base);
+        }
+    }
+    names.retain(|n| !foreign.contains(&sequence_key(n).0));
     Ok(names
         .into_iter()
         .filter(|n| from.is_none_or(|f| sequence_key(n) >= sequence_key(f)))
         .filter(|n| to.is_none_or(|t| sequence_key(n) <= sequence_key(t)))
         .map(|n| dir.join(n))
         .collect())
+}
+
+/// Whether the file at `path` starts with the binlog magic bytes.
+fn starts_with_magic(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| read_full(&mut f, &mut magic))
+        .is_ok_and(|n| n == 4 && magic == MAGIC)
 }
 
 /// `base.NNNNNN`: a binlog file name (not the `.index` file, not a relay log's `.info`).

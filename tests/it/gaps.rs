@@ -34,7 +34,7 @@ async fn rotate_and_purge(source: &TestServer) {
 
 /// Purges every binlog before `file`. MariaDB keeps the previous file until InnoDB has
 /// checkpointed past it, so the purge is repeated until it took effect.
-async fn purge_to(source: &TestServer, file: &str) {
+pub(crate) async fn purge_to(source: &TestServer, file: &str) {
     wait_until(
         Duration::from_secs(30),
         "the old binlogs to be purged",

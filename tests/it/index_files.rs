@@ -166,6 +166,30 @@ async fn files_match_the_stream(flavor: Flavor) {
     let streamed = streamed_index.changes_of(id).await;
     assert_eq!(streamed.len(), 11, "the workload's changes");
 
+    // --dry-run: what would be indexed, per table, and nothing written.
+    let dry = Index::new();
+    let (dry_dsn, id_text, source_dsn) = (dry.dsn(), id.to_string(), source.dsn(None));
+    let mut args = vec!["index", "--dry-run", "--index-dsn", &dry_dsn];
+    args.extend(["--server-id", &id_text, "--schemas", &db]);
+    if flavor == Flavor::Mariadb {
+        args.extend(["--source-dsn", &source_dsn]);
+    }
+    let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    args.push("--files");
+    args.extend(paths.iter().map(String::as_str));
+    let out = bintrail(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout.starts_with("dry run, nothing written: would index 11 changes from"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("\n  {db}.t: 6 inserts, 3 updates, 2 deletes")),
+        "{stdout}"
+    );
+    assert_eq!(dry.changes().await, vec![], "a dry run writes nothing");
+
     let fresh = Index::new();
     let out = index_files(source, &fresh, id, &db, &files);
     assert!(out.status.success(), "{}", text(&out));

@@ -8,6 +8,7 @@ mod ddl_markers;
 mod dry_run;
 mod event_checks;
 mod exactly_once;
+mod fill_gap;
 mod filters;
 mod formats;
 mod gaps;
