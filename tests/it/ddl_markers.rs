@@ -116,7 +116,7 @@ async fn records_table_ddl_as_markers(flavor: Flavor) {
     let mut flags = start.flags();
     flags.extend(["--schemas".to_string(), format!("{s},{gone}")]);
     let index = Index::new();
-    if flavor == Flavor::Mariadb {
+    if flavor.is_mariadb() {
         // An index made by an init before ddl_events existed: the stream adds the table.
         let mut ic = index.conn().await;
         ic.query_drop("DROP TABLE ddl_events").await.unwrap();
@@ -265,4 +265,9 @@ async fn mysql_records_table_ddl_as_markers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_records_table_ddl_as_markers() {
     records_table_ddl_as_markers(Flavor::Mariadb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_records_table_ddl_as_markers() {
+    records_table_ddl_as_markers(Flavor::Mariadb118).await;
 }

@@ -215,3 +215,10 @@ async fn mysql_survives_twenty_kills_and_an_index_crash_with_every_change_once()
 async fn mariadb_survives_twenty_kills_and_an_index_crash_with_every_change_once() {
     kill_loop(Flavor::Mariadb, false).await;
 }
+
+/// MariaDB 11.8 in GTID mode (10.11 above runs in position mode, so both of MariaDB's resume
+/// points go through the kill loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_survives_twenty_kills_and_an_index_crash_with_every_change_once() {
+    kill_loop(Flavor::Mariadb118, true).await;
+}

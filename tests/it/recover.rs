@@ -21,7 +21,7 @@ use crate::support::{bintrail, repo_root, temp_dir, unique, wait_until, Flavor, 
 fn create_table(flavor: Flavor, table: &str) -> String {
     let vector = match flavor {
         Flavor::Mysql => "v VECTOR(3) NULL,",
-        Flavor::Mariadb => "",
+        Flavor::Mariadb | Flavor::Mariadb118 => "",
     };
     format!(
         "CREATE TABLE {table} (
@@ -41,7 +41,7 @@ fn create_table(flavor: Flavor, table: &str) -> String {
 fn values(flavor: Flavor, id: i32, n: i32) -> String {
     let vector = match flavor {
         Flavor::Mysql => format!("STRING_TO_VECTOR('[1.5,-2,{n}.25]'),"),
-        Flavor::Mariadb => String::new(),
+        Flavor::Mariadb | Flavor::Mariadb118 => String::new(),
     };
     format!(
         "({id}, -128, 65535, -8388608, 4294967295, -9223372036854775808, 18446744073709551615,
@@ -60,7 +60,7 @@ fn values(flavor: Flavor, id: i32, n: i32) -> String {
 fn workload(flavor: Flavor, table: &str) -> String {
     let vector = match flavor {
         Flavor::Mysql => ", v = STRING_TO_VECTOR('[0,0,3.4e38]')",
-        Flavor::Mariadb => "",
+        Flavor::Mariadb | Flavor::Mariadb118 => "",
     };
     format!(
         "INSERT INTO {table} VALUES {};
@@ -250,7 +250,7 @@ async fn assert_live_fingerprint_is_the_stored_schema_version(
     let mut conn = source.conn(None).await;
     let flavor = match source.flavor {
         Flavor::Mysql => SourceFlavor::Mysql,
-        Flavor::Mariadb => SourceFlavor::Mariadb,
+        Flavor::Mariadb | Flavor::Mariadb118 => SourceFlavor::Mariadb,
     };
     let live = LiveTable::load(&mut conn, flavor, db, "every_type")
         .await
@@ -733,7 +733,7 @@ async fn transactions_are_selected_whole(flavor: Flavor) {
             let last = b.rsplit_once(':').unwrap().1;
             format!("{uuid}:{first}-{last}")
         }
-        Flavor::Mariadb => format!("{a}..{}", b.rsplit_once('-').unwrap().1),
+        Flavor::Mariadb | Flavor::Mariadb118 => format!("{a}..{}", b.rsplit_once('-').unwrap().1),
     };
     let all = range(&gtids[0], &gtids[2]);
     assert_eq!(

@@ -241,3 +241,8 @@ async fn mysql_tagged_gtids_are_checkpointed_and_resumed() {
     assert_changes(&index.changes().await, &[row(1), row(2), row(3), row(4)]);
     assert_eq!(second.stop().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_gtid_mode_indexes_exactly_the_committed_changes() {
+    mixed(Flavor::Mariadb118, true).await;
+}

@@ -16,8 +16,10 @@ use super::{repo_root, temp_dir};
 pub enum Flavor {
     /// Oracle MySQL 9.7 from Debian sid.
     Mysql,
-    /// MariaDB 10.11 from Debian.
+    /// MariaDB 10.11 from Debian (the machine's own release, bookworm).
     Mariadb,
+    /// MariaDB 11.8 from Debian trixie, unpacked into a private prefix like MySQL.
+    Mariadb118,
 }
 
 impl Flavor {
@@ -26,7 +28,14 @@ impl Flavor {
         match self {
             Flavor::Mysql => "mysql",
             Flavor::Mariadb => "mariadb",
+            Flavor::Mariadb118 => "mariadb118",
         }
+    }
+
+    /// Whether it is a MariaDB (of any version): what bintrail and the tests tell apart is
+    /// MariaDB against MySQL; the version differences are named where they matter.
+    pub fn is_mariadb(self) -> bool {
+        matches!(self, Flavor::Mariadb | Flavor::Mariadb118)
     }
 }
 
@@ -85,9 +94,11 @@ impl TestServer {
     pub fn shared(flavor: Flavor) -> &'static TestServer {
         static MYSQL: OnceLock<TestServer> = OnceLock::new();
         static MARIADB: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB118: OnceLock<TestServer> = OnceLock::new();
         let cell = match flavor {
             Flavor::Mysql => &MYSQL,
             Flavor::Mariadb => &MARIADB,
+            Flavor::Mariadb118 => &MARIADB118,
         };
         cell.get_or_init(|| {
             let mut server = TestServer::start(flavor, &[]);
