@@ -76,10 +76,18 @@ fn pair(kind: &str, pk: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_filter_selects_exactly_its_changes_and_json_keeps_stored_values() {
+    filters_select_their_changes(Index::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_each_filter_selects_exactly_its_changes() {
+    filters_select_their_changes(Index::new_of(Flavor::Mariadb118)).await;
+}
+
+async fn filters_select_their_changes(index: Index) {
     let source = TestServer::shared(Flavor::Mysql);
     let shop = unique("shop");
     create_shop(source, &shop).await;
-    let index = Index::new();
     let id = server_id();
     let mut flags = start_here(source, true).await.flags();
     flags.extend(["--schemas".to_string(), shop.clone()]);
@@ -188,10 +196,15 @@ async fn each_filter_selects_exactly_its_changes_and_json_keeps_stored_values() 
 
 /// Fills an index with 20,000 synthetic changes over 10 schemas × 20 tables, two weeks, three
 /// event types, then ANALYZE, so that the optimizer's choices are the ones a real index gets.
-async fn populate(index: &Index) {
+async fn populate(index: &Index, flavor: Flavor) {
     let mut conn = index.conn().await;
+    let depth = match flavor {
+        Flavor::Mysql => "SET SESSION cte_max_recursion_depth = 100000",
+        Flavor::Mariadb | Flavor::Mariadb118 => "SET SESSION max_recursive_iterations = 100000",
+    };
+    conn.query_drop(depth).await.unwrap();
     conn.query_drop(
-        "SET SESSION cte_max_recursion_depth = 100000, time_zone = '+00:00';
+        "SET SESSION time_zone = '+00:00';
          INSERT INTO binlog_events (stream_id, binlog_file, start_pos, end_pos, row_in_event,
            event_timestamp, gtid, schema_name, table_name, event_type, pk_values, changed_columns,
            row_before, row_after, schema_version)
@@ -218,8 +231,18 @@ type Statement = (String, Vec<mysql_async::Value>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_filter_combination_is_answered_through_an_index() {
-    let index = Index::new();
-    populate(&index).await;
+    lookups_use_an_index(Flavor::Mysql).await;
+}
+
+/// The same lookups on a MariaDB 11.8 index server use the same keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_answers_every_filter_combination_through_an_index() {
+    lookups_use_an_index(Flavor::Mariadb118).await;
+}
+
+async fn lookups_use_an_index(flavor: Flavor) {
+    let index = Index::new_of(flavor);
+    populate(&index, flavor).await;
     let now = bintrail::history::time::now();
     let base = Selection {
         limit: 100,
@@ -413,11 +436,14 @@ async fn every_filter_combination_is_answered_through_an_index() {
     ]);
     let mut conn = index.conn().await;
     conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    // MariaDB's EXPLAIN has the traditional columns (type, key) and no FORMAT=TRADITIONAL.
+    let explain = match flavor {
+        Flavor::Mysql => "EXPLAIN FORMAT=TRADITIONAL",
+        Flavor::Mariadb | Flavor::Mariadb118 => "EXPLAIN",
+    };
     for (what, (sql, params), keys) in statements {
-        let plan: Vec<mysql_async::Row> = conn
-            .exec(format!("EXPLAIN FORMAT=TRADITIONAL {sql}"), params)
-            .await
-            .unwrap();
+        let plan: Vec<mysql_async::Row> =
+            conn.exec(format!("{explain} {sql}"), params).await.unwrap();
         for row in plan {
             let access: Option<String> = row.get("type");
             let key: Option<String> = row.get("key");

@@ -188,6 +188,16 @@ pub(crate) fn utc(t: i64) -> String {
 }
 
 async fn restores_every_type(flavor: Flavor) {
+    restores_every_type_from(flavor, Index::new()).await;
+}
+
+/// A MySQL source's every-type table recovered from a MariaDB 11.8 index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_recovery_sql_restores_a_table_of_every_type() {
+    restores_every_type_from(Flavor::Mysql, Index::new_of(Flavor::Mariadb118)).await;
+}
+
+async fn restores_every_type_from(flavor: Flavor, index: Index) {
     let source = TestServer::shared(flavor);
     let db = unique("recover");
     let table = format!("{db}.every_type");
@@ -203,7 +213,7 @@ async fn restores_every_type(flavor: Flavor) {
             values(flavor, 4, 4),
         ))
         .await;
-    let index = Index::new();
+
     let id = server_id();
     let start = start_here(source, true).await;
     let mut flags = start.flags();
@@ -257,7 +267,7 @@ async fn assert_live_fingerprint_is_the_stored_schema_version(
         .unwrap()
         .unwrap();
     conn.disconnect().await.ok();
-    let mut idx = TestServer::index().conn(Some(&index.db)).await;
+    let mut idx = index.conn().await;
     let stored: Vec<u32> = idx
         .exec(
             "SELECT DISTINCT schema_version FROM binlog_events WHERE schema_name = ?",

@@ -110,9 +110,22 @@ impl TestServer {
 
     /// The shared index server (a MySQL 9.7 without anything else on it).
     pub fn index() -> &'static TestServer {
-        static INDEX: OnceLock<TestServer> = OnceLock::new();
-        INDEX.get_or_init(|| {
-            let mut server = TestServer::start(Flavor::Mysql, &["--skip-log-bin"]);
+        TestServer::index_of(Flavor::Mysql)
+    }
+
+    /// The shared index server of a flavor (without binlog, nothing else on it): the MariaDB
+    /// ones serve the tests of a MariaDB index.
+    pub fn index_of(flavor: Flavor) -> &'static TestServer {
+        static MYSQL: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB118: OnceLock<TestServer> = OnceLock::new();
+        let cell = match flavor {
+            Flavor::Mysql => &MYSQL,
+            Flavor::Mariadb => &MARIADB,
+            Flavor::Mariadb118 => &MARIADB118,
+        };
+        cell.get_or_init(|| {
+            let mut server = TestServer::start(flavor, &["--skip-log-bin"]);
             server.shared = true;
             server.stop_when_process_exits();
             server

@@ -85,6 +85,11 @@ impl Index {
         Index::on(TestServer::index())
     }
 
+    /// Creates and initialises a new index database on the shared index server of `flavor`.
+    pub fn new_of(flavor: super::Flavor) -> Index {
+        Index::on(TestServer::index_of(flavor))
+    }
+
     /// Creates and initialises a new index database on `server`.
     pub fn on(server: &TestServer) -> Index {
         let index = Index::uninitialised(server);
