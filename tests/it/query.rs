@@ -240,6 +240,12 @@ async fn mariadb118_index_answers_every_filter_combination_through_an_index() {
     lookups_use_an_index(Flavor::Mariadb118).await;
 }
 
+/// And on a MariaDB 10.11 index server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_index_answers_every_filter_combination_through_an_index() {
+    lookups_use_an_index(Flavor::Mariadb).await;
+}
+
 async fn lookups_use_an_index(flavor: Flavor) {
     let index = Index::new_of(flavor);
     populate(&index, flavor).await;

@@ -256,3 +256,9 @@ async fn mariadb118_gtid_mode_indexes_exactly_the_committed_changes() {
 async fn mariadb118_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes() {
     mixed_into(Flavor::Mysql, true, Index::new_of(Flavor::Mariadb118)).await;
 }
+
+/// A MariaDB 10.11 index server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes() {
+    mixed_into(Flavor::Mysql, true, Index::new_of(Flavor::Mariadb)).await;
+}
