@@ -215,6 +215,9 @@ async fn records_table_ddl_as_markers(flavor: Flavor) {
     let mut replay = flags.clone();
     replay.push("--reset".into());
     let stream = Stream::start(source, &index, id, &replay);
+    // Until the replay has deleted the old checkpoint, that checkpoint looks caught up; and a
+    // SIGTERM before its handler is installed would end it with the signal.
+    crate::reconnect::wait_for_log(&stream, "streaming", std::time::Duration::from_secs(60)).await;
     index.wait_caught_up(source, id).await;
     let again = markers(&index, id).await;
     assert_eq!(again, found, "{}", stream.log());
