@@ -11,24 +11,32 @@
 #     mariadb-<ver>/    bin/ symlinks to the system's MariaDB (apt-installed
 #                       from the machine's own release), template/
 #     mariadb-current   -> mariadb-<ver>
+#     mariadb-11.8.<n>/ MariaDB 11.8 from Debian trixie, unpacked into a
+#                       private prefix like MySQL. bin/ holds wrappers:
+#                       mariadbd mariadb my_print_defaults resolveip
+#     mariadb118-current -> mariadb-11.8.<n>
 # Each flavor dir has template/ (datadir with root@'%' and root@localhost,
 # empty password) and a .provisioned stamp written last.
 #
-# Idempotent: once both stamps exist it only checks them (well under 2 s)
+# Idempotent: once every stamp exists it only checks them (well under 2 s)
 # and prints one "cached" line per flavor. To re-fetch MySQL from sid,
-# delete the mysql-* dirs. Environment knobs:
+# delete the mysql-* dirs (MariaDB 11.8: mariadb118-current and the dir it
+# points to). Environment knobs:
 #   BINTRAIL_CACHE          cache dir (default $HOME/.cache/bintrail)
 #   BINTRAIL_MYSQL_SERIES   required MySQL series from sid (default 9.7)
+#   BINTRAIL_MARIADB_SERIES required MariaDB series from trixie (default 11.8)
 #   BINTRAIL_DEBIAN_MIRROR  override the mirror read from /etc/apt
-#   BINTRAIL_APT_KEYRING    keyring to verify sid with (default: the
-#                           system's debian-archive-keyring)
-#   BINTRAIL_SID_TRUSTED=1  last resort, see fetch_sid_lists
+#   BINTRAIL_APT_KEYRING    keyring to verify sid and trixie with (default:
+#                           the system's debian-archive-keyring)
+#   BINTRAIL_SID_TRUSTED=1  last resort, see fetch_suite_lists (applies to
+#                           trixie too)
 set -euo pipefail
 
 start_ns=$(date +%s%N)
 home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 CACHE=${BINTRAIL_CACHE:-$home/.cache/bintrail}
 MYSQL_SERIES=${BINTRAIL_MYSQL_SERIES:-9.7}
+MARIADB_SERIES=${BINTRAIL_MARIADB_SERIES:-11.8}
 SYSTEM_KEYRING=${BINTRAIL_APT_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -138,64 +146,110 @@ papt_update_ok() {
     compgen -G "$APT_STATE/lists/*_Packages*" >/dev/null
 }
 
-# sid's InRelease is signed by the current automatic archive keys. Bookworm's
-# keyring has them today; after a key rotation it may not. The sound fix is a
-# chain of trust: the system keyring verifies 'stable', whose (hash-verified)
-# debian-archive-keyring package carries the newer keys, which verify sid.
-# Only if that fails too, and only with BINTRAIL_SID_TRUSTED=1, is sid used
-# unverified ([trusted=yes]); never silently.
-fetch_sid_lists() { # <work dir> <mirror>
-    local work=$1 mirror=$2
-    papt_init "$work/apt-sid" "deb [signed-by=$SYSTEM_KEYRING] $mirror sid main"
+# A suite's InRelease (sid, trixie) is signed by the current automatic archive
+# keys. Bookworm's keyring has them today; after a key rotation it may not.
+# The sound fix is a chain of trust: the system keyring verifies 'stable',
+# whose (hash-verified) debian-archive-keyring package carries the newer keys,
+# which verify the suite. Only if that fails too, and only with
+# BINTRAIL_SID_TRUSTED=1, is the suite used unverified ([trusted=yes]); never
+# silently.
+fetch_suite_lists() { # <work dir> <mirror> <suite>
+    local work=$1 mirror=$2 suite=$3
+    local state="$work/apt-$suite"
+    papt_init "$state" "deb [signed-by=$SYSTEM_KEYRING] $mirror $suite main"
     papt_update_ok && return
-    log "sid not verifiable with $SYSTEM_KEYRING; trying the keyring from stable"
-    sed 's/^/  /' "$work/apt-sid/update.log" >&2
+    log "$suite not verifiable with $SYSTEM_KEYRING; trying the keyring from stable"
+    sed 's/^/  /' "$state/update.log" >&2
     papt_init "$work/apt-stable" "deb [signed-by=$SYSTEM_KEYRING] $mirror stable main"
     if papt_update_ok && (cd "$work/apt-stable" && papt apt-get download debian-archive-keyring >/dev/null 2>&1); then
         dpkg-deb -x "$work"/apt-stable/debian-archive-keyring_*.deb "$work/keyring"
         local kr="$work/keyring/usr/share/keyrings/debian-archive-keyring.gpg"
-        papt_init "$work/apt-sid" "deb [signed-by=$kr] $mirror sid main"
+        papt_init "$state" "deb [signed-by=$kr] $mirror $suite main"
         papt_update_ok && return
     fi
     if [[ ${BINTRAIL_SID_TRUSTED:-} == 1 ]]; then
-        log "WARNING: using sid WITHOUT signature verification (BINTRAIL_SID_TRUSTED=1)"
-        papt_init "$work/apt-sid" "deb [trusted=yes] $mirror sid main"
+        log "WARNING: using $suite WITHOUT signature verification (BINTRAIL_SID_TRUSTED=1)"
+        papt_init "$state" "deb [trusted=yes] $mirror $suite main"
         papt_update_ok && return
     fi
-    sed 's/^/  /' "$work/apt-sid/update.log" >&2
-    die "cannot fetch a verified sid package list (see above)"
+    sed 's/^/  /' "$state/update.log" >&2
+    die "cannot fetch a verified $suite package list (see above)"
+}
+
+# The runtime closure of <packages>, restricted to libraries (perl, needed
+# only by helper scripts, and its private libs are left out), downloaded with
+# the current private apt state and unpacked into <work>/prefix. The suites
+# are merged-/usr: the loader lives at usr/lib64; it gets the usual path.
+unpack_closure() { # <work dir> <label> <packages...>
+    local work=$1 label=$2
+    shift 2
+    local keep
+    keep=$(printf '%s$|' "$@")
+    local pkgs
+    mapfile -t pkgs < <(papt apt-cache depends --recurse --no-recommends --no-suggests \
+        --no-conflicts --no-breaks --no-replaces --no-enhances "$@" |
+        grep -v '^[[:space:]<]' | sort -u |
+        grep -E "^(lib|zlib1g\$|openssl-provider|${keep%|})" |
+        grep -vE '^lib(perl|gdbm|db5)')
+    log "$label: downloading ${#pkgs[@]} packages"
+    mkdir -p "$work/debs"
+    (cd "$work/debs" && papt apt-get download "${pkgs[@]}" >"$work/download.log" 2>&1) ||
+        { cat "$work/download.log" >&2; die "apt-get download failed"; }
+    local prefix="$work/prefix" deb
+    mkdir -p "$prefix/bin"
+    for deb in "$work"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$prefix"
+        # shellcheck disable=SC2016  # dpkg-deb expands these
+        dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >>"$prefix/packages.txt"
+    done
+    rm -rf "$prefix/usr/share/doc" "$prefix/usr/share/man"
+    ln -s usr/lib64 "$prefix/lib64"
+    ln -s usr/lib "$prefix/lib"
+}
+
+# Moves a finished <work>/prefix to $CACHE/<dir> and points <link> at it;
+# the .provisioned stamp is written last, so a killed run leaves no stamp.
+install_prefix() { # <work dir> <version> <dir name> <link name>
+    local work=$1 ver=$2 final="$CACHE/$3" link="$CACHE/$4"
+    echo "$ver" >"$work/prefix/.provisioned"
+    rm -rf "$final"
+    mv -T "$work/prefix" "$final"
+    ln -sfn "${final##*/}" "$CACHE/.$4.tmp"
+    mv -T "$CACHE/.$4.tmp" "$link"
 }
 
 # ---------------------------------------------------------------------------
 # MySQL from sid.
 MYSQL_PKGS=(mysql-server-core mysql-client-core)
 MYSQL_TOOLS=(mysqld mysql mysqlbinlog mysqladmin mysqldump)
-# MySQL reads /etc/mysql/my.cnf, which on this machine belongs to MariaDB and
-# has options MySQL rejects; the wrappers therefore add --no-defaults unless
-# the caller passes its own defaults option first (which must stay first).
-write_wrapper() { # <prefix> <tool> <path inside prefix> <is server>
-    local prefix=$1 tool=$2 rel=$3 server=$4 extra=
-    if [[ $server == 1 ]]; then
-        # Debian's compiled-in paths point at /usr/share/mysql, which is
-        # MariaDB's here; point the server at the prefix's own files.
-        # shellcheck disable=SC2016  # $P is expanded by the wrapper
-        extra='--basedir="$P/usr" --lc-messages-dir="$P/usr/share/mysql" --character-sets-dir="$P/usr/share/mysql/charsets" --plugin-dir="$P/usr/lib/mysql/plugin"'
+# MySQL reads /etc/mysql/my.cnf, which on this machine belongs to MariaDB
+# 10.11 and has options MySQL rejects (MariaDB 11.8 must not read 10.11's
+# either); the wrappers therefore add --no-defaults unless the caller passes
+# its own defaults option first (which must stay first). <extra> is inserted
+# after that (a server's paths), <env> is shell text run before exec.
+write_wrapper() { # <prefix> <tool> <path inside prefix> <suite> <defaults?> <extra> <env>
+    local prefix=$1 tool=$2 rel=$3 suite=$4 defaults=$5 extra=$6 env=$7 lead_case
+    if [[ $defaults == 1 ]]; then
+        lead_case='case ${1:-} in
+    --no-defaults | --defaults-file=* | --defaults-extra-file=* | --print-defaults) lead=("$1"); shift ;;
+    *) lead=(--no-defaults) ;;
+esac'
+    else
+        lead_case=''
     fi
     cat >"$prefix/bin/$tool" <<EOF
 #!/usr/bin/env bash
-# Generated by scripts/provision.sh. Runs Debian sid's $tool through the
+# Generated by scripts/provision.sh. Runs Debian $suite's $tool through the
 # prefix's own dynamic loader and libraries (the system's are too old);
 # --inhibit-cache keeps the system's ld.so.cache out of the resolution.
 set -euo pipefail
 P=\$(dirname "\$(dirname "\$(readlink -f "\${BASH_SOURCE[0]}")")")
 lead=()
-case \${1:-} in
-    --no-defaults | --defaults-file=* | --defaults-extra-file=* | --print-defaults) lead=("\$1"); shift ;;
-    *) lead=(--no-defaults) ;;
-esac
-# OpenSSL 3.6 must not load the system's 3.0 provider modules.
+$lead_case
+# The suite's OpenSSL 3.5+ must not load the system's 3.0 provider modules.
 export OPENSSL_MODULES="\$P/usr/lib/x86_64-linux-gnu/ossl-modules"
 export GCONV_PATH="\$P/usr/lib/x86_64-linux-gnu/gconv"
+$env
 exec "\$P/lib64/ld-linux-x86-64.so.2" --inhibit-cache \\
     --library-path "\$P/usr/lib/x86_64-linux-gnu" \\
     "\$P/$rel" "\${lead[@]}" $extra "\$@"
@@ -248,45 +302,30 @@ provision_mysql() {
     local mirror
     mirror=$(debian_mirror)
     log "mysql: fetching sid package lists from $mirror"
-    fetch_sid_lists "$work" "$mirror"
+    fetch_suite_lists "$work" "$mirror" sid
 
     local ver
     ver=$(papt apt-cache show --no-all-versions mysql-server-core | sed -n 's/^Version: //p' | head -n1)
     [[ -n $ver ]] || die "sid has no mysql-server-core"
     [[ $ver == "$MYSQL_SERIES".* ]] ||
         die "sid's mysql-server-core is $ver, not $MYSQL_SERIES.x (set BINTRAIL_MYSQL_SERIES to accept it)"
+    unpack_closure "$work" "mysql $ver" "${MYSQL_PKGS[@]}"
 
-    # The runtime closure of the two packages, restricted to libraries: perl
-    # (needed only by helper scripts) and its private libs are left out.
-    local pkgs
-    mapfile -t pkgs < <(papt apt-cache depends --recurse --no-recommends --no-suggests \
-        --no-conflicts --no-breaks --no-replaces --no-enhances "${MYSQL_PKGS[@]}" |
-        grep -v '^[[:space:]<]' | sort -u |
-        grep -E '^(lib|zlib1g$|openssl-provider|mysql-(server|client)-core$)' |
-        grep -vE '^lib(perl|gdbm|db5)')
-    log "mysql: downloading $ver and ${#pkgs[@]} packages"
-    mkdir -p "$work/debs"
-    (cd "$work/debs" && papt apt-get download "${pkgs[@]}" >"$work/download.log" 2>&1) ||
-        { cat "$work/download.log" >&2; die "apt-get download failed"; }
-
-    local prefix="$work/prefix" deb
-    mkdir -p "$prefix/bin"
-    for deb in "$work"/debs/*.deb; do
-        dpkg-deb -x "$deb" "$prefix"
-        # shellcheck disable=SC2016  # dpkg-deb expands these
-        dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >>"$prefix/packages.txt"
-    done
-    rm -rf "$prefix/usr/share/doc" "$prefix/usr/share/man"
-    # sid is merged-/usr: the loader lives at usr/lib64; give it the usual path.
-    ln -s usr/lib64 "$prefix/lib64"
-    ln -s usr/lib "$prefix/lib"
-
-    local tool rel
+    local prefix="$work/prefix" tool rel extra
     for tool in "${MYSQL_TOOLS[@]}"; do
-        if [[ $tool == mysqld ]]; then rel=usr/sbin/mysqld; else rel=usr/bin/$tool; fi
+        extra=
+        if [[ $tool == mysqld ]]; then
+            rel=usr/sbin/mysqld
+            # Debian's compiled-in paths point at /usr/share/mysql, which is
+            # MariaDB's here; point the server at the prefix's own files.
+            # shellcheck disable=SC2016  # $P is expanded by the wrapper
+            extra='--basedir="$P/usr" --lc-messages-dir="$P/usr/share/mysql" --character-sets-dir="$P/usr/share/mysql/charsets" --plugin-dir="$P/usr/lib/mysql/plugin"'
+        else
+            rel=usr/bin/$tool
+        fi
         [[ -x $prefix/$rel ]] || die "$rel missing from the sid packages"
         check_resolution "$prefix" "$prefix/$rel" 1
-        write_wrapper "$prefix" "$tool" "$rel" "$([[ $tool == mysqld ]] && echo 1 || echo 0)"
+        write_wrapper "$prefix" "$tool" "$rel" sid 1 "$extra" ''
     done
     local so
     for so in "$prefix"/usr/lib/mysql/plugin/*.so; do
@@ -308,11 +347,7 @@ provision_mysql() {
     rm -f "$prefix/template/auto.cnf" # each copy generates its own server_uuid
 
     local final="$CACHE/mysql-${ver%%-*}"
-    echo "$ver" >"$prefix/.provisioned"
-    rm -rf "$final"
-    mv -T "$prefix" "$final"
-    ln -sfn "${final##*/}" "$CACHE/.mysql-current.tmp"
-    mv -T "$CACHE/.mysql-current.tmp" "$cur"
+    install_prefix "$work" "$ver" "${final##*/}" mysql-current
     rm -rf "$work"
     trap - EXIT
     echo "mysql: provisioned $ver at $final"
@@ -408,6 +443,90 @@ provision_mariadb() {
 }
 
 # ---------------------------------------------------------------------------
+# MariaDB 11.8 (the current long-term release) from Debian trixie, the same
+# way as MySQL from sid: trixie's libc is newer than bookworm's (mariadbd
+# needs glibc 2.38), so its binaries run through trixie's own loader.
+MARIADB118_PKGS=(mariadb-server-core mariadb-client-core)
+MARIADB118_TOOLS=(mariadbd:usr/sbin/mariadbd mariadb:usr/bin/mariadb
+    my_print_defaults:usr/bin/my_print_defaults resolveip:usr/bin/resolveip)
+
+provision_mariadb118() {
+    local cur="$CACHE/mariadb118-current"
+    if [[ -f $cur/.provisioned ]]; then
+        echo "mariadb118: cached $(cat "$cur/.provisioned") at $(readlink -f "$cur")"
+        return
+    fi
+    [[ $(dpkg --print-architecture) == amd64 ]] || die "only amd64 is supported (loader name, lib paths)"
+
+    local work
+    work=$(mktemp -d "$CACHE/.mariadb118-tmp.XXXXXX")
+    # shellcheck disable=SC2064  # expand now: $work is local
+    trap "rm -rf '$work'" EXIT
+
+    local mirror
+    mirror=$(debian_mirror)
+    log "mariadb118: fetching trixie package lists from $mirror"
+    fetch_suite_lists "$work" "$mirror" trixie
+
+    local ver upstream
+    ver=$(papt apt-cache show --no-all-versions mariadb-server-core | sed -n 's/^Version: //p' | head -n1)
+    [[ -n $ver ]] || die "trixie has no mariadb-server-core"
+    # 1:11.8.9+ds-0+deb13u1 -> 11.8.9
+    upstream=${ver#*:}
+    upstream=${upstream%%[+-]*}
+    [[ $upstream == "$MARIADB_SERIES".* ]] ||
+        die "trixie's mariadb-server-core is $ver, not $MARIADB_SERIES.x (set BINTRAIL_MARIADB_SERIES to accept it)"
+    unpack_closure "$work" "mariadb118 $ver" "${MARIADB118_PKGS[@]}"
+
+    local prefix="$work/prefix" t tool rel extra env defaults
+    for t in "${MARIADB118_TOOLS[@]}"; do
+        tool=${t%%:*} rel=${t#*:} extra= env= defaults=1
+        [[ -x $prefix/$rel ]] || die "$rel missing from the trixie packages"
+        check_resolution "$prefix" "$prefix/$rel" 1
+        case $tool in
+            mariadbd)
+                # Debian's compiled-in paths are the system's MariaDB 10.11
+                # files; point the server at the prefix's own.
+                # shellcheck disable=SC2016  # $P is expanded by the wrapper
+                extra='--basedir="$P/usr" --lc-messages-dir="$P/usr/share/mariadb" --character-sets-dir="$P/usr/share/mariadb/charsets" --plugin-dir="$P/usr/lib/mysql/plugin"'
+                ;;
+            mariadb)
+                # libmariadb's client auth plugins: the prefix's, not 10.11's.
+                # shellcheck disable=SC2016
+                env='export MARIADB_PLUGIN_DIR="$P/usr/lib/x86_64-linux-gnu/libmariadb3/plugin"'
+                ;;
+            resolveip) defaults=0 ;;
+        esac
+        write_wrapper "$prefix" "$tool" "$rel" trixie "$defaults" "$extra" "$env"
+    done
+    "$prefix/bin/mariadbd" --version >&2
+
+    # mariadb-install-db (a shell script) finds everything under --basedir:
+    # bin/my_print_defaults, sbin/mariadbd, share/mariadb/*.sql.
+    mkdir -p "$prefix/sbin"
+    ln -s ../bin/mariadbd "$prefix/sbin/mariadbd"
+    ln -s usr/share "$prefix/share"
+    log "mariadb118: initializing template data dir"
+    {
+        echo 'FLUSH PRIVILEGES;'
+        init_sql
+    } >"$work/init.sql"
+    if ! bash "$prefix/usr/bin/mariadb-install-db" --no-defaults --basedir="$prefix" \
+        --user=root --auth-root-authentication-method=normal --skip-test-db \
+        --skip-name-resolve --datadir="$prefix/template" \
+        --extra-file="$work/init.sql" >"$work/init.log" 2>&1; then
+        cat "$work/init.log" >&2
+        die "mariadb-install-db (11.8) failed"
+    fi
+
+    local final="$CACHE/mariadb-$upstream"
+    install_prefix "$work" "$ver" "${final##*/}" mariadb118-current
+    rm -rf "$work"
+    trap - EXIT
+    echo "mariadb118: provisioned $ver at $final"
+}
+
+# ---------------------------------------------------------------------------
 # Tools the service, packaging and TLS tests call: systemd-analyze (package
 # systemd; it is only run offline, never started as PID 1 here), openssl
 # (test certificates), unshare/mount (util-linux, mount: essential on Debian)
@@ -449,8 +568,9 @@ exec 9>"$CACHE/.provision.lock"
 flock 9
 # Leftovers of a provision that was killed mid-way (we hold the lock, so no
 # other run is using them).
-rm -rf "$CACHE"/.mysql-tmp.* "$CACHE"/.mariadb-tmp.*
+rm -rf "$CACHE"/.mysql-tmp.* "$CACHE"/.mariadb-tmp.* "$CACHE"/.mariadb118-tmp.*
 provision_mysql
 provision_mariadb
+provision_mariadb118
 install_test_tools
 finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage:
-#   scripts/server.sh start <mysql|mariadb> <DIR> [extra server args...]
+#   scripts/server.sh start <mysql|mariadb|mariadb118> <DIR> [extra server args...]
 #       Copies the provisioned template data dir to DIR/data, starts a server
 #       on a free 127.0.0.1 port and waits until root can log in over TCP.
 #       Prints exactly one line to stdout: "port=<port>". Extra args come
@@ -46,7 +46,8 @@ server_bin() { # <flavor>
     case $1 in
         mysql) echo "$(flavor_dir mysql)/bin/mysqld" ;;
         mariadb) echo "$(flavor_dir mariadb)/bin/mariadbd" ;;
-        *) die "unknown flavor '$1' (mysql or mariadb)" ;;
+        mariadb118) echo "$(flavor_dir mariadb118)/bin/mariadbd" ;;
+        *) die "unknown flavor '$1' (mysql, mariadb or mariadb118)" ;;
     esac
 }
 
@@ -54,6 +55,7 @@ client_bin() { # <flavor>
     case $1 in
         mysql) echo "$(flavor_dir mysql)/bin/mysql" ;;
         mariadb) echo "$(flavor_dir mariadb)/bin/mariadb" ;;
+        mariadb118) echo "$(flavor_dir mariadb118)/bin/mariadb" ;;
         *) die "unknown flavor '$1'" ;;
     esac
 }
@@ -330,9 +332,10 @@ cmd_client() {
 }
 
 cmd_env() {
-    local my ma
+    local my ma m118
     my=$(flavor_dir mysql)
     ma=$(flavor_dir mariadb)
+    m118=$(flavor_dir mariadb118)
     printf '%s=%q\n' \
         BINTRAIL_CACHE "$CACHE" \
         BINTRAIL_MYSQL_PREFIX "$my" \
@@ -341,7 +344,10 @@ cmd_env() {
         BINTRAIL_MYSQL_TEMPLATE "$my/template" \
         BINTRAIL_MARIADB_BIN "$ma/bin" \
         BINTRAIL_MARIADB_VERSION "$(cat "$ma/.provisioned")" \
-        BINTRAIL_MARIADB_TEMPLATE "$ma/template"
+        BINTRAIL_MARIADB_TEMPLATE "$ma/template" \
+        BINTRAIL_MARIADB118_BIN "$m118/bin" \
+        BINTRAIL_MARIADB118_VERSION "$(cat "$m118/.provisioned")" \
+        BINTRAIL_MARIADB118_TEMPLATE "$m118/template"
 }
 
 (($# >= 1)) || usage

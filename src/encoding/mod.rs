@@ -127,13 +127,17 @@ pub enum DecodeError {
         /// Columns in the event.
         found: u64,
     },
-    /// The image leaves columns out (`binlog_row_image` is not FULL in the writing session).
+    /// The image leaves columns out (`binlog_row_image` is not FULL in the writing session, or
+    /// MariaDB 11 left the generated columns out of an UPDATE or DELETE image).
     #[error(
         "rows event on {schema}.{table} has a partial row image, missing columns {missing:?}: \
          the writing session has binlog_row_image MINIMAL or NOBLOB, bintrail needs FULL; \
          SET PERSIST binlog_row_image = 'FULL' on the source and reconnect every client, then \
          restart the stream from a later position with --reset (the changes of that session \
-         cannot be indexed)"
+         cannot be indexed). If the missing columns are generated columns and the source is \
+         MariaDB 11, FULL is set: MariaDB 11 leaves generated columns out of UPDATE and DELETE \
+         images, and bintrail cannot index that table's updates and deletes there (exclude the \
+         table by listing the others in --tables)"
     )]
     PartialImage {
         /// Database name.

@@ -56,13 +56,16 @@ pub const FIRST_AFTER_TIME: &str =
 pub const GTID_OF_CHANGE: &str =
     "SELECT gtid FROM binlog_events WHERE event_id = ? AND stream_id = ?";
 /// A transaction's first change (`k_gtid`, read in order: a transaction of a million rows
-/// is not scanned): (gtid, stream_id).
-pub const TRANSACTION_START: &str =
-    "SELECT event_id FROM binlog_events WHERE gtid = ? AND stream_id = ? ORDER BY event_id LIMIT 1";
+/// is not scanned): (gtid, stream_id). The hint is for MariaDB, whose optimizer otherwise
+/// walks `PRIMARY` in `event_id` order for the `ORDER BY … LIMIT 1`, a scan of every change.
+pub const TRANSACTION_START: &str = "SELECT event_id FROM binlog_events FORCE INDEX (k_gtid) \
+     WHERE gtid = ? AND stream_id = ? ORDER BY event_id LIMIT 1";
 /// A transaction's last change and its time (`k_gtid`, read backwards): (gtid, stream_id).
+/// The hint as for [`TRANSACTION_START`].
 pub const TRANSACTION_END: &str =
     "SELECT event_id, DATE_FORMAT(event_timestamp, '%Y-%m-%d %H:%i:%s') \
-     FROM binlog_events WHERE gtid = ? AND stream_id = ? ORDER BY event_id DESC LIMIT 1";
+     FROM binlog_events FORCE INDEX (k_gtid) WHERE gtid = ? AND stream_id = ? \
+     ORDER BY event_id DESC LIMIT 1";
 /// Whether the index holds a change of the table before the cut (`k_table_pk` or `PRIMARY`):
 /// (schema, table, stream_id, cut).
 pub const ANY_BEFORE_CUT: &str =

@@ -33,7 +33,7 @@ const PREVIOUS_GTIDS_EVENT: u8 = 35;
 /// Offset of the first event in a binlog file (after the magic bytes).
 const FIRST_EVENT: u64 = 4;
 /// `LOG_EVENT_ARTIFICIAL_F`: the sender made the event up; it is not in the binlog file.
-const ARTIFICIAL: u16 = 0x20;
+pub(crate) const ARTIFICIAL: u16 = 0x20;
 
 /// Events that sit between transactions and carry no change.
 fn is_inert(kind: u8) -> bool {

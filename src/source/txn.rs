@@ -33,7 +33,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_common::binlog::events::{
-    Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent, TransactionPayloadEvent,
+    BinlogEventHeader, Event, GtidEvent, QueryEvent, RowsEventData, TableMapEvent,
+    TransactionPayloadEvent,
 };
 
 use crate::change::{Change, ChangeKind, DdlKind, DdlRecord, XaPart};
@@ -42,6 +43,7 @@ use crate::filter::Filter;
 use crate::policy::{ColumnAction, Policed, Policy, PolicyError};
 use crate::position::{BinlogPosition, Checkpoint, Gtid, GtidSet, ResumePoint};
 use crate::source::ddl_names::{ddl_names, Parsed};
+use crate::source::file_ends::ARTIFICIAL;
 use crate::source::mariadb;
 use crate::source::schema::{schema_version, TableSpec};
 
@@ -202,7 +204,10 @@ pub struct Assembler {
     policy_version: u32,
     chunk_rows: usize,
     file: Arc<str>,
+    /// The end of the last event read that has a place in the file.
     end: u64,
+    /// The end of the event being fed (see [`Assembler::place`]).
+    event_end: u64,
     executed: Option<GtidSet>,
     txn: Option<Txn>,
     pending: Vec<Change>,
@@ -236,6 +241,7 @@ impl Assembler {
             chunk_rows: chunk_rows.max(1),
             file: Arc::from(from.position.file.as_str()),
             end: from.position.pos,
+            event_end: 0,
             executed,
             txn: None,
             pending: Vec::new(),
@@ -294,7 +300,7 @@ impl Assembler {
         let header = event.header();
         if mariadb::is_compressed(header.event_type_raw()) {
             // Same log_pos, larger event_size: the place is the compressed event's.
-            let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+            let (start, end) = self.place(&header);
             let malformed = |reason: String| TxnError::Malformed {
                 position: BinlogPosition::new(&*self.file, start),
                 reason,
@@ -302,25 +308,48 @@ impl Assembler {
             let plain = mariadb::decompress(event)
                 .map_err(|e| malformed(e.to_string()))?
                 .ok_or_else(|| malformed("not a compressed event".into()))?;
-            return self.feed_at(&plain, Some(start));
+            return self.feed_at(&plain, Some((start, end)));
         }
         self.feed_at(event, None)
     }
 
-    /// [`Assembler::feed`] with the event's start offset given (a decompressed event).
-    fn feed_at(&mut self, event: &Event, start_at: Option<u64>) -> Result<Option<Chunk>, TxnError> {
+    /// Where an event not inside a compressed payload sits in its file: `(start, end)`.
+    ///
+    /// MariaDB 11.4+ with `binlog_legacy_event_pos=OFF` (its default) writes `log_pos` 0 in
+    /// every event it copies from a transaction's cache into the binlog (ANNOTATE_ROWS,
+    /// TABLE_MAP, rows events; the GTID before them and the XID after them keep theirs), so
+    /// such an event starts where the one before it ended. Events the sender makes up
+    /// (`LOG_EVENT_ARTIFICIAL_F`) and a FORMAT_DESCRIPTION or ROTATE sent with `log_pos` 0
+    /// have no place; they give `(0, 0)` and move nothing.
+    fn place(&self, header: &BinlogEventHeader) -> (u64, u64) {
+        let end = u64::from(header.log_pos());
+        let size = u64::from(header.event_size());
+        let made_up =
+            header.flags_raw() & ARTIFICIAL != 0 || matches!(header.event_type_raw(), 4 | 15);
+        if end == 0 && !made_up && self.end > 0 {
+            (self.end, self.end + size)
+        } else {
+            (end.saturating_sub(size), end)
+        }
+    }
+
+    /// [`Assembler::feed`] with the event's place given (a decompressed event).
+    fn feed_at(
+        &mut self,
+        event: &Event,
+        place: Option<(u64, u64)>,
+    ) -> Result<Option<Chunk>, TxnError> {
         let header = event.header();
         let event_type = header.event_type_raw();
         let inner = header.log_pos() == 0 && self.payload.is_some();
         if !inner && event_type != 40 {
             self.check_payload_done()?;
         }
-        let start = match &self.payload {
-            Some(p) if inner => p.start,
-            _ => start_at.unwrap_or_else(|| {
-                u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()))
-            }),
+        let (start, end) = match &self.payload {
+            Some(p) if inner => (p.start, p.end),
+            _ => place.unwrap_or_else(|| self.place(&header)),
         };
+        self.event_end = end;
         let here = BinlogPosition::new(&*self.file, start);
         let out = match event_type {
             4 => {
@@ -387,7 +416,7 @@ impl Assembler {
                     .uncompressed_size();
                 self.payload = Some(Payload {
                     start,
-                    end: u64::from(header.log_pos()),
+                    end,
                     offset: 0,
                     size,
                 });
@@ -402,8 +431,8 @@ impl Assembler {
                 })
             }
         };
-        if header.log_pos() > 0 {
-            self.end = u64::from(header.log_pos());
+        if end > 0 && !inner {
+            self.end = end;
         }
         if let Some(p) = self.payload.as_mut().filter(|_| inner) {
             p.offset += u64::from(header.event_size());
@@ -593,7 +622,7 @@ impl Assembler {
             out.push(DdlRecord {
                 binlog_file: self.file.clone(),
                 start_pos: here.pos,
-                end_pos: u64::from(header.log_pos()),
+                end_pos: self.event_end,
                 timestamp: header.timestamp(),
                 gtid: gtid.clone(),
                 kind: t.kind,
@@ -822,7 +851,7 @@ impl Assembler {
         // offset in the decompressed payload (see the module documentation).
         let (end, first_row) = match &self.payload {
             Some(p) if header.log_pos() == 0 => (p.end, p.offset),
-            _ => (u64::from(header.log_pos()), 0),
+            _ => (self.event_end, 0),
         };
         let last_row = first_row + pairs.len() as u64;
         if u32::try_from(last_row).is_err() {
@@ -904,7 +933,7 @@ impl Assembler {
         // Inside a compressed payload the commit has no offset: the payload's end is it.
         let commit_pos = match self.payload.take() {
             Some(p) if header.log_pos() == 0 => p.end,
-            _ => u64::from(header.log_pos()),
+            _ => self.event_end,
         };
         if let (Some(set), Some(gtid)) = (
             self.executed.as_mut(),

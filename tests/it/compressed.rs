@@ -33,15 +33,24 @@ async fn index_workload(source: &TestServer, db: &str) -> Vec<crate::support::st
     index.changes_of(id).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_compressed_binlog_indexes_the_same_rows_as_uncompressed() {
+async fn compressed_matches_plain(flavor: Flavor) {
     let compressed = TestServer::start(
-        Flavor::Mariadb,
+        flavor,
         &["--log-bin-compress=ON", "--log-bin-compress-min-len=10"],
     );
     let db = unique("compressed");
-    let plain = index_workload(TestServer::shared(Flavor::Mariadb), &db).await;
+    let plain = index_workload(TestServer::shared(flavor), &db).await;
     assert_eq!(plain.len(), 7, "the uncompressed workload's changes");
     let from_compressed = index_workload(&compressed, &db).await;
     assert_changes(&from_compressed, &plain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_compressed_binlog_indexes_the_same_rows_as_uncompressed() {
+    compressed_matches_plain(Flavor::Mariadb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_compressed_binlog_indexes_the_same_rows_as_uncompressed() {
+    compressed_matches_plain(Flavor::Mariadb118).await;
 }

@@ -392,3 +392,8 @@ async fn mysql_minimal_metadata_never_labels_a_row_with_names_swapped_after_it()
         assert_eq!(stream.stop().await, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_full_metadata_labels_every_backlog_row_with_the_columns_of_its_moment() {
+    full_metadata_backlog(Flavor::Mariadb118, true).await;
+}

@@ -117,8 +117,13 @@ async fn workload(source: &TestServer, table: String, stop: Arc<AtomicBool>) -> 
 }
 
 async fn kill_loop(flavor: Flavor, gtid_mode: bool) {
+    kill_loop_into(flavor, gtid_mode, Flavor::Mysql).await;
+}
+
+/// The kill loop from a `flavor` source into an index server of `index_flavor`.
+async fn kill_loop_into(flavor: Flavor, gtid_mode: bool, index_flavor: Flavor) {
     let source = Arc::new(TestServer::start(flavor, &[]));
-    let index_server = TestServer::start(Flavor::Mysql, &["--skip-log-bin"]);
+    let index_server = TestServer::start(index_flavor, &["--skip-log-bin"]);
     let index = Index::on(&index_server);
     let schema = unique("crash");
     let table = format!("{schema}.t");
@@ -214,4 +219,17 @@ async fn mysql_survives_twenty_kills_and_an_index_crash_with_every_change_once()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_survives_twenty_kills_and_an_index_crash_with_every_change_once() {
     kill_loop(Flavor::Mariadb, false).await;
+}
+
+/// MariaDB 11.8 in GTID mode (10.11 above runs in position mode, so both of MariaDB's resume
+/// points go through the kill loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_survives_twenty_kills_and_an_index_crash_with_every_change_once() {
+    kill_loop(Flavor::Mariadb118, true).await;
+}
+
+/// A MySQL source into a MariaDB 11.8 index server, killed (and the index crashed) as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_survives_twenty_kills_and_an_index_crash_with_every_change_once() {
+    kill_loop_into(Flavor::Mysql, true, Flavor::Mariadb118).await;
 }

@@ -336,3 +336,8 @@ async fn mysql_position_mode_sees_no_gap_in_a_purged_binlog_ended_by_a_restart()
 async fn mariadb_position_mode_sees_no_gap_in_a_purged_binlog_ended_by_a_restart() {
     restarted_while_idle(Flavor::Mariadb).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_gtid_mode_refuses_a_purged_gap_unless_told_to_skip() {
+    purged(Flavor::Mariadb118, true).await;
+}

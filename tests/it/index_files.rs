@@ -143,7 +143,7 @@ fn index_files(
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
-    if source.flavor == Flavor::Mariadb {
+    if source.flavor.is_mariadb() {
         args.splice(1..1, ["--source-dsn".to_string(), source_dsn]);
     }
     args.extend(files.iter().map(|p| p.display().to_string()));
@@ -243,7 +243,7 @@ async fn files_match_the_stream(flavor: Flavor) {
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
-    if flavor == Flavor::Mariadb {
+    if flavor.is_mariadb() {
         args.extend(["--source-dsn".to_string(), source.dsn(None)]);
     }
     let out = bintrail(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -252,7 +252,7 @@ async fn files_match_the_stream(flavor: Flavor) {
         "{}",
         text(&out)
     );
-    if flavor == Flavor::Mariadb {
+    if flavor.is_mariadb() {
         // Without the source, a LONGTEXT that may be JSON is refused, never guessed.
         args.truncate(args.len() - 2);
         let out = bintrail(&args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -17,7 +17,7 @@ use crate::support::{unique, wait_until, Flavor, TestServer};
 fn source_grants(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Mysql => "REPLICATION SLAVE, REPLICATION CLIENT",
-        Flavor::Mariadb => "REPLICATION SLAVE, BINLOG MONITOR",
+        Flavor::Mariadb | Flavor::Mariadb118 => "REPLICATION SLAVE, BINLOG MONITOR",
     }
 }
 

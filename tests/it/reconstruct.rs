@@ -177,7 +177,7 @@ async fn last_gtid(conn: &mut mysql_async::Conn, flavor: Flavor) -> String {
             let last = ranges.rsplit(['-', ':']).next().unwrap();
             format!("{uuid}:{last}")
         }
-        Flavor::Mariadb => conn
+        Flavor::Mariadb | Flavor::Mariadb118 => conn
             .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
             .await
             .unwrap()

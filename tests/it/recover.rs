@@ -21,7 +21,7 @@ use crate::support::{bintrail, repo_root, temp_dir, unique, wait_until, Flavor, 
 fn create_table(flavor: Flavor, table: &str) -> String {
     let vector = match flavor {
         Flavor::Mysql => "v VECTOR(3) NULL,",
-        Flavor::Mariadb => "",
+        Flavor::Mariadb | Flavor::Mariadb118 => "",
     };
     format!(
         "CREATE TABLE {table} (
@@ -41,7 +41,7 @@ fn create_table(flavor: Flavor, table: &str) -> String {
 fn values(flavor: Flavor, id: i32, n: i32) -> String {
     let vector = match flavor {
         Flavor::Mysql => format!("STRING_TO_VECTOR('[1.5,-2,{n}.25]'),"),
-        Flavor::Mariadb => String::new(),
+        Flavor::Mariadb | Flavor::Mariadb118 => String::new(),
     };
     format!(
         "({id}, -128, 65535, -8388608, 4294967295, -9223372036854775808, 18446744073709551615,
@@ -60,7 +60,7 @@ fn values(flavor: Flavor, id: i32, n: i32) -> String {
 fn workload(flavor: Flavor, table: &str) -> String {
     let vector = match flavor {
         Flavor::Mysql => ", v = STRING_TO_VECTOR('[0,0,3.4e38]')",
-        Flavor::Mariadb => "",
+        Flavor::Mariadb | Flavor::Mariadb118 => "",
     };
     format!(
         "INSERT INTO {table} VALUES {};
@@ -188,6 +188,16 @@ pub(crate) fn utc(t: i64) -> String {
 }
 
 async fn restores_every_type(flavor: Flavor) {
+    restores_every_type_from(flavor, Index::new()).await;
+}
+
+/// A MySQL source's every-type table recovered from a MariaDB 11.8 index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_recovery_sql_restores_a_table_of_every_type() {
+    restores_every_type_from(Flavor::Mysql, Index::new_of(Flavor::Mariadb118)).await;
+}
+
+async fn restores_every_type_from(flavor: Flavor, index: Index) {
     let source = TestServer::shared(flavor);
     let db = unique("recover");
     let table = format!("{db}.every_type");
@@ -203,7 +213,7 @@ async fn restores_every_type(flavor: Flavor) {
             values(flavor, 4, 4),
         ))
         .await;
-    let index = Index::new();
+
     let id = server_id();
     let start = start_here(source, true).await;
     let mut flags = start.flags();
@@ -250,14 +260,14 @@ async fn assert_live_fingerprint_is_the_stored_schema_version(
     let mut conn = source.conn(None).await;
     let flavor = match source.flavor {
         Flavor::Mysql => SourceFlavor::Mysql,
-        Flavor::Mariadb => SourceFlavor::Mariadb,
+        Flavor::Mariadb | Flavor::Mariadb118 => SourceFlavor::Mariadb,
     };
     let live = LiveTable::load(&mut conn, flavor, db, "every_type")
         .await
         .unwrap()
         .unwrap();
     conn.disconnect().await.ok();
-    let mut idx = TestServer::index().conn(Some(&index.db)).await;
+    let mut idx = index.conn().await;
     let stored: Vec<u32> = idx
         .exec(
             "SELECT DISTINCT schema_version FROM binlog_events WHERE schema_name = ?",
@@ -733,7 +743,7 @@ async fn transactions_are_selected_whole(flavor: Flavor) {
             let last = b.rsplit_once(':').unwrap().1;
             format!("{uuid}:{first}-{last}")
         }
-        Flavor::Mariadb => format!("{a}..{}", b.rsplit_once('-').unwrap().1),
+        Flavor::Mariadb | Flavor::Mariadb118 => format!("{a}..{}", b.rsplit_once('-').unwrap().1),
     };
     let all = range(&gtids[0], &gtids[2]);
     assert_eq!(

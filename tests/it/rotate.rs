@@ -101,6 +101,16 @@ fn reported_cutoff(out: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_drops_exactly_the_expired_hours_and_streaming_continues() {
+    rotate_on(TestServer::index()).await;
+}
+
+/// The same on a MariaDB 11.8 index server (no page compression there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_rotate_drops_exactly_the_expired_hours_and_streaming_continues() {
+    rotate_on(TestServer::index_of(Flavor::Mariadb118)).await;
+}
+
+async fn rotate_on(index_server: &'static TestServer) {
     let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("rotate");
     let table = format!("{schema}.t");
@@ -111,8 +121,8 @@ async fn rotate_drops_exactly_the_expired_hours_and_streaming_continues() {
         .await;
     // An index created three days ago with three hours of partitions, never rotated since.
     let n = now();
-    let index = Index::uninitialised(TestServer::index());
-    let mut conn = TestServer::index().conn(None).await;
+    let index = Index::uninitialised(index_server);
+    let mut conn = index_server.conn(None).await;
     ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
         .await
         .unwrap();

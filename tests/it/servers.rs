@@ -40,7 +40,7 @@ async fn smoke(flavor: Flavor) {
                 .unwrap();
             assert!(executed.contains(':'), "gtid_executed {executed:?}");
         }
-        Flavor::Mariadb => {
+        Flavor::Mariadb | Flavor::Mariadb118 => {
             let pos: String = conn
                 .query_first("SELECT @@gtid_binlog_pos")
                 .await
@@ -78,4 +78,9 @@ async fn mysql_server_serves_a_row_binlog_with_gtids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_server_serves_a_row_binlog_with_gtids() {
     smoke(Flavor::Mariadb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_server_serves_a_row_binlog_with_gtids() {
+    smoke(Flavor::Mariadb118).await;
 }

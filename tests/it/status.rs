@@ -37,6 +37,11 @@ async fn insert(source: &TestServer, table: &str, ids: &[u32]) {
 
 /// `dedicated`: nothing else writes to `source`, so "caught up" is exact.
 async fn reports_streams_lag_and_gaps(source: &TestServer, gtid_mode: bool, dedicated: bool) {
+    reports_into(source, gtid_mode, dedicated, Flavor::Mysql).await;
+}
+
+/// [`reports_streams_lag_and_gaps`] with an index on the shared index server of `index_flavor`.
+async fn reports_into(source: &TestServer, gtid_mode: bool, dedicated: bool, index_flavor: Flavor) {
     let schema = unique("status");
     let table = format!("{schema}.t");
     source
@@ -44,7 +49,7 @@ async fn reports_streams_lag_and_gaps(source: &TestServer, gtid_mode: bool, dedi
             "CREATE DATABASE {schema}; CREATE TABLE {table} (id INT PRIMARY KEY)"
         ))
         .await;
-    let index = Index::new();
+    let index = Index::new_of(index_flavor);
     let id = server_id();
     let mut flags = start_here(source, gtid_mode).await.flags();
     flags.extend(["--schemas".to_string(), schema.clone()]);
@@ -178,4 +183,10 @@ async fn stale_after_fails_when_no_stream_has_a_checkpoint() {
         "soon",
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_status_reports_streams_lag_and_gaps() {
+    let source = TestServer::start(Flavor::Mysql, &[]);
+    reports_into(&source, true, true, Flavor::Mariadb118).await;
 }

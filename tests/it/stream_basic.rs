@@ -168,9 +168,13 @@ pub fn server_id() -> u32 {
 }
 
 async fn mixed(flavor: Flavor, gtid_mode: bool) {
+    mixed_into(flavor, gtid_mode, Index::new()).await;
+}
+
+/// The mixed workload from a `flavor` source into `index`.
+async fn mixed_into(flavor: Flavor, gtid_mode: bool, index: Index) {
     let source = TestServer::shared(flavor);
     let (s1, s2) = create_schemas(source).await;
-    let index = Index::new();
     let id = server_id();
     let start = start_here(source, gtid_mode).await;
     let mut flags = start.flags();
@@ -240,4 +244,21 @@ async fn mysql_tagged_gtids_are_checkpointed_and_resumed() {
     let row = |i: u32| ins(&table, &i.to_string(), json!({"id": i}));
     assert_changes(&index.changes().await, &[row(1), row(2), row(3), row(4)]);
     assert_eq!(second.stop().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_gtid_mode_indexes_exactly_the_committed_changes() {
+    mixed(Flavor::Mariadb118, true).await;
+}
+
+/// A MariaDB 11.8 index server (JSON columns are LONGTEXT with a json_valid CHECK there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes() {
+    mixed_into(Flavor::Mysql, true, Index::new_of(Flavor::Mariadb118)).await;
+}
+
+/// A MariaDB 10.11 index server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes() {
+    mixed_into(Flavor::Mysql, true, Index::new_of(Flavor::Mariadb)).await;
 }

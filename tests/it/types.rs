@@ -153,21 +153,29 @@ fn columns(flavor: Flavor) -> Vec<Col> {
     if mysql {
         cols.push(col("v", "VECTOR(3)", Check::None));
     }
-    cols.extend([
-        Col {
-            name: "gen_s",
-            ddl: "BIGINT AS (ii + 1) STORED".into(),
-            check: Check::Number,
-            generated: true,
-        },
-        Col {
-            name: "gen_v",
-            ddl: "VARCHAR(80) CHARACTER SET utf8mb4 AS (CONCAT(name, ':', vc)) VIRTUAL".into(),
-            check: Check::Text,
-            generated: true,
-        },
-        col("id", "BIGINT UNSIGNED NOT NULL", Check::Number),
-    ]);
+    // MariaDB 11.8 leaves generated columns out of UPDATE and DELETE images even with
+    // binlog_row_image=FULL, which bintrail refuses as a partial image (README, "Supported
+    // sources"); its own test checks that refusal.
+    let generated = if flavor == Flavor::Mariadb118 {
+        vec![]
+    } else {
+        vec![
+            Col {
+                name: "gen_s",
+                ddl: "BIGINT AS (ii + 1) STORED".into(),
+                check: Check::Number,
+                generated: true,
+            },
+            Col {
+                name: "gen_v",
+                ddl: "VARCHAR(80) CHARACTER SET utf8mb4 AS (CONCAT(name, ':', vc)) VIRTUAL".into(),
+                check: Check::Text,
+                generated: true,
+            },
+        ]
+    };
+    cols.extend(generated);
+    cols.push(col("id", "BIGINT UNSIGNED NOT NULL", Check::Number));
     cols
 }
 
@@ -1035,11 +1043,17 @@ async fn every_type(flavor: Flavor) {
     flags.extend(["--schemas".to_string(), db.clone()]);
     let stream = Stream::start(source, &index, id, &flags);
 
+    let known = |cells: Vec<Cell>| -> Vec<Cell> {
+        cells
+            .into_iter()
+            .filter(|cell| cols.iter().any(|c| c.name == cell.col))
+            .collect()
+    };
     let (min, max, nulls, zero) = (
-        min_row(flavor),
-        max_row(flavor),
-        null_row(flavor),
-        zero_row(flavor),
+        known(min_row(flavor)),
+        known(max_row(flavor)),
+        known(null_row(flavor)),
+        known(zero_row(flavor)),
     );
     let img_min = image(&cols, &min, "min row");
     let img_max = image(&cols, &max, "max row");
@@ -1073,8 +1087,11 @@ async fn every_type(flavor: Flavor) {
         cross_check(source, &table, &cols, img, key, &what, &mut failures).await;
     }
 
-    let (min_set, min_changed) = min_update(flavor);
-    let (zero_set, zero_changed) = zero_update();
+    let (min_set, mut min_changed) = min_update(flavor);
+    let (zero_set, mut zero_changed) = zero_update();
+    let (min_set, zero_set) = (known(min_set), known(zero_set));
+    min_changed.retain(|n| cols.iter().any(|c| c.name == *n));
+    zero_changed.retain(|n| cols.iter().any(|c| c.name == *n));
     let img_min2 = with(&img_min, &min_set);
     let img_zero2 = with(&img_zero, &zero_set);
     source
@@ -1207,4 +1224,47 @@ async fn mysql_every_type_is_stored_by_its_encoding_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_every_type_is_stored_by_its_encoding_rule() {
     every_type(Flavor::Mariadb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_every_type_is_stored_by_its_encoding_rule() {
+    every_type(Flavor::Mariadb118).await;
+}
+
+/// MariaDB 11.8 writes UPDATE and DELETE images without a table's generated columns (stored or
+/// virtual) even with binlog_row_image=FULL; the stream stops on such an image with the partial
+/// image message, which names the columns and this cause, and indexes nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_update_without_generated_columns_is_refused_as_a_partial_image() {
+    let source = TestServer::shared(Flavor::Mariadb118);
+    let db = unique("gen118");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.g (id INT PRIMARY KEY, ii INT, \
+             gs BIGINT AS (ii + 1) STORED, gv BIGINT AS (ii * 2) VIRTUAL)"
+        ))
+        .await;
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), db.clone()]);
+    let stream = Stream::start(source, &index, id, &flags);
+    source
+        .exec(&format!(
+            "INSERT INTO {db}.g (id, ii) VALUES (1, 1); UPDATE {db}.g SET ii = 2"
+        ))
+        .await;
+    let log_path = stream.log_path();
+    assert_eq!(
+        stream.exit_code().await,
+        3,
+        "the stream stops with a definite error"
+    );
+    let log = std::fs::read_to_string(log_path).unwrap();
+    for want in ["partial row image", "[\"gs\", \"gv\"]", "MariaDB 11"] {
+        assert!(
+            log.contains(want),
+            "{want:?} not in the stream's log:\n{log}"
+        );
+    }
 }

@@ -96,3 +96,8 @@ async fn mysql_xa_transactions_are_indexed_exactly_when_committed() {
 async fn mariadb_xa_transactions_are_indexed_exactly_when_committed() {
     xa_on(Flavor::Mariadb).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_xa_transactions_are_indexed_exactly_when_committed() {
+    xa_on(Flavor::Mariadb118).await;
+}

@@ -16,8 +16,10 @@ use super::{repo_root, temp_dir};
 pub enum Flavor {
     /// Oracle MySQL 9.7 from Debian sid.
     Mysql,
-    /// MariaDB 10.11 from Debian.
+    /// MariaDB 10.11 from Debian (the machine's own release, bookworm).
     Mariadb,
+    /// MariaDB 11.8 from Debian trixie, unpacked into a private prefix like MySQL.
+    Mariadb118,
 }
 
 impl Flavor {
@@ -26,7 +28,14 @@ impl Flavor {
         match self {
             Flavor::Mysql => "mysql",
             Flavor::Mariadb => "mariadb",
+            Flavor::Mariadb118 => "mariadb118",
         }
+    }
+
+    /// Whether it is a MariaDB (of any version): what bintrail and the tests tell apart is
+    /// MariaDB against MySQL; the version differences are named where they matter.
+    pub fn is_mariadb(self) -> bool {
+        matches!(self, Flavor::Mariadb | Flavor::Mariadb118)
     }
 }
 
@@ -85,9 +94,11 @@ impl TestServer {
     pub fn shared(flavor: Flavor) -> &'static TestServer {
         static MYSQL: OnceLock<TestServer> = OnceLock::new();
         static MARIADB: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB118: OnceLock<TestServer> = OnceLock::new();
         let cell = match flavor {
             Flavor::Mysql => &MYSQL,
             Flavor::Mariadb => &MARIADB,
+            Flavor::Mariadb118 => &MARIADB118,
         };
         cell.get_or_init(|| {
             let mut server = TestServer::start(flavor, &[]);
@@ -99,9 +110,22 @@ impl TestServer {
 
     /// The shared index server (a MySQL 9.7 without anything else on it).
     pub fn index() -> &'static TestServer {
-        static INDEX: OnceLock<TestServer> = OnceLock::new();
-        INDEX.get_or_init(|| {
-            let mut server = TestServer::start(Flavor::Mysql, &["--skip-log-bin"]);
+        TestServer::index_of(Flavor::Mysql)
+    }
+
+    /// The shared index server of a flavor (without binlog, nothing else on it): the MariaDB
+    /// ones serve the tests of a MariaDB index.
+    pub fn index_of(flavor: Flavor) -> &'static TestServer {
+        static MYSQL: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB: OnceLock<TestServer> = OnceLock::new();
+        static MARIADB118: OnceLock<TestServer> = OnceLock::new();
+        let cell = match flavor {
+            Flavor::Mysql => &MYSQL,
+            Flavor::Mariadb => &MARIADB,
+            Flavor::Mariadb118 => &MARIADB118,
+        };
+        cell.get_or_init(|| {
+            let mut server = TestServer::start(flavor, &["--skip-log-bin"]);
             server.shared = true;
             server.stop_when_process_exits();
             server

@@ -41,7 +41,7 @@ pub async fn source_end(source: &TestServer) -> (BinlogPosition, String) {
     let mut conn = source.conn(None).await;
     let sql = match source.flavor {
         super::Flavor::Mysql => "SHOW BINARY LOG STATUS",
-        super::Flavor::Mariadb => "SHOW MASTER STATUS",
+        super::Flavor::Mariadb | super::Flavor::Mariadb118 => "SHOW MASTER STATUS",
     };
     let row: mysql_async::Row = conn.query_first(sql).await.unwrap().unwrap();
     let pos = BinlogPosition::new(
@@ -50,7 +50,7 @@ pub async fn source_end(source: &TestServer) -> (BinlogPosition, String) {
     );
     let gtid_sql = match source.flavor {
         super::Flavor::Mysql => "SELECT @@gtid_executed",
-        super::Flavor::Mariadb => "SELECT @@gtid_binlog_pos",
+        super::Flavor::Mariadb | super::Flavor::Mariadb118 => "SELECT @@gtid_binlog_pos",
     };
     let gtids: String = conn
         .query_first(gtid_sql)
@@ -83,6 +83,11 @@ impl Index {
     /// Creates and initialises a new index database on the shared index server.
     pub fn new() -> Index {
         Index::on(TestServer::index())
+    }
+
+    /// Creates and initialises a new index database on the shared index server of `flavor`.
+    pub fn new_of(flavor: super::Flavor) -> Index {
+        Index::on(TestServer::index_of(flavor))
     }
 
     /// Creates and initialises a new index database on `server`.
