@@ -145,10 +145,7 @@ async fn later_by_key(
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
 ) -> Result<Vec<StoredChange>, QueryError> {
-    let mut trail = Trail::new();
-    for c in mine {
-        note(&mut trail, &c.pk_values, c.event_id + 1);
-    }
+    let mut trail = selected_keys(mine);
     // A selected update that moved a row: its old key is the row's again once undone.
     let updates: Vec<u64> = mine.iter().map(|c| c.event_id).collect();
     for chunk in updates.chunks(BATCH) {
@@ -213,10 +210,7 @@ fn later_in_range(
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
 ) -> Vec<u64> {
-    let mut trail = Trail::new();
-    for c in mine {
-        note(&mut trail, &c.pk_values, c.event_id + 1);
-    }
+    let mut trail = selected_keys(mine);
     let of_table = |s: &str, t: &str| s == schema && t == table;
     let moves = || since.moves.iter().filter(|m| of_table(&m.schema, &m.table));
     for m in moves().filter(|m| selected.contains(&m.event_id)) {
@@ -238,6 +232,15 @@ fn later_in_range(
         })
         .map(|c| c.event_id)
         .collect()
+}
+
+/// Each selected row's key, held from just after its selected change.
+fn selected_keys(mine: &[&StoredChange]) -> Trail {
+    let mut trail = Trail::new();
+    for c in mine {
+        note(&mut trail, &c.pk_values, c.event_id + 1);
+    }
+    trail
 }
 
 /// Marks that the row holds `key` from `from` on (the earliest such point kept).

@@ -63,12 +63,14 @@ pub async fn load(
             streams.into_iter().collect::<Vec<_>>().join(",")
         ))
         .await;
-    match any {
-        Ok(None) => return Ok(Policed { by_event }),
-        Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(Policed { by_event }),
-        other => {
-            other?;
-        }
+    let none = match any {
+        Ok(found) => found.is_none(),
+        // 1146: no such table (an index from before policies).
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 => true,
+        Err(e) => return Err(e),
+    };
+    if none {
+        return Ok(Policed { by_event });
     }
     for chunk in changes.chunks(1000) {
         let ids: Vec<String> = chunk.iter().map(|c| c.event_id.to_string()).collect();

@@ -75,19 +75,26 @@ pub async fn partial_transactions(
                 params,
             )
             .await?;
-        for (gtid, total) in totals {
-            let n = selected.get(gtid.as_str()).copied().unwrap_or(0);
-            if total > n {
-                out.push(Partial {
-                    gtid,
-                    selected: n,
-                    total,
-                });
-            }
-        }
+        out.extend(partials(&selected, totals));
     }
     out.sort_by(|a, b| a.gtid.cmp(&b.gtid));
     Ok(out)
+}
+
+/// The transactions whose `totals` (changes in the index) exceed their changes `selected`.
+fn partials<'a>(
+    selected: &'a BTreeMap<&str, u64>,
+    totals: impl IntoIterator<Item = (impl Into<String>, u64)> + 'a,
+) -> impl Iterator<Item = Partial> + 'a {
+    totals.into_iter().filter_map(|(gtid, total)| {
+        let gtid = gtid.into();
+        let n = selected.get(gtid.as_str()).copied().unwrap_or(0);
+        (total > n).then_some(Partial {
+            gtid,
+            selected: n,
+            total,
+        })
+    })
 }
 
 /// [`partial_transactions`] from [`Recent`]: each transaction's changes counted in the range,
@@ -111,19 +118,8 @@ async fn in_range(
             .await?;
         *totals.entry(g).or_default() += before.unwrap_or(0);
     }
-    let mut out: Vec<Partial> = totals
-        .into_iter()
-        .filter_map(|(gtid, total)| {
-            let n = selected.get(gtid).copied().unwrap_or(0);
-            (total > n).then(|| Partial {
-                gtid: gtid.to_string(),
-                selected: n,
-                total,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.gtid.cmp(&b.gtid));
-    Ok(out)
+    // A BTreeMap: already in GTID order.
+    Ok(partials(selected, totals).collect())
 }
 
 /// A transaction's changes before an `event_id` (`k_gtid`, extended by the primary key, as a

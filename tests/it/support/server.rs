@@ -92,20 +92,8 @@ impl TestServer {
 
     /// The per-process shared server of a flavor, for tests that only need their own schema.
     pub fn shared(flavor: Flavor) -> &'static TestServer {
-        static MYSQL: OnceLock<TestServer> = OnceLock::new();
-        static MARIADB: OnceLock<TestServer> = OnceLock::new();
-        static MARIADB118: OnceLock<TestServer> = OnceLock::new();
-        let cell = match flavor {
-            Flavor::Mysql => &MYSQL,
-            Flavor::Mariadb => &MARIADB,
-            Flavor::Mariadb118 => &MARIADB118,
-        };
-        cell.get_or_init(|| {
-            let mut server = TestServer::start(flavor, &[]);
-            server.shared = true;
-            server.stop_when_process_exits();
-            server
-        })
+        static SHARED: [OnceLock<TestServer>; 3] = [const { OnceLock::new() }; 3];
+        TestServer::cached(&SHARED, flavor, &[])
     }
 
     /// The shared index server (a MySQL 9.7 without anything else on it).
@@ -116,16 +104,24 @@ impl TestServer {
     /// The shared index server of a flavor (without binlog, nothing else on it): the MariaDB
     /// ones serve the tests of a MariaDB index.
     pub fn index_of(flavor: Flavor) -> &'static TestServer {
-        static MYSQL: OnceLock<TestServer> = OnceLock::new();
-        static MARIADB: OnceLock<TestServer> = OnceLock::new();
-        static MARIADB118: OnceLock<TestServer> = OnceLock::new();
+        static INDEX: [OnceLock<TestServer>; 3] = [const { OnceLock::new() }; 3];
+        TestServer::cached(&INDEX, flavor, &["--skip-log-bin"])
+    }
+
+    /// The server of `flavor` in `cells` (one per flavor), started with `args` on first use and
+    /// stopped when the test process exits.
+    fn cached(
+        cells: &'static [OnceLock<TestServer>; 3],
+        flavor: Flavor,
+        args: &[&str],
+    ) -> &'static TestServer {
         let cell = match flavor {
-            Flavor::Mysql => &MYSQL,
-            Flavor::Mariadb => &MARIADB,
-            Flavor::Mariadb118 => &MARIADB118,
+            Flavor::Mysql => &cells[0],
+            Flavor::Mariadb => &cells[1],
+            Flavor::Mariadb118 => &cells[2],
         };
         cell.get_or_init(|| {
-            let mut server = TestServer::start(flavor, &["--skip-log-bin"]);
+            let mut server = TestServer::start(flavor, args);
             server.shared = true;
             server.stop_when_process_exits();
             server
