@@ -681,6 +681,47 @@ mod tests {
     }
 
     #[test]
+    fn later_changes_follow_a_row_through_key_changes_in_commit_order() {
+        let change = |id: u64, kind: ChangeKind, before: Option<i64>, after: Option<i64>| {
+            let img = |k: Option<i64>| k.and_then(|k| json!({ "id": k }).as_object().cloned());
+            StoredChange {
+                value_form: ValueForm::Bintrail,
+                event_id: id,
+                stream_id: 0,
+                binlog_file: String::new(),
+                start_pos: 0,
+                end_pos: 0,
+                row_in_event: 0,
+                event_timestamp: String::new(),
+                gtid: None,
+                connection_id: None,
+                schema: "s".into(),
+                table: "t".into(),
+                event_type: kind,
+                pk_values: String::new(),
+                changed_columns: None,
+                row_before: img(before),
+                row_after: img(after),
+                schema_version: 0,
+            }
+        };
+        use ChangeKind::*;
+        let all = [
+            change(1, Insert, None, Some(1)),
+            change(2, Insert, None, Some(2)),
+            change(3, Update, Some(1), Some(5)),
+            change(4, Update, Some(5), Some(6)),
+            change(5, Delete, Some(2), None),
+            change(6, Insert, None, Some(9)),
+        ];
+        let key = |m: &Map<String, Value>| m["id"].to_string();
+        let selected = BTreeSet::from([1]);
+        assert_eq!(later(&all, &selected, key), BTreeSet::from([3, 4]));
+        let selected = BTreeSet::from([1, 2, 3, 4, 5]);
+        assert!(later(&all, &selected, key).is_empty());
+    }
+
+    #[test]
     fn a_change_converts_through_its_snapshot_or_is_refused_naming_the_column() {
         let mut snaps = Snapshots::new();
         snaps.insert(
