@@ -21,6 +21,7 @@
 //! * DECIMAL as an exact string → the same digits with exactly the column's scale;
 //! * TIMESTAMP in the indexing host's zone, which the index does not record: refused (a NULL
 //!   converts: it has no zone).
+//!
 //! Every other type (integers, FLOAT, DOUBLE, BIT, YEAR, DATE, DATETIME, TIME, CHAR, VARCHAR,
 //! BLOB as base64, GEOMETRY) has the same form in both eras and is kept as it is.
 //!
@@ -82,21 +83,26 @@ pub enum EraError {
         snapshot: u32,
     },
     /// A value whose established form does not say the exact value.
-    #[error("change #{event_id} to {table} was indexed by the established tool: column {column} ({column_type}) holds {form}, which cannot be converted exactly: {why}; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
-    Inexact {
-        /// The change.
-        event_id: u64,
-        /// `schema.table`.
-        table: String,
-        /// The column.
-        column: String,
-        /// Its type in the snapshot (`?` when the snapshot lacks the column).
-        column_type: String,
-        /// The established form (`a TIMESTAMP in the indexing host's time zone`).
-        form: String,
-        /// Why that is not exact.
-        why: String,
-    },
+    #[error(transparent)]
+    Inexact(Box<Inexact>),
+}
+
+/// A value of an old-era change whose established form does not say the exact value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("change #{event_id} to {table} was indexed by the established tool: column {column} ({column_type}) holds {form}, which cannot be converted exactly: {why}; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
+pub struct Inexact {
+    /// The change.
+    pub event_id: u64,
+    /// `schema.table`.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// Its type in the snapshot (`?` when the snapshot lacks the column).
+    pub column_type: String,
+    /// The established form (`a TIMESTAMP in the indexing host's time zone`).
+    pub form: String,
+    /// Why that is not exact.
+    pub why: String,
 }
 
 /// Reads the snapshots that the old-era changes among `changes` refer to. An index without
@@ -185,13 +191,15 @@ pub fn convert(c: &StoredChange, snapshots: &Snapshots) -> Result<StoredChange, 
                     format!("the snapshot {} has no such column", c.schema_version),
                 )),
             };
-            let converted = converted.map_err(|r| EraError::Inexact {
-                event_id: c.event_id,
-                table: table.clone(),
-                column: name.clone(),
-                column_type: col.map_or("?".into(), |col| col.column_type.clone()),
-                form: r.form,
-                why: r.why,
+            let converted = converted.map_err(|r| {
+                EraError::Inexact(Box::new(Inexact {
+                    event_id: c.event_id,
+                    table: table.clone(),
+                    column: name.clone(),
+                    column_type: col.map_or("?".into(), |col| col.column_type.clone()),
+                    form: r.form,
+                    why: r.why,
+                }))
             })?;
             out.insert(name.clone(), converted);
         }

@@ -208,26 +208,31 @@ pub enum RecoverError {
     #[error(transparent)]
     Era(#[from] EraError),
     /// A column of an old-era change's snapshot has another type in the live table.
-    #[error("{schema}.{table} changed since change #{event_id} was indexed by the established tool: column {column} was {then} (its schema snapshot {snapshot}) and is {now} now, so its values cannot be written with today's type")]
-    EraSchemaChanged {
-        /// The change.
-        event_id: u64,
-        /// Schema.
-        schema: String,
-        /// Table.
-        table: String,
-        /// The column.
-        column: String,
-        /// Its type in the snapshot.
-        then: String,
-        /// Its live DATA_TYPE.
-        now: String,
-        /// The snapshot id.
-        snapshot: u32,
-    },
+    #[error(transparent)]
+    EraSchemaChanged(Box<EraSchemaChange>),
     /// A change cannot be written as SQL.
     #[error(transparent)]
     Reversal(#[from] ReversalError),
+}
+
+/// A column of an old-era change's snapshot that has another type in the live table.
+#[derive(Debug, thiserror::Error)]
+#[error("{schema}.{table} changed since change #{event_id} was indexed by the established tool: column {column} was {then} (its schema snapshot {snapshot}) and is {now} now, so its values cannot be written with today's type")]
+pub struct EraSchemaChange {
+    /// The change.
+    pub event_id: u64,
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// Its type in the snapshot.
+    pub then: String,
+    /// Its live DATA_TYPE.
+    pub now: String,
+    /// The snapshot id.
+    pub snapshot: u32,
 }
 
 /// A gap in the stream's history after the oldest selected change.
@@ -510,17 +515,20 @@ fn check_era_schema(
                 })
             }
             Some(l) if l.sql_type == Some(SqlType::JsonText) => {
-                return Err(RecoverError::Era(EraError::Inexact {
-                    event_id: c.event_id,
-                    table: format!("{}.{}", c.schema, c.table),
-                    column: col.name.clone(),
-                    column_type: col.column_type.clone(),
-                    form: "MariaDB JSON as base64 text".into(),
-                    why: "the text's numbers and key order are not bintrail's document form".into(),
-                }))
+                return Err(RecoverError::Era(EraError::Inexact(Box::new(
+                    established::Inexact {
+                        event_id: c.event_id,
+                        table: format!("{}.{}", c.schema, c.table),
+                        column: col.name.clone(),
+                        column_type: col.column_type.clone(),
+                        form: "MariaDB JSON as base64 text".into(),
+                        why: "the text's numbers and key order are not bintrail's document form"
+                            .into(),
+                    },
+                ))))
             }
             Some(l) if !l.data_type.eq_ignore_ascii_case(&col.data_type) => {
-                return Err(RecoverError::EraSchemaChanged {
+                return Err(RecoverError::EraSchemaChanged(Box::new(EraSchemaChange {
                     event_id: c.event_id,
                     schema: c.schema.clone(),
                     table: c.table.clone(),
@@ -528,7 +536,7 @@ fn check_era_schema(
                     then: col.column_type.clone(),
                     now: l.data_type.clone(),
                     snapshot: c.schema_version,
-                })
+                })))
             }
             Some(_) => {}
         }
