@@ -114,12 +114,15 @@ fn row(m: &Option<Map<String, Value>>) -> String {
     })
 }
 
-/// RFC 4180 CSV with a header row; images and changed columns as JSON text.
+/// RFC 4180 CSV with a header row; images and changed columns as JSON text. The last column,
+/// `value_form`, says which era a row is from (`established` or `bintrail`): the images of the
+/// two eras look alike but mean different things (an ENUM index and a label are both valid
+/// JSON), and a CSV consumer has no other way to tell them apart.
 fn csv(changes: &[StoredChange]) -> String {
     let mut out = String::from(
         "event_id,event_timestamp,stream_id,gtid,binlog_file,start_pos,end_pos,row_in_event,\
          connection_id,schema_name,table_name,event_type,pk_values,changed_columns,row_before,\
-         row_after,schema_version\r\n",
+         row_after,schema_version,value_form\r\n",
     );
     let json = |v: &Option<_>| {
         v.as_ref()
@@ -145,12 +148,21 @@ fn csv(changes: &[StoredChange]) -> String {
             json(&c.row_before.clone().map(Value::Object)),
             json(&c.row_after.clone().map(Value::Object)),
             c.schema_version.to_string(),
+            form_name(c.value_form).to_string(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
         out.push_str("\r\n");
     }
     out
+}
+
+/// The era's name as the JSON output spells it.
+fn form_name(f: ValueForm) -> &'static str {
+    match f {
+        ValueForm::Established => "established",
+        ValueForm::Bintrail => "bintrail",
+    }
 }
 
 fn csv_field(f: &str) -> String {

@@ -17,6 +17,7 @@
 //! * **Only `rotate` changes the index**, and only by partition DDL on `binlog_events`.
 
 pub mod ddl;
+pub mod established;
 pub mod follow;
 pub mod live;
 pub mod policed;

@@ -214,7 +214,7 @@ pub enum ReconstructError {
     },
     /// The moment is before the stream's history of the table, and before it the index holds
     /// only the established tool's changes (`index::adopt`).
-    #[error("the moment is older than the oldest change stream {stream_id} indexed for {table} ({oldest}); the older changes of it were indexed by the established tool before the index was adopted, and their value forms (ENUM as an index, SET as a bitmask, TEXT as base64, …) cannot be turned back into the table's exact values, so reconstruct does not use them. Pick a moment at or after {oldest}")]
+    #[error("the moment is older than the oldest change stream {stream_id} indexed for {table} ({oldest}); the older changes of it were indexed by the established tool before the index was adopted, in its value forms (ENUM as an index, SET as a bitmask, TEXT as base64, …), and reconstruct reads only the stream's own changes (recover converts old ones through the established tool's schema_snapshots; reconstruct does not yet). Pick a moment at or after {oldest}")]
     EstablishedEra {
         /// `schema.table`.
         table: String,

@@ -26,9 +26,20 @@
 //!   `event_id`): the rows are gone from the table, or the name is another table's now, so
 //!   the SQL would not put back what was there. ALTER is the schema check's business;
 //! * a selection larger than its `--limit` (a partial reversal is not what was asked for);
-//! * a change the established tool indexed before the index was adopted (`index::adopt`): its
-//!   value forms (ENUM index, SET bitmask, base64 TEXT, …) do not say the exact value by
-//!   themselves.
+//! * a change the established tool indexed before the index was adopted (`index::adopt`,
+//!   `stream_id` 0) whose value forms cannot be converted exactly through that tool's
+//!   `schema_snapshots` (`history::established`: a TIMESTAMP in the indexing host's zone, a
+//!   JSON document with numbers, a missing snapshot, …), or whose snapshot's column types differ
+//!   from the live table's.
+//!
+//! # The established era
+//! Old-era changes are converted to bintrail's value forms before anything else, so every
+//! check and statement below sees one form. The old era and the stream that continues it (the
+//! server id of the converted checkpoint, `established_stream_state`) are one history: a
+//! selection may span both; its gaps, DDL markers and horizon are that stream's; later changes
+//! are looked for in both eras, rows identified by the live key computed from their converted
+//! images (the eras write `pk_values` in different column orders, and the old tool recorded no
+//! key changes); transactions are counted within each era.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,7 +47,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::ddl::{self, DdlMarker};
+use super::established::{self, EraError, Snapshots};
 use super::follow;
+use super::live::LiveColumn;
 use super::live::LiveTable;
 use super::policed;
 use super::query::{self, QueryError, StoredChange};
@@ -45,6 +58,7 @@ use super::reversal::{self, ReversalError};
 use super::selection::Selection;
 use super::transactions;
 use crate::change::ChangeKind;
+use crate::encoding::SqlType;
 use crate::index::adopt::ValueForm;
 use crate::index::gaps;
 use crate::source::Flavor;
@@ -190,21 +204,35 @@ pub enum RecoverError {
         /// The live table's fingerprint.
         live: u32,
     },
-    /// A change the established tool indexed, before the index was adopted.
-    #[error("change #{event_id} to {schema}.{table} ({at} UTC) was indexed by the established tool before bintrail adopted the index; its images keep that tool's value forms (ENUM as an index, SET as a bitmask, TEXT as base64, BINARY as raw bytes, BIGINT UNSIGNED wrapped, TIMESTAMP in the indexing host's zone), which cannot be turned back into exact SQL without the table's definition at the time; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
-    EstablishedForm {
-        /// The change.
-        event_id: u64,
-        /// Schema.
-        schema: String,
-        /// Table.
-        table: String,
-        /// Its time.
-        at: String,
-    },
+    /// A change the established tool indexed whose value forms cannot be converted exactly.
+    #[error(transparent)]
+    Era(#[from] EraError),
+    /// A column of an old-era change's snapshot has another type in the live table.
+    #[error(transparent)]
+    EraSchemaChanged(Box<EraSchemaChange>),
     /// A change cannot be written as SQL.
     #[error(transparent)]
     Reversal(#[from] ReversalError),
+}
+
+/// A column of an old-era change's snapshot that has another type in the live table.
+#[derive(Debug, thiserror::Error)]
+#[error("{schema}.{table} changed since change #{event_id} was indexed by the established tool: column {column} was {then} (its schema snapshot {snapshot}) and is {now} now, so its values cannot be written with today's type")]
+pub struct EraSchemaChange {
+    /// The change.
+    pub event_id: u64,
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// Its type in the snapshot.
+    pub then: String,
+    /// Its live DATA_TYPE.
+    pub now: String,
+    /// The snapshot id.
+    pub snapshot: u32,
 }
 
 /// A gap in the stream's history after the oldest selected change.
@@ -249,27 +277,20 @@ pub async fn plan(
     }
     let mut changes = page.changes;
     changes.reverse();
-    let oldest = changes
-        .last()
-        .ok_or_else(|| RecoverError::Nothing(sel.describe()))?;
-    if let Some(c) = changes
-        .iter()
-        .find(|c| c.value_form == ValueForm::Established)
-    {
-        return Err(RecoverError::EstablishedForm {
-            event_id: c.event_id,
-            schema: c.schema.clone(),
-            table: c.table.clone(),
-            at: c.event_timestamp.clone(),
-        });
+    if changes.is_empty() {
+        return Err(RecoverError::Nothing(sel.describe()));
     }
+    let era = Era::of(index, &mut changes).await?;
     let streams: BTreeSet<u32> = changes.iter().map(|c| c.stream_id).collect();
-    if streams.len() > 1 {
+    if streams.iter().any(|s| !era.streams.contains(s)) {
         return Err(RecoverError::MultipleStreams {
             streams: streams.into_iter().collect(),
         });
     }
-    let stream = oldest.stream_id;
+    let oldest = changes
+        .last()
+        .ok_or_else(|| RecoverError::Nothing(sel.describe()))?;
+    let stream = era.stream.unwrap_or(oldest.stream_id);
     check_gaps(index, stream, &oldest.event_timestamp).await?;
     check_table_ddl(index, stream, &changes).await?;
     lap("gaps and ddl checked");
@@ -278,8 +299,13 @@ pub async fn plan(
         .await
         .map_err(RecoverError::Index)?;
     lap("recent changes read");
-    let mut notes = Vec::new();
-    if let Some((count, example)) = later_changes(index, &changes, recent.as_ref()).await? {
+    let tables = live_tables(source, flavor, &changes).await?;
+    let mut notes = era.notes();
+    let later = match era.old {
+        0 => later_changes(index, &changes, recent.as_ref()).await?,
+        _ => era_later_changes(index, &changes, &era.streams, &tables).await?,
+    };
+    if let Some((count, example)) = later {
         if !opts.overwrite_later_changes {
             return Err(RecoverError::LaterChanges { count, example });
         }
@@ -288,9 +314,19 @@ pub async fn plan(
         ));
     }
     lap("later changes");
-    notes.extend(check_transactions(index, &changes, recent.as_ref(), opts).await?);
+    for s in &era.streams {
+        let mine: Vec<StoredChange> = changes
+            .iter()
+            .filter(|c| c.stream_id == *s)
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let recent = recent.as_ref().filter(|_| *s == stream);
+        notes.extend(check_transactions(index, &mine, recent, opts).await?);
+    }
     lap("transactions");
-    let tables = live_tables(source, flavor, &changes).await?;
     let policed = policed::load(index, &changes)
         .await
         .map_err(RecoverError::Index)?;
@@ -306,8 +342,17 @@ pub async fn plan(
                 schema: c.schema.clone(),
                 table: c.table.clone(),
             })?;
-        if checked.insert((c.schema.clone(), c.table.clone(), c.schema_version)) {
-            if let Some(note) = check_schema(c, t)? {
+        if checked.insert((
+            c.stream_id == 0,
+            c.schema.clone(),
+            c.table.clone(),
+            c.schema_version,
+        )) {
+            let note = match c.stream_id {
+                0 => check_era_schema(c, t, &era.snapshots)?,
+                _ => check_schema(c, t)?,
+            };
+            if let Some(note) = note {
                 notes.push(note);
             }
         }
@@ -368,6 +413,148 @@ fn police(
             "{table}: UPDATE statements leave {described} as the live row has them: the index does not hold their values"
         )),
     }
+}
+
+/// The eras a selection spans, and what the old one needs.
+struct Era {
+    /// The streams whose changes may be reversed together: the selection's one stream, or the
+    /// established era (0) and the stream that continues it.
+    streams: Vec<u32>,
+    /// The stream that continues the established era, when the selection has old-era changes.
+    stream: Option<u32>,
+    /// How many selected changes the established tool indexed.
+    old: usize,
+    /// Their schema snapshots.
+    snapshots: Snapshots,
+}
+
+impl Era {
+    /// Converts the old-era changes among `changes` in place (refusing what is not exact).
+    async fn of(index: &mut Conn, changes: &mut [StoredChange]) -> Result<Era, RecoverError> {
+        let old = changes
+            .iter()
+            .filter(|c| c.value_form == ValueForm::Established)
+            .count();
+        if old == 0 {
+            return Ok(Era {
+                streams: changes.last().map(|c| c.stream_id).into_iter().collect(),
+                stream: None,
+                old,
+                snapshots: Snapshots::new(),
+            });
+        }
+        let stream = established::successor(index)
+            .await
+            .map_err(RecoverError::Index)?;
+        let snapshots = established::load(index, changes)
+            .await
+            .map_err(RecoverError::Index)?;
+        for c in changes.iter_mut() {
+            *c = established::convert(c, &snapshots)?;
+        }
+        let mut streams = vec![0];
+        streams.extend(stream);
+        Ok(Era {
+            streams,
+            stream,
+            old,
+            snapshots,
+        })
+    }
+
+    /// What the script says about the old era.
+    fn notes(&self) -> Vec<String> {
+        if self.old == 0 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{} change(s) were indexed by the established tool (stream_id 0); their values were converted exactly through its schema_snapshots (ENUM index to name, SET bitmask to names, base64 TEXT to text, raw BINARY bytes, JSON text to the document, wrapped BIGINT UNSIGNED)",
+            self.old
+        )]
+    }
+}
+
+/// [`later_changes`] for a selection with old-era changes ([`established::later_changes`]).
+async fn era_later_changes(
+    index: &mut Conn,
+    changes: &[StoredChange],
+    streams: &[u32],
+    tables: &[LiveTable],
+) -> Result<Option<(usize, String)>, RecoverError> {
+    let later = established::later_changes(index, changes, streams, tables)
+        .await
+        .map_err(|e| match e {
+            established::ScanError::Query(q) => RecoverError::Query(q),
+            established::ScanError::Era(e) => RecoverError::Era(e),
+        })?;
+    Ok(later.first().map(|c| (later.len(), reversal::describe(c))))
+}
+
+/// [`check_schema`] for an old-era change: its snapshot's columns must have the same data
+/// types in the live table (an ENUM or SET is written by name, so a reordered member list is
+/// fine; a missing member fails when the script runs, in strict mode). A MariaDB JSON column
+/// (a LONGTEXT to the established tool, stored as base64 text) is refused: its text is not
+/// bintrail's document form.
+fn check_era_schema(
+    c: &StoredChange,
+    t: &LiveTable,
+    snapshots: &Snapshots,
+) -> Result<Option<String>, RecoverError> {
+    let Some(snap) = snapshots.get(&(c.schema_version, c.schema.clone(), c.table.clone())) else {
+        return Ok(None);
+    };
+    for col in &snap.columns {
+        let live: Option<&LiveColumn> = t.columns.iter().find(|l| l.name == col.name);
+        match live {
+            None => {
+                return Err(RecoverError::ColumnMissing {
+                    event_id: c.event_id,
+                    schema: c.schema.clone(),
+                    table: c.table.clone(),
+                    column: col.name.clone(),
+                })
+            }
+            Some(l) if l.sql_type == Some(SqlType::JsonText) => {
+                return Err(RecoverError::Era(EraError::Inexact(Box::new(
+                    established::Inexact {
+                        event_id: c.event_id,
+                        table: format!("{}.{}", c.schema, c.table),
+                        column: col.name.clone(),
+                        column_type: col.column_type.clone(),
+                        form: "MariaDB JSON as base64 text".into(),
+                        why: "the text's numbers and key order are not bintrail's document form"
+                            .into(),
+                    },
+                ))))
+            }
+            Some(l) if !l.data_type.eq_ignore_ascii_case(&col.data_type) => {
+                return Err(RecoverError::EraSchemaChanged(Box::new(EraSchemaChange {
+                    event_id: c.event_id,
+                    schema: c.schema.clone(),
+                    table: c.table.clone(),
+                    column: col.name.clone(),
+                    then: col.column_type.clone(),
+                    now: l.data_type.clone(),
+                    snapshot: c.schema_version,
+                })))
+            }
+            Some(_) => {}
+        }
+    }
+    let added: Vec<&str> = t
+        .columns
+        .iter()
+        .filter(|l| !snap.columns.iter().any(|s| s.name == l.name))
+        .map(|l| l.name.as_str())
+        .collect();
+    Ok((!added.is_empty()).then(|| {
+        format!(
+            "{}.{} has columns added since the established tool's changes were indexed: {}; rows restored by INSERT get their defaults",
+            c.schema,
+            c.table,
+            added.join(", ")
+        )
+    }))
 }
 
 /// Refuses when a gap of `stream` was detected at or after `oldest` (UTC text) and has not been

@@ -13,9 +13,11 @@
 //!   refuses rather than falls back to a copy, so the promise holds). `stream_id` is added with
 //!   the default 0 and `row_in_event` as NULL: every old row reads those values without being
 //!   touched.
-//! * bintrail's keys (`uk_change`, `k_table_pk`, `k_time`, `k_gtid` unless an index on `gtid`
-//!   exists) by one `ALGORITHM=INPLACE, LOCK=NONE` ALTER: the table is read once to build them
-//!   but not copied, and writes continue meanwhile. The established indexes stay.
+//! * bintrail's keys (`uk_change`, `k_table_pk`, `k_time`) by one `ALGORITHM=INPLACE,
+//!   LOCK=NONE` ALTER: the table is read once to build them but not copied, and writes continue
+//!   meanwhile. The established indexes stay, except that the index on `gtid` (`idx_gtid`) is
+//!   renamed `k_gtid` in the same ALTER (metadata only): bintrail's GTID lookups name it in
+//!   `FORCE INDEX` hints, and a second copy would cost every write.
 //! * The established single-row `stream_state` is renamed to [`ESTABLISHED_STATE`] (kept as it
 //!   was, so the Go tool's checkpoint can still be read, or renamed back), bintrail's tables are
 //!   created empty, and the checkpoint is copied into bintrail's `stream_state` under the same
@@ -476,8 +478,15 @@ async fn missing_keys(conn: &mut Conn, database: &str) -> Result<Option<String>,
     if !named("k_time") {
         add.push("ADD KEY `k_time` (`event_timestamp`)");
     }
-    if !existing.iter().any(|(_, c)| c == "gtid") {
-        add.push("ADD KEY `k_gtid` (`gtid`)");
+    let mut add: Vec<String> = add.into_iter().map(String::from).collect();
+    if !named("k_gtid") {
+        // bintrail's GTID lookups name k_gtid in FORCE INDEX hints; the established idx_gtid
+        // is the same index (gtid, then the primary key), so it is renamed (a change of the
+        // data dictionary only) rather than built twice and maintained twice on every write.
+        match existing.iter().find(|(_, c)| c == "gtid") {
+            Some((name, _)) => add.push(format!("RENAME INDEX {} TO `k_gtid`", ident(name))),
+            None => add.push("ADD KEY `k_gtid` (`gtid`)".into()),
+        }
     }
     Ok((!add.is_empty()).then(|| add.join(", ")))
 }

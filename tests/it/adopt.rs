@@ -152,15 +152,56 @@ fn old_row(
     )
 }
 
-/// The established row images of the fixture's rows (ENUM as its index, TEXT as base64).
-fn old_image(b: i64, a: &str, v: i64, e: u8, txt: &str) -> Value {
-    json!({"b": b, "a": a, "v": v, "e": e, "txt": base64(txt.as_bytes())})
+/// The established row images of the fixture's rows (ENUM as its index, TEXT as base64, SET
+/// as its bitmask; a BLOB is base64 in both eras).
+#[allow(clippy::too_many_arguments)]
+fn old_image(b: i64, a: &str, v: i64, e: u8, txt: &str, s: u8, bl: &[u8]) -> Value {
+    json!({"b": b, "a": a, "v": v, "e": e, "txt": base64(txt.as_bytes()), "s": s, "bl": base64(bl)})
 }
 
 /// The same row in bintrail's forms.
-fn new_image(b: i64, a: &str, v: i64, e: &str, txt: &str) -> Value {
-    json!({"b": b, "a": a, "v": v, "e": e, "txt": txt})
+#[allow(clippy::too_many_arguments)]
+fn new_image(b: i64, a: &str, v: i64, e: &str, txt: &str, s: &str, bl: &[u8]) -> Value {
+    json!({"b": b, "a": a, "v": v, "e": e, "txt": txt, "s": s, "bl": base64(bl)})
 }
+
+/// The established tool's snapshot `id` of the fixture's table: one row per column.
+fn snapshot_rows(
+    db: &str,
+    id: u32,
+    schema: &str,
+    table: &str,
+    cols: &[(&str, &str, &str, &str)],
+) -> String {
+    let values: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (name, key, data_type, column_type))| {
+            format!(
+                "({id}, '{schema}', '{table}', '{name}', {}, '{key}', '{data_type}', '{}', 'YES', NULL, 0)",
+                i + 1,
+                column_type.replace('\'', "''")
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO `{db}`.schema_snapshots (snapshot_id, schema_name, table_name, column_name, \
+         ordinal_position, column_key, data_type, column_type, is_nullable, column_default, \
+         is_generated) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// The fixture table's columns as the established tool's snapshot 1 has them.
+const T_COLUMNS: [(&str, &str, &str, &str); 7] = [
+    ("b", "PRI", "int", "int"),
+    ("a", "PRI", "varchar", "varchar(20)"),
+    ("v", "", "int", "int"),
+    ("e", "", "enum", "enum('x','y','z')"),
+    ("txt", "", "text", "text"),
+    ("s", "", "set", "set('p','q','r')"),
+    ("bl", "", "blob", "blob"),
+];
 
 /// `bintrail init --adopt` with more flags; (success, stdout, stderr).
 fn adopt(index: &Index, extra: &[&str]) -> (bool, String, String) {
@@ -208,39 +249,51 @@ async fn adopt_and_stream(gtid_mode: bool) {
     source
         .exec(&format!(
             "CREATE DATABASE {schema}; CREATE TABLE {schema}.t (b INT, a VARCHAR(20), v INT, \
-             e ENUM('x','y','z'), txt TEXT, PRIMARY KEY (a, b))"
+             e ENUM('x','y','z'), txt TEXT, s SET('p','q','r'), bl BLOB, PRIMARY KEY (a, b));
+             INSERT INTO {schema}.t VALUES (4, 'k|4', 40, 'z', 'pré', 'q', X'00FF01')"
         ))
         .await;
+    // Row 4 predates the index: recover over both eras must bring it back exactly.
+    let original: Vec<mysql_async::Row> = table_rows(source, &schema).await;
     let (before, _) = source_end(source).await;
 
     // The established tool's era: real changes, indexed by the fixture in its forms.
     source
         .exec(&format!(
-            "INSERT INTO {schema}.t VALUES (1, 'k|1', 10, 'y', 'hello'), (2, 'k2', 20, 'x', 'bye');
-             UPDATE {schema}.t SET v = 11 WHERE a = 'k|1'"
+            "INSERT INTO {schema}.t VALUES (1, 'k|1', 10, 'y', 'hello', 'p,r', X'0102'), \
+             (2, 'k2', 20, 'x', 'bye', '', '');
+             UPDATE {schema}.t SET v = 11 WHERE a = 'k|1';
+             UPDATE {schema}.t SET e = 'x', s = 'p,q', txt = 'pré2', bl = X'FF' WHERE a = 'k|4'"
         ))
         .await;
     let (at, gtids) = source_end(source).await;
     assert_eq!(at.file, before.file, "the fixture expects one binlog file");
     let events = rows_events(source, &at.file, before.pos, &schema).await;
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
     let old = [
         ins(
             &format!("{schema}.t"),
             "1|k\\|1",
-            old_image(1, "k|1", 10, 2, "hello"),
+            old_image(1, "k|1", 10, 2, "hello", 5, &[1, 2]),
         ),
         ins(
             &format!("{schema}.t"),
             "2|k2",
-            old_image(2, "k2", 20, 1, "bye"),
+            old_image(2, "k2", 20, 1, "bye", 0, b""),
         ),
         upd(
             &format!("{schema}.t"),
             "1|k\\|1",
             &["v"],
-            old_image(1, "k|1", 10, 2, "hello"),
-            old_image(1, "k|1", 11, 2, "hello"),
+            old_image(1, "k|1", 10, 2, "hello", 5, &[1, 2]),
+            old_image(1, "k|1", 11, 2, "hello", 5, &[1, 2]),
+        ),
+        upd(
+            &format!("{schema}.t"),
+            "4|k\\|4",
+            &["bl", "e", "s", "txt"],
+            old_image(4, "k|4", 40, 3, "pré", 2, &[0, 255, 1]),
+            old_image(4, "k|4", 40, 1, "pré2", 3, &[255]),
         ),
     ];
     let index = Index::uninitialised(TestServer::index());
@@ -252,7 +305,7 @@ async fn adopt_and_stream(gtid_mode: bool) {
         .unwrap();
     let values: Vec<String> = old
         .iter()
-        .zip([&events[0], &events[0], &events[1]])
+        .zip([&events[0], &events[0], &events[1], &events[2]])
         .map(|(r, ev)| {
             old_row(
                 &at.file,
@@ -275,11 +328,14 @@ async fn adopt_and_stream(gtid_mode: bool) {
     ))
     .await
     .unwrap();
+    conn.query_drop(snapshot_rows(&index.db, 1, &schema, "t", &T_COLUMNS))
+        .await
+        .unwrap();
     conn.exec_drop(
         format!(
             "INSERT INTO `{}`.stream_state (id, mode, binlog_file, binlog_position, gtid_set, \
              events_indexed, last_event_time, last_checkpoint, server_id) \
-             VALUES (1, ?, ?, ?, ?, 3, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
+             VALUES (1, ?, ?, ?, ?, 4, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
             index.db
         ),
         (
@@ -346,7 +402,7 @@ async fn adopt_and_stream(gtid_mode: bool) {
     conn.disconnect().await.ok();
     assert_eq!(
         carried,
-        Some((true, 3)),
+        Some((true, 4)),
         "last event time and count carried over"
     );
     let cp = index.checkpoint(id).await.expect("a converted checkpoint");
@@ -365,23 +421,28 @@ async fn adopt_and_stream(gtid_mode: bool) {
     source
         .exec(&format!(
             "UPDATE {schema}.t SET v = 12 WHERE a = 'k|1';
-             INSERT INTO {schema}.t VALUES (3, 'k3', 30, 'z', 'new');
-             DELETE FROM {schema}.t WHERE a = 'k2'"
+             INSERT INTO {schema}.t VALUES (3, 'k3', 30, 'z', 'new', 'r', '');
+             DELETE FROM {schema}.t WHERE a = 'k2';
+             DELETE FROM {schema}.t WHERE a = 'k|4'"
         ))
         .await;
     index.wait_caught_up(source, id).await;
-    assert_eq!(stream.stop().await, 0);
     let t = format!("{schema}.t");
     let new: Vec<Row> = vec![
         upd(
             &t,
             "k\\|1|1",
             &["v"],
-            new_image(1, "k|1", 11, "y", "hello"),
-            new_image(1, "k|1", 12, "y", "hello"),
+            new_image(1, "k|1", 11, "y", "hello", "p,r", &[1, 2]),
+            new_image(1, "k|1", 12, "y", "hello", "p,r", &[1, 2]),
         ),
-        ins(&t, "k3|3", new_image(3, "k3", 30, "z", "new")),
-        del(&t, "k2|2", new_image(2, "k2", 20, "x", "bye")),
+        ins(&t, "k3|3", new_image(3, "k3", 30, "z", "new", "r", b"")),
+        del(&t, "k2|2", new_image(2, "k2", 20, "x", "bye", "", b"")),
+        del(
+            &t,
+            "k\\|4|4",
+            new_image(4, "k|4", 40, "x", "pré2", "p,q", &[255]),
+        ),
     ];
     // Zero lost, zero doubled: the old era as it was, every later change once, none before the
     // checkpoint again.
@@ -448,7 +509,52 @@ async fn adopt_and_stream(gtid_mode: bool) {
         "{table}"
     );
 
-    // recover over old rows is refused with the reason.
+    // CSV says the era too.
+    let out = bintrail(&[
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        &schema,
+        "--table",
+        "t",
+        "--pk",
+        "k\\|1|1",
+        "--format",
+        "csv",
+    ]);
+    let csv = String::from_utf8_lossy(&out.stdout).to_string();
+    let forms: Vec<&str> = csv.lines().map(|l| l.rsplit(',').next().unwrap()).collect();
+    assert_eq!(
+        forms,
+        ["value_form", "established", "established", "bintrail"],
+        "{csv}"
+    );
+
+    // reconstruct does not read the old era: a moment before the stream's first change of the
+    // table is refused, saying why.
+    let out = bintrail(&[
+        "reconstruct",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &source.dsn(None),
+        "--table",
+        &t,
+        "--as-of",
+        &crate::recover::utc(now - 3600),
+        "--format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("indexed by the established tool"), "{err}");
+
+    // recover over both eras, applied to the source, restores the row that predates the index
+    // exactly and removes the rows the changes made: the old era's values were converted
+    // through schema_snapshots (ENUM index, SET bitmask, base64 TEXT; the composite key's
+    // parts in the other order; a key holding `|`).
+    let sql = crate::support::temp_dir("adopt").join("undo.sql");
     let out = bintrail(&[
         "recover",
         "--index-dsn",
@@ -459,13 +565,81 @@ async fn adopt_and_stream(gtid_mode: bool) {
         &schema,
         "--table",
         "t",
-        "--pk",
-        "2|k2",
+        "--output",
+        sql.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let script = std::fs::read_to_string(&sql).unwrap();
+    assert!(
+        script.contains("converted exactly through its schema_snapshots"),
+        "{script}"
+    );
+    let (ok, err) = crate::recover::apply_sql(source, &sql);
+    assert!(ok, "{err}\n{script}");
+    assert_eq!(table_rows(source, &schema).await, original, "{script}");
+
+    // A table whose old values cannot be converted exactly (a TIMESTAMP in the indexing host's
+    // zone) is refused, naming the table, the column and the form.
+    let mut conn = index.conn().await;
+    conn.query_drop(snapshot_rows(
+        &index.db,
+        2,
+        &schema,
+        "ts_t",
+        &[
+            ("id", "PRI", "int", "int"),
+            ("at", "", "timestamp", "timestamp"),
+        ],
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO binlog_events (binlog_file, start_pos, end_pos, event_timestamp, \
+         schema_name, table_name, event_type, pk_values, row_after, schema_version) VALUES \
+         ('{}', 4, 100, UTC_TIMESTAMP(), '{schema}', 'ts_t', 1, '1', \
+         '{{\"id\": 1, \"at\": \"2026-01-01 10:00:00\"}}', 2)",
+        at.file
+    ))
+    .await
+    .unwrap();
+    conn.disconnect().await.ok();
+    let out = bintrail(&[
+        "recover",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &source.dsn(None),
+        "--schema",
+        &schema,
+        "--table",
+        "ts_t",
         "--dry-run",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("indexed by the established tool"), "{err}");
+    for expected in [
+        format!("{schema}.ts_t").as_str(),
+        "column at (timestamp)",
+        "a TIMESTAMP in the indexing host's time zone",
+        "indexed by the established tool",
+    ] {
+        assert!(err.contains(expected), "refusal lacks {expected:?}: {err}");
+    }
+    assert_eq!(stream.stop().await, 0);
+}
+
+/// Every row of the fixture's table, every column, as the source returns them.
+async fn table_rows(source: &TestServer, schema: &str) -> Vec<mysql_async::Row> {
+    let mut conn = source.conn(None).await;
+    let rows = conn
+        .query(format!(
+            "SELECT b, a, v, CAST(e AS CHAR), CAST(s AS CHAR), txt, HEX(bl) FROM {schema}.t ORDER BY a, b"
+        ))
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,4 +669,88 @@ async fn a_table_in_another_layout_is_refused_with_what_differs_and_left_alone()
         assert!(err.contains(expected), "refusal lacks {expected:?}: {err}");
     }
     assert_eq!(shape(&index).await, before);
+}
+
+/// The established layout on a MariaDB 11.8 index server (its JSON columns are LONGTEXT with a
+/// `json_valid` check there): `--dry-run` changes nothing, `--adopt` takes it over, a second
+/// run is a no-op, the checkpoint (a MariaDB GTID position) is converted, and `query` reads
+/// the old rows, marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_established_index_on_a_mariadb_118_server_is_adopted_in_place() {
+    let server = TestServer::index_of(Flavor::Mariadb118);
+    let index = Index::uninitialised(server);
+    let now = server.unix_time().await as i64;
+    let mut conn = server.conn(None).await;
+    conn.query_drop(established_ddl(&index.db, now))
+        .await
+        .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.binlog_events (binlog_file, start_pos, end_pos, event_timestamp, \
+         gtid, schema_name, table_name, event_type, pk_values, row_after, schema_version) VALUES \
+         ('binlog.000001', 4, 200, UTC_TIMESTAMP(), '0-1-5', 'shop', 'orders', 1, '7|a\\\\|b', \
+         '{{\"id\": 7, \"e\": 2}}', 1);
+         INSERT INTO `{db}`.stream_state (id, mode, binlog_file, binlog_position, gtid_set, \
+         events_indexed, last_event_time, last_checkpoint, server_id) VALUES (1, 'gtid', \
+         'binlog.000001', 200, '0-1-5', 1, UTC_TIMESTAMP(), UTC_TIMESTAMP(), 4242)",
+        db = index.db
+    ))
+    .await
+    .unwrap();
+    conn.disconnect().await.ok();
+
+    let before = shape(&index).await;
+    let (ok, out, err) = adopt(&index, &["--dry-run"]);
+    assert!(ok, "{out}\n{err}");
+    for expected in [
+        "ALGORITHM=INSTANT",
+        "ALGORITHM=INPLACE, LOCK=NONE",
+        "RENAME TABLE",
+        "dry run: nothing was changed",
+    ] {
+        assert!(out.contains(expected), "dry run lacks {expected:?}:\n{out}");
+    }
+    assert_eq!(shape(&index).await, before, "--dry-run changed the index");
+
+    let (ok, out, err) = adopt(&index, &[]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("--server-id 4242"), "{out}");
+    let adopted = shape(&index).await;
+    let (ok, again, err) = adopt(&index, &[]);
+    assert!(ok, "{again}\n{err}");
+    assert!(again.contains("nothing to do"), "{again}");
+    assert_eq!(shape(&index).await, adopted);
+    let mut conn = index.conn().await;
+    let cp: Option<(String, String)> = conn
+        .query_first("SELECT mode, gtid_set FROM stream_state WHERE server_id = 4242")
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!(cp, Some(("gtid".into(), "0-1-5".into())));
+
+    let dsn = index.dsn();
+    let out = bintrail(&[
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--schema",
+        "shop",
+        "--table",
+        "orders",
+        "--format",
+        "json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows[0]["value_form"], "established", "{text}");
+    assert_eq!(rows[0]["stream_id"], 0, "{text}");
+    assert_eq!(rows[0]["row_after"], json!({"id": 7, "e": 2}), "{text}");
 }
