@@ -38,6 +38,17 @@ pub enum ReversalError {
         /// The key column.
         column: String,
     },
+    /// The image lacks a generated key column of the live table (MariaDB 11 leaves generated
+    /// columns out of UPDATE and DELETE images).
+    #[error("change #{event_id} to {table}: key column {column} of the live table is a generated column its stored image does not have (MariaDB 11 leaves generated columns out of UPDATE and DELETE images), so the row cannot be found safely; undo it by hand from `bintrail query` output")]
+    GeneratedKeyNotInImage {
+        /// The change.
+        event_id: u64,
+        /// `schema.table`.
+        table: String,
+        /// The key column.
+        column: String,
+    },
     /// The change has no image to work from.
     #[error("change #{event_id} to {table} has no {which} image stored")]
     NoImage {
@@ -158,13 +169,18 @@ impl<'a> Ctx<'a> {
         let exact = self.t.key_kind != KeyKind::AllColumns;
         for (n, &i) in self.t.key.iter().enumerate() {
             let col = &self.t.columns[i];
-            let v = image
-                .get(&col.name)
-                .ok_or_else(|| ReversalError::KeyNotInImage {
+            let v = image.get(&col.name).ok_or_else(|| match col.generated {
+                true => ReversalError::GeneratedKeyNotInImage {
                     event_id: self.c.event_id,
                     table: self.name(),
                     column: col.name.clone(),
-                })?;
+                },
+                false => ReversalError::KeyNotInImage {
+                    event_id: self.c.event_id,
+                    table: self.name(),
+                    column: col.name.clone(),
+                },
+            })?;
             if n > 0 {
                 sql.push_str(" AND ");
             }

@@ -75,11 +75,16 @@ pub struct ColumnSpec {
     pub json_text: bool,
     /// The column accepts NULL (from the table map's null bitmap).
     pub nullable: bool,
+    /// A generated column (VIRTUAL, or STORED/PERSISTENT). No table map says so: filled from
+    /// `information_schema` on MariaDB, whose 11.x leaves these columns out of UPDATE and
+    /// DELETE images; the decoder accepts an image without them only when it knows them as
+    /// generated ([`crate::encoding::decode_rows`]).
+    pub generated: bool,
 }
 
 impl ColumnSpec {
     /// A column with the given name, real type and normalised metadata; signed, binary
-    /// (`charset: None`), no ENUM/SET members, not JSON text, nullable.
+    /// (`charset: None`), no ENUM/SET members, not JSON text, nullable, not generated.
     pub fn new(name: impl Into<String>, col_type: ColumnType, meta: u16) -> Self {
         ColumnSpec {
             name: name.into(),
@@ -91,6 +96,7 @@ impl ColumnSpec {
             set_values: Vec::new(),
             json_text: false,
             nullable: true,
+            generated: false,
         }
     }
 }
