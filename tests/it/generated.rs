@@ -128,3 +128,56 @@ async fn mariadb118_updates_and_deletes_without_generated_columns_are_indexed_an
     assert_eq!(after.0, before.0, "checksum after recovery");
     assert_eq!(stream.stop().await, 0);
 }
+
+/// What an image without its generated columns cannot do still stops the stream (exit 3) with
+/// the reason: a table keyed by the digest of its whole image (no primary or NOT NULL unique
+/// key), and any missing column that is not generated (a session with MINIMAL images).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_images_without_what_the_row_needs_stop_the_stream() {
+    let source = TestServer::shared(Flavor::Mariadb118);
+    let cases = [
+        (
+            "CREATE TABLE {t} (ii INT, gs BIGINT AS (ii + 1) STORED); \
+             INSERT INTO {t} (ii) VALUES (1); UPDATE {t} SET ii = 2",
+            vec![
+                "leaves out the generated columns [\"gs\"]",
+                "no primary key or NOT NULL unique key",
+            ],
+        ),
+        (
+            "CREATE TABLE {t} (id INT PRIMARY KEY, ii INT, gs BIGINT AS (ii + 1) STORED); \
+             INSERT INTO {t} (id, ii) VALUES (1, 1); \
+             SET SESSION binlog_row_image = 'MINIMAL'; UPDATE {t} SET ii = 2",
+            vec!["partial row image, missing columns [\"ii\", \"gs\"]"],
+        ),
+    ];
+    for (sql, wants) in cases {
+        let db = unique("gen118");
+        source.exec(&format!("CREATE DATABASE {db}")).await;
+        let index = Index::new();
+        let id = server_id();
+        let mut flags = start_here(source, true).await.flags();
+        flags.extend(["--schemas".to_string(), db.clone()]);
+        let stream = Stream::start(source, &index, id, &flags);
+        source.exec(&sql.replace("{t}", &format!("{db}.t"))).await;
+        let log_path = stream.log_path();
+        assert_eq!(stream.exit_code().await, 3, "a definite error: {sql}");
+        let log = std::fs::read_to_string(log_path).unwrap();
+        for want in wants {
+            assert!(
+                log.contains(want),
+                "{want:?} not in the stream's log:\n{log}"
+            );
+        }
+        let updates: Vec<_> = index
+            .changes_of(id)
+            .await
+            .into_iter()
+            .filter(|r| r.kind != 1)
+            .collect();
+        assert!(
+            updates.is_empty(),
+            "nothing of the update is indexed: {updates:?}"
+        );
+    }
+}
