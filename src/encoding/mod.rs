@@ -69,6 +69,7 @@ mod text;
 mod value;
 
 pub mod live_value;
+pub mod spec;
 mod sql_literal;
 pub use json_raw::{unsealed, RAW_PREFIX};
 pub use sql_literal::{
@@ -82,8 +83,8 @@ use mysql_common::binlog::events::RowsEventData;
 use mysql_common::constants::ColumnType;
 use serde_json::{Map, Value};
 
-use crate::source::schema::{ColumnSpec, TableSpec};
 use cursor::{Cursor, Fault};
+use spec::{ColumnSpec, TableSpec};
 
 pub use text::base64;
 pub(crate) use text::{is_latin1_collation, latin1_to_string};

@@ -568,6 +568,17 @@ async fn index_horizon(index: &mut Conn, stream: u32) -> Result<Option<String>, 
 }
 
 impl Recovery {
+    /// The whole recovery script ([`reversal::script`]): this plan's headline, selection and
+    /// notes as its header, then its statements.
+    pub fn script(&self) -> String {
+        let mut header = vec![
+            format!("bintrail recover: {}", self.headline()),
+            format!("selection: {}", self.selection.describe()),
+        ];
+        header.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        reversal::script(&header, &self.changes, &self.statements)
+    }
+
     /// `reverses 3 changes (1 insert, 2 updates) to shop.orders, indexed by stream 42 from … to …
     /// UTC, newest first`.
     pub fn headline(&self) -> String {

@@ -20,7 +20,6 @@ use serde_json::{Map, Value};
 
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::query::StoredChange;
-use super::recover::Recovery;
 use crate::change::ChangeKind;
 use crate::encoding::{push_comparand, push_literal, LiteralError};
 use crate::sql::ident;
@@ -237,19 +236,25 @@ SET SESSION sql_mode = @bintrail_saved_sql_mode, time_zone = @bintrail_saved_tim
 /// Every comment line is written by [`push_comment`]: its text carries names and values read
 /// from the index (a table may be named `t<newline>DROP DATABASE x`), and a line break inside a
 /// `--` comment would turn the rest into a statement the client runs.
-pub fn script(r: &Recovery) -> String {
+///
+/// `header` is the lines of the header before the instruction to apply it; `statements` are
+/// those of `changes`, in the same order. (Taking the pieces rather than `recover`'s plan keeps
+/// the arrow from `recover` to this module one-way.)
+pub fn script(
+    header: &[String],
+    changes: &[StoredChange],
+    statements: &[Option<String>],
+) -> String {
     let mut out = String::new();
-    push_comment(&mut out, &format!("bintrail recover: {}", r.headline()));
-    push_comment(&mut out, &format!("selection: {}", r.selection.describe()));
-    for note in &r.notes {
-        push_comment(&mut out, &format!("note: {note}"));
+    for line in header {
+        push_comment(&mut out, line);
     }
     push_comment(
         &mut out,
         "Apply with the mysql client (not --force): one transaction, so an error changes nothing.",
     );
     out.push_str(SESSION_BEGIN);
-    for (c, stmt) in r.changes.iter().zip(&r.statements) {
+    for (c, stmt) in changes.iter().zip(statements) {
         push_comment(&mut out, &describe(c));
         match stmt {
             Some(sql) => {
@@ -407,17 +412,12 @@ mod tests {
         c.table = evil.into();
         c.pk_values = "1\nDROP TABLE x;".into();
         let stmt = statement(&c, &t).unwrap();
-        let r = Recovery {
-            selection: crate::history::selection::Selection {
-                table: Some(evil.into()),
-                ..Default::default()
-            },
-            changes: vec![c],
-            statements: vec![stmt.clone()],
-            tables: vec![t],
-            notes: vec!["a note\nDROP DATABASE shop;".into()],
-        };
-        let text = script(&r);
+        let header = [
+            format!("bintrail recover: reverses 1 change to shop.{evil}"),
+            format!("selection: --table {evil}"),
+            "note: a note\nDROP DATABASE shop;".to_string(),
+        ];
+        let text = script(&header, &[c], std::slice::from_ref(&stmt));
         // The statement quotes the name as an identifier (a line break inside backticks is
         // part of the name); everything else is a comment or the fixed session lines.
         let stmt = stmt.unwrap();
