@@ -505,6 +505,20 @@ impl Policed {
         out
     }
 
+    /// Per-column flags (such as [`crate::encoding::RowPair::absent`]) for the policed
+    /// spec: the flags of dropped columns go with them. Empty stays empty.
+    pub fn apply_flags(&self, flags: Vec<bool>) -> Vec<bool> {
+        if flags.is_empty() {
+            return flags;
+        }
+        flags
+            .into_iter()
+            .zip(&self.actions)
+            .filter(|(_, a)| **a != ColumnAction::Drop)
+            .map(|(f, _)| f)
+            .collect()
+    }
+
     fn mask(&self, v: Value) -> Value {
         if v.is_null() {
             return v;

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use bintrail::history::recover::{self, Options, RecoverError, Recovery};
-use bintrail::history::reversal::{describe, script};
+use bintrail::history::reversal::describe;
 use bintrail::history::selection::Selection;
 use bintrail::history::time::now;
 use bintrail::history::{open_index, open_source};
@@ -39,7 +39,7 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
         print!("{}", summary(&recovery));
         return Ok(());
     }
-    let sql = script(&recovery);
+    let sql = recovery.script();
     match &cmd.output {
         Some(path) => {
             std::fs::write(path, sql).map_err(|e| {

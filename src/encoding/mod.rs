@@ -8,7 +8,11 @@
 //!   base64 of every byte.
 //! * **Whole images or nothing.** A rows event whose column bitmap leaves any column out
 //!   (`binlog_row_image=MINIMAL` or `NOBLOB` in the writing session) fails with
-//!   [`DecodeError::PartialImage`]; a missing value is never filled with `null`.
+//!   [`DecodeError::PartialImage`]; a missing value is never filled with `null`. The one
+//!   exception is MariaDB 11, which leaves *generated* columns out of UPDATE and DELETE images
+//!   even with FULL: an image without them is accepted when the spec knows them as generated
+//!   and the row's key does not need them, and the stored image simply lacks them
+//!   ([`RowPair::absent`]); nothing computes or guesses their values.
 //! * **Decoding is a single forward pass** over `rows_data()` with a bounds-checked cursor,
 //!   driven by the already-resolved [`TableSpec`]: no table-map parsing and no intermediate
 //!   value type per row, one `Vec` per image plus one `String` per text value.
@@ -48,7 +52,7 @@
 //! | JSON, both flavors: the `json:` form ([`json_raw`]) | a container at level 100 of the document (MySQL's maximum; the row image adds a level the index refuses) is `"json:<its JSON text>"`; a source string that begins with `json:` is in that form too, so a stored string `"json:…"` always stands for the JSON text after the prefix | `[[…["json:[1,2]"]…]]`, `"json:\"json:x\""` |
 //! | GEOMETRY | base64 of MySQL's internal form (4-byte SRID, then WKB) | `"AAAAAAEBAAAA…"` |
 //! | VECTOR | array of numbers, each an f32 as for FLOAT | `[1.5,-2.0,0.1]` |
-//! | generated columns (virtual or stored) | whatever the image carries, by their type | |
+//! | generated columns (virtual or stored) | whatever the image carries, by their type; absent when the source left them out (MariaDB 11's UPDATE and DELETE images) | |
 //!
 //! Row identity ([`pk_values`]) and change detection ([`changed_columns`]) work on the decoded
 //! values, so they follow the same rules.
@@ -65,6 +69,7 @@ mod text;
 mod value;
 
 pub mod live_value;
+pub mod spec;
 mod sql_literal;
 pub use json_raw::{unsealed, RAW_PREFIX};
 pub use sql_literal::{
@@ -78,8 +83,8 @@ use mysql_common::binlog::events::RowsEventData;
 use mysql_common::constants::ColumnType;
 use serde_json::{Map, Value};
 
-use crate::source::schema::{ColumnSpec, TableSpec};
 use cursor::{Cursor, Fault};
+use spec::{ColumnSpec, TableSpec};
 
 pub use text::base64;
 pub(crate) use text::{is_latin1_collation, latin1_to_string};
@@ -91,6 +96,10 @@ pub struct RowPair {
     pub before: Option<Vec<Value>>,
     /// Every column after the change (WRITE, UPDATE); `None` for DELETE.
     pub after: Option<Vec<Value>>,
+    /// The columns the images leave out (MariaDB 11's generated columns in UPDATE and DELETE
+    /// images): empty when the images are whole, else one flag per column, `true` where the
+    /// images hold a `null` placeholder that [`image_json`] leaves out of the stored image.
+    pub absent: Vec<bool>,
 }
 
 /// Why a rows event could not be decoded. Every variant names the table.
@@ -134,10 +143,9 @@ pub enum DecodeError {
          the writing session has binlog_row_image MINIMAL or NOBLOB, bintrail needs FULL; \
          SET PERSIST binlog_row_image = 'FULL' on the source and reconnect every client, then \
          restart the stream from a later position with --reset (the changes of that session \
-         cannot be indexed). If the missing columns are generated columns and the source is \
-         MariaDB 11, FULL is set: MariaDB 11 leaves generated columns out of UPDATE and DELETE \
-         images, and bintrail cannot index that table's updates and deletes there (exclude the \
-         table by listing the others in --tables)"
+         cannot be indexed). MariaDB 11 leaves generated columns out of UPDATE and DELETE \
+         images even with FULL; bintrail accepts that for the columns the source's \
+         information_schema names as generated (index --files needs --source-dsn for it)"
     )]
     PartialImage {
         /// Database name.
@@ -146,6 +154,24 @@ pub enum DecodeError {
         table: String,
         /// Names of the columns the image leaves out.
         missing: Vec<String>,
+    },
+    /// MariaDB 11 left generated columns out of an UPDATE or DELETE image, and the row cannot
+    /// be identified without them.
+    #[error(
+        "rows event on {schema}.{table} leaves out the generated columns {missing:?} (MariaDB 11 \
+         does in UPDATE and DELETE images even with binlog_row_image=FULL), and {why}, so the \
+         row cannot be identified without them; give the table a primary key of ordinary \
+         columns, or exclude it (list the others in --tables)"
+    )]
+    GeneratedKey {
+        /// Database name.
+        schema: String,
+        /// Table name.
+        table: String,
+        /// Names of the generated columns the image leaves out.
+        missing: Vec<String>,
+        /// Why the key needs them.
+        why: String,
     },
     /// The row data ended inside a value.
     #[error(
@@ -245,8 +271,15 @@ pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowP
             found: ev.num_columns(),
         });
     }
-    let has_before = check_full(table, ev.columns_before_image().map(|b| b.iter_zeros()))?;
-    let has_after = check_full(table, ev.columns_after_image().map(|b| b.iter_zeros()))?;
+    let before_gaps = image_gaps(table, ev.columns_before_image().map(|b| b.iter_zeros()))?;
+    let after_gaps = image_gaps(table, ev.columns_after_image().map(|b| b.iter_zeros()))?;
+    let absent = absent_columns(
+        table,
+        before_gaps.as_deref(),
+        after_gaps.as_deref(),
+        partial,
+    )?;
+    let (has_before, has_after) = (before_gaps.is_some(), after_gaps.is_some());
     let has_json = table
         .columns
         .iter()
@@ -256,13 +289,13 @@ pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowP
     while !cur.is_empty() {
         let row = rows.len();
         let mut before = has_before
-            .then(|| decode_image(table, &mut cur, row))
+            .then(|| decode_image(table, &mut cur, row, &absent))
             .transpose()?;
         let mut after = match (has_after, &before) {
             (true, Some(before)) if partial => {
                 Some(decode_partial_after(table, &mut cur, row, before)?)
             }
-            (true, _) => Some(decode_image(table, &mut cur, row)?),
+            (true, _) => Some(decode_image(table, &mut cur, row, &absent)?),
             (false, _) => None,
         };
         if has_json {
@@ -271,7 +304,11 @@ pub fn decode_rows(table: &TableSpec, ev: &RowsEventData<'_>) -> Result<Vec<RowP
                 seal_json_columns(table, image);
             }
         }
-        rows.push(RowPair { before, after });
+        rows.push(RowPair {
+            before,
+            after,
+            absent: absent.clone(),
+        });
     }
     Ok(rows)
 }
@@ -286,39 +323,115 @@ fn seal_json_columns(table: &TableSpec, image: &mut [Value]) {
     }
 }
 
-/// Whether the image is present; an error if its bitmap leaves columns out.
-fn check_full(
+/// The columns an image leaves out (`None`: the event has no such image; empty: it is whole).
+/// Only generated columns may be missing, and only when the row's key does not need them:
+/// anything else is [`DecodeError::PartialImage`] or [`DecodeError::GeneratedKey`].
+fn image_gaps(
     table: &TableSpec,
     zeros: Option<impl Iterator<Item = usize>>,
-) -> Result<bool, DecodeError> {
+) -> Result<Option<Vec<usize>>, DecodeError> {
     let Some(zeros) = zeros else {
-        return Ok(false);
+        return Ok(None);
     };
-    let missing: Vec<String> = zeros.map(|i| table.columns[i].name.clone()).collect();
-    if missing.is_empty() {
-        Ok(true)
-    } else {
-        Err(DecodeError::PartialImage {
+    let gaps: Vec<usize> = zeros.collect();
+    let names = |gaps: &[usize]| -> Vec<String> {
+        gaps.iter()
+            .map(|&i| table.columns[i].name.clone())
+            .collect()
+    };
+    if gaps.iter().any(|&i| !table.columns[i].generated) {
+        return Err(DecodeError::PartialImage {
             schema: table.schema.clone(),
             table: table.table.clone(),
-            missing,
-        })
+            missing: names(&gaps),
+        });
+    }
+    let key = if table.primary_key.is_empty() {
+        &table.unique_key
+    } else {
+        &table.primary_key
+    };
+    let why = if gaps.is_empty() {
+        None
+    } else if key.is_empty() {
+        // The digest key hashes the whole image: the INSERT's (with them) and the DELETE's
+        // (without) would name one row differently.
+        Some("the table has no primary key or NOT NULL unique key (its rows are keyed by a digest of the whole image)".to_string())
+    } else {
+        key.iter()
+            .find(|i| gaps.contains(i))
+            .map(|&i| format!("{} is part of the row's key", table.columns[i].name))
+    };
+    match why {
+        Some(why) => Err(DecodeError::GeneratedKey {
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            missing: names(&gaps),
+            why,
+        }),
+        None => Ok(Some(gaps)),
     }
 }
 
-/// One full image: a null bitmap (one bit per column, low bit first), then each non-NULL value.
+/// One flag per column for the columns the event's images leave out ([`RowPair::absent`]);
+/// empty when they are whole. An UPDATE's two images must leave out the same columns (MariaDB
+/// 11 does), and a PARTIAL_UPDATE_ROWS_EVENT (MySQL's) none.
+fn absent_columns(
+    table: &TableSpec,
+    before: Option<&[usize]>,
+    after: Option<&[usize]>,
+    partial: bool,
+) -> Result<Vec<bool>, DecodeError> {
+    let gaps = match (before, after) {
+        (Some(b), Some(a)) if b != a || (partial && !b.is_empty()) => {
+            let mut missing: Vec<usize> = b.iter().chain(a).copied().collect();
+            missing.sort_unstable();
+            missing.dedup();
+            return Err(DecodeError::PartialImage {
+                schema: table.schema.clone(),
+                table: table.table.clone(),
+                missing: missing
+                    .iter()
+                    .map(|&i| table.columns[i].name.clone())
+                    .collect(),
+            });
+        }
+        (Some(g), _) | (None, Some(g)) => g,
+        (None, None) => &[],
+    };
+    if gaps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut absent = vec![false; table.columns.len()];
+    for &i in gaps {
+        absent[i] = true;
+    }
+    Ok(absent)
+}
+
+/// One image: a null bitmap (one bit per column the image has, low bit first), then each
+/// non-NULL value. A column in `absent` (empty: none) has neither; it gets a `null` placeholder.
 fn decode_image(
     table: &TableSpec,
     cur: &mut Cursor<'_>,
     row: usize,
+    absent: &[bool],
 ) -> Result<Vec<Value>, DecodeError> {
     let n = table.columns.len();
+    let present = n - absent.iter().filter(|a| **a).count();
     let nulls = cur
-        .take(n.div_ceil(8))
+        .take(present.div_ceil(8))
         .map_err(|f| locate(table, "null bitmap", row, f))?;
     let mut values = Vec::with_capacity(n);
+    let mut bit = 0;
     for (i, col) in table.columns.iter().enumerate() {
-        if nulls[i / 8] & (1 << (i % 8)) != 0 {
+        if absent.get(i).copied().unwrap_or(false) {
+            values.push(Value::Null);
+            continue;
+        }
+        let is_null = nulls[bit / 8] & (1 << (bit % 8)) != 0;
+        bit += 1;
+        if is_null {
             values.push(Value::Null);
             continue;
         }
@@ -437,10 +550,21 @@ pub fn row_object(table: &TableSpec, values: &[Value]) -> Map<String, Value> {
 /// The image as JSON object text with keys in table order, written without building a map or
 /// cloning values (the same object as [`row_object`], cheaper and in column order).
 pub fn row_json(table: &TableSpec, values: &[Value]) -> String {
+    image_json(table, values, &[])
+}
+
+/// [`row_json`] of an image that leaves out the columns flagged in `absent` (empty: none, see
+/// [`RowPair::absent`]): the stored image has no key for them, rather than a `null` that would
+/// claim a value.
+pub fn image_json(table: &TableSpec, values: &[Value], absent: &[bool]) -> String {
     let mut out = Vec::with_capacity(32 * values.len() + 2);
     out.push(b'{');
+    let mut first = true;
     for (i, (c, v)) in table.columns.iter().zip(values).enumerate() {
-        if i > 0 {
+        if absent.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
             out.push(b',');
         }
         json_text::push_str(&mut out, &c.name);
@@ -703,6 +827,83 @@ mod tests {
         let ev = rows_event_with(Kind::Write, 3, &[&noblob], &[]);
         let err = decode_rows(&t, &ev).unwrap_err();
         assert!(err.to_string().contains("binlog_row_image"), "{err}");
+    }
+
+    /// `g(id INT PRIMARY KEY, ii INT, gs INT AS (ii + 1) STORED, n INT)` as MariaDB 11 logs it.
+    fn with_generated(key: Vec<usize>) -> TableSpec {
+        let mut columns = vec![
+            ColumnSpec::new("id", MYSQL_TYPE_LONG, 0),
+            ColumnSpec::new("ii", MYSQL_TYPE_LONG, 0),
+            ColumnSpec::new("gs", MYSQL_TYPE_LONG, 0),
+            ColumnSpec::new("n", MYSQL_TYPE_LONG, 0),
+        ];
+        columns[2].generated = true;
+        TableSpec {
+            schema: "app".into(),
+            table: "g".into(),
+            columns,
+            primary_key: key,
+            unique_key: vec![],
+            non_transactional: false,
+        }
+    }
+
+    #[test]
+    fn an_update_image_without_its_generated_columns_is_stored_without_them() {
+        let t = with_generated(vec![0]);
+        let int = |v: i32| v.to_le_bytes();
+        // Bitmaps without column 2; each image's null bitmap covers its 3 columns (n is NULL).
+        let without = [0b1011u8];
+        let rows = [
+            image(&[Some(&int(1)), Some(&int(1)), None]),
+            image(&[Some(&int(1)), Some(&int(5)), None]),
+        ]
+        .concat();
+        let ev = rows_event_with(Kind::UpdateV1, 4, &[&without, &without], &rows);
+        let pairs = decode_rows(&t, &ev).unwrap();
+        let pair = &pairs[0];
+        assert_eq!(pair.absent, vec![false, false, true, false]);
+        assert_eq!(
+            image_json(&t, pair.before.as_ref().unwrap(), &pair.absent),
+            r#"{"id":1,"ii":1,"n":null}"#
+        );
+        assert_eq!(
+            image_json(&t, pair.after.as_ref().unwrap(), &pair.absent),
+            r#"{"id":1,"ii":5,"n":null}"#
+        );
+        let (b, a) = (pair.before.as_ref().unwrap(), pair.after.as_ref().unwrap());
+        assert_eq!(changed_columns_json(&t, b, a), r#"["ii"]"#);
+        assert_eq!(pk_values(&t, a), "1");
+    }
+
+    #[test]
+    fn a_missing_ordinary_column_is_still_a_partial_image_beside_generated_ones() {
+        let t = with_generated(vec![0]);
+        let without_gs_and_n = [0b0011u8];
+        let ev = rows_event_with(Kind::DeleteV1, 4, &[&without_gs_and_n], &[]);
+        assert_eq!(
+            decode_rows(&t, &ev),
+            Err(DecodeError::PartialImage {
+                schema: "app".into(),
+                table: "g".into(),
+                missing: vec!["gs".into(), "n".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn a_missing_generated_column_the_key_needs_is_refused() {
+        let without_gs = [0b1011u8];
+        let in_key = with_generated(vec![0, 2]);
+        let ev = rows_event_with(Kind::DeleteV1, 4, &[&without_gs], &[]);
+        let err = decode_rows(&in_key, &ev).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::GeneratedKey { why, .. } if why.contains("gs is part of the row's key")),
+            "{err}"
+        );
+        let keyless = with_generated(vec![]);
+        let err = decode_rows(&keyless, &ev).unwrap_err();
+        assert!(err.to_string().contains("no primary key"), "{err}");
     }
 
     /// `docs(id INT PRIMARY KEY, a JSON, n INT, b JSON)`.

@@ -260,7 +260,7 @@ mod tests {
     use super::super::text::base64;
     use super::super::value::decode_value;
     use super::*;
-    use crate::source::schema::ColumnSpec;
+    use crate::encoding::spec::ColumnSpec;
     use mysql_common::constants::ColumnType::{self, *};
     use serde_json::json;
 

@@ -8,9 +8,9 @@ use mysql_common::constants::ColumnType;
 use serde_json::{Number, Value};
 
 use super::cursor::{Cursor, Fault};
+use super::spec::ColumnSpec;
 use super::text::{base64, base64_padded, codec, decode_text, Codec};
 use super::{decimal, jsonb, mariadb_json, temporal};
-use crate::source::schema::ColumnSpec;
 
 /// Decodes the (non-NULL) value of `col` at the cursor.
 #[inline]

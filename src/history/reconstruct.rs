@@ -38,7 +38,7 @@ use mysql_async::{Conn, Row};
 use serde_json::Value;
 
 use super::ddl;
-use super::live::{KeyKind, LiveTable};
+use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::query::{self, QueryError, StoredChange};
 use super::time::{format_utc, parse_utc};
 use crate::change::ChangeKind;
@@ -416,7 +416,9 @@ pub async fn reconstruct(
         };
         let images = Images::new(&table, &name);
         let mut undo = if keyed {
-            Undo::Keyed(first_touches(&images, &changes, req.pk.as_deref())?)
+            let (touched, unknown) = first_touches(&images, &changes, req.pk.as_deref())?;
+            notes.extend(unknown.note());
+            Undo::Keyed(touched)
         } else {
             Undo::Keyless(net_changes(&images, &changes, &snapshot.lower)?)
         };
@@ -998,7 +1000,11 @@ fn check_shapes(
             .iter()
             .filter(|n| t.column_index(n).is_none())
             .collect();
-        let common = t.fingerprint(|col| names.contains(&col.name));
+        // MariaDB 11 leaves generated columns out of UPDATE and DELETE images: an image
+        // without them still names every column of its moment when they are added back.
+        let common = Some(t.fingerprint(|col| names.contains(&col.name)))
+            .filter(|fp| *fp == Some(c.schema_version))
+            .unwrap_or_else(|| t.fingerprint(|col| names.contains(&col.name) || col.generated));
         // The stored columns that still exist must keep their names and types: the fingerprint
         // of the live columns they name, in live order, equals the stored one only if nothing
         // else changed, and dropped columns make that comparison impossible.
@@ -1013,7 +1019,7 @@ fn check_shapes(
         let new: Vec<&str> = t
             .columns
             .iter()
-            .filter(|col| !names.contains(&col.name))
+            .filter(|col| !names.contains(&col.name) && !col.generated)
             .map(|col| col.name.as_str())
             .collect();
         if !gone.is_empty() && !new.is_empty() {
@@ -1033,6 +1039,7 @@ fn check_shapes(
             t.columns
                 .iter()
                 .filter(|col| !names.contains(&col.name))
+                .filter(|col| !(col.generated && common == Some(c.schema_version)))
                 .map(|col| col.name.clone()),
         );
     }
@@ -1175,18 +1182,24 @@ impl Undo {
 
 /// For each key changed after the cut, its state at the moment: the before image of its first
 /// change, or `None` when that change created the key.
+/// Also says which restored rows lack generated columns ([`UnknownGenerated`]).
 fn first_touches(
     images: &Images<'_>,
     changes: &[StoredChange],
     pk: Option<&str>,
-) -> Result<HashMap<String, Option<Image>>, ReconstructError> {
+) -> Result<(HashMap<String, Option<Image>>, UnknownGenerated), ReconstructError> {
     let mut touched: HashMap<String, Option<Image>> = HashMap::new();
+    let mut unknown = UnknownGenerated::default();
     for c in changes {
         let before = images.before(c)?;
         let after = images.after(c)?;
         if let Some(b) = before {
             if pk.is_none_or(|pk| pk == images.pk_text(&b)) {
-                touched.entry(images.key(&b)).or_insert(Some(b));
+                if let std::collections::hash_map::Entry::Vacant(e) = touched.entry(images.key(&b))
+                {
+                    unknown.add(images.table, c.row_before.as_ref());
+                    e.insert(Some(b));
+                }
             }
         }
         if let Some(a) = after {
@@ -1195,7 +1208,48 @@ fn first_touches(
             }
         }
     }
-    Ok(touched)
+    Ok((touched, unknown))
+}
+
+/// Restored rows whose before image lacks generated columns of the live table (MariaDB 11
+/// leaves them out of UPDATE and DELETE images): their values at the moment are not in the
+/// index, and the rows carry NULL there. Counted so the output says so instead of passing the
+/// NULLs off as values.
+#[derive(Default)]
+struct UnknownGenerated {
+    rows: u64,
+    columns: std::collections::BTreeSet<String>,
+}
+
+impl UnknownGenerated {
+    fn add(&mut self, t: &LiveTable, image: Option<&serde_json::Map<String, Value>>) {
+        let Some(image) = image else { return };
+        let lacking: Vec<&LiveColumn> = t
+            .columns
+            .iter()
+            .filter(|c| c.generated && !image.contains_key(&c.name))
+            .collect();
+        if !lacking.is_empty() {
+            self.rows += 1;
+            self.columns
+                .extend(lacking.into_iter().map(|c| c.name.clone()));
+        }
+    }
+
+    /// The note for the reader, when any restored row is affected.
+    fn note(&self) -> Option<String> {
+        (self.rows > 0).then(|| {
+            format!(
+                "{} restored row(s) come from before images without the generated column(s) {} \
+                 (MariaDB 11 leaves them out of UPDATE and DELETE images): their values at the \
+                 moment are not known and are written as NULL, and --where sees NULL for them; \
+                 the INSERTs of --format sql leave generated columns to the server, which \
+                 computes them",
+                self.rows,
+                self.columns.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
 }
 
 /// For a keyless table: per row text, the row and how many more (or fewer) copies the moment

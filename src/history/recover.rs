@@ -706,13 +706,22 @@ fn check_schema(c: &StoredChange, t: &LiveTable) -> Result<Option<String>, Recov
             column: gone.to_string(),
         });
     }
-    if t.fingerprint(|col| stored.contains(&col.name)) == Some(c.schema_version) {
+    // MariaDB 11 leaves generated columns out of UPDATE and DELETE images: with them added
+    // back, such an image names every column of its moment.
+    let with_generated = t.fingerprint(|col| stored.contains(&col.name) || col.generated);
+    let stored_only = t.fingerprint(|col| stored.contains(&col.name));
+    if stored_only == Some(c.schema_version) || with_generated == Some(c.schema_version) {
+        let generated_absent = stored_only != Some(c.schema_version);
         let added: Vec<&str> = t
             .columns
             .iter()
             .filter(|col| !stored.contains(&col.name))
+            .filter(|col| !(generated_absent && col.generated))
             .map(|col| col.name.as_str())
             .collect();
+        if added.is_empty() {
+            return Ok(None);
+        }
         return Ok(Some(format!(
             "{}.{} has columns added since the changes were indexed: {}; rows restored by INSERT get their defaults",
             c.schema,
@@ -746,6 +755,17 @@ async fn index_horizon(index: &mut Conn, stream: u32) -> Result<Option<String>, 
 }
 
 impl Recovery {
+    /// The whole recovery script ([`reversal::script`]): this plan's headline, selection and
+    /// notes as its header, then its statements.
+    pub fn script(&self) -> String {
+        let mut header = vec![
+            format!("bintrail recover: {}", self.headline()),
+            format!("selection: {}", self.selection.describe()),
+        ];
+        header.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        reversal::script(&header, &self.changes, &self.statements)
+    }
+
     /// `reverses 3 changes (1 insert, 2 updates) to shop.orders, indexed by stream 42 from … to …
     /// UTC, newest first`.
     pub fn headline(&self) -> String {

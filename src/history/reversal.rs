@@ -20,7 +20,6 @@ use serde_json::{Map, Value};
 
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::query::StoredChange;
-use super::recover::Recovery;
 use crate::change::ChangeKind;
 use crate::encoding::{push_comparand, push_literal, LiteralError};
 use crate::sql::ident;
@@ -31,6 +30,17 @@ pub enum ReversalError {
     /// The image lacks a key column of the live table.
     #[error("change #{event_id} to {table}: its stored image has no value for key column {column} of the live table; the key changed since, so the row cannot be found safely")]
     KeyNotInImage {
+        /// The change.
+        event_id: u64,
+        /// `schema.table`.
+        table: String,
+        /// The key column.
+        column: String,
+    },
+    /// The image lacks a generated key column of the live table (MariaDB 11 leaves generated
+    /// columns out of UPDATE and DELETE images).
+    #[error("change #{event_id} to {table}: key column {column} of the live table is a generated column its stored image does not have (MariaDB 11 leaves generated columns out of UPDATE and DELETE images), so the row cannot be found safely; undo it by hand from `bintrail query` output")]
+    GeneratedKeyNotInImage {
         /// The change.
         event_id: u64,
         /// `schema.table`.
@@ -158,13 +168,18 @@ impl<'a> Ctx<'a> {
         let exact = self.t.key_kind != KeyKind::AllColumns;
         for (n, &i) in self.t.key.iter().enumerate() {
             let col = &self.t.columns[i];
-            let v = image
-                .get(&col.name)
-                .ok_or_else(|| ReversalError::KeyNotInImage {
+            let v = image.get(&col.name).ok_or_else(|| match col.generated {
+                true => ReversalError::GeneratedKeyNotInImage {
                     event_id: self.c.event_id,
                     table: self.name(),
                     column: col.name.clone(),
-                })?;
+                },
+                false => ReversalError::KeyNotInImage {
+                    event_id: self.c.event_id,
+                    table: self.name(),
+                    column: col.name.clone(),
+                },
+            })?;
             if n > 0 {
                 sql.push_str(" AND ");
             }
@@ -221,19 +236,25 @@ SET SESSION sql_mode = @bintrail_saved_sql_mode, time_zone = @bintrail_saved_tim
 /// Every comment line is written by [`push_comment`]: its text carries names and values read
 /// from the index (a table may be named `t<newline>DROP DATABASE x`), and a line break inside a
 /// `--` comment would turn the rest into a statement the client runs.
-pub fn script(r: &Recovery) -> String {
+///
+/// `header` is the lines of the header before the instruction to apply it; `statements` are
+/// those of `changes`, in the same order. (Taking the pieces rather than `recover`'s plan keeps
+/// the arrow from `recover` to this module one-way.)
+pub fn script(
+    header: &[String],
+    changes: &[StoredChange],
+    statements: &[Option<String>],
+) -> String {
     let mut out = String::new();
-    push_comment(&mut out, &format!("bintrail recover: {}", r.headline()));
-    push_comment(&mut out, &format!("selection: {}", r.selection.describe()));
-    for note in &r.notes {
-        push_comment(&mut out, &format!("note: {note}"));
+    for line in header {
+        push_comment(&mut out, line);
     }
     push_comment(
         &mut out,
         "Apply with the mysql client (not --force): one transaction, so an error changes nothing.",
     );
     out.push_str(SESSION_BEGIN);
-    for (c, stmt) in r.changes.iter().zip(&r.statements) {
+    for (c, stmt) in changes.iter().zip(statements) {
         push_comment(&mut out, &describe(c));
         match stmt {
             Some(sql) => {
@@ -391,17 +412,12 @@ mod tests {
         c.table = evil.into();
         c.pk_values = "1\nDROP TABLE x;".into();
         let stmt = statement(&c, &t).unwrap();
-        let r = Recovery {
-            selection: crate::history::selection::Selection {
-                table: Some(evil.into()),
-                ..Default::default()
-            },
-            changes: vec![c],
-            statements: vec![stmt.clone()],
-            tables: vec![t],
-            notes: vec!["a note\nDROP DATABASE shop;".into()],
-        };
-        let text = script(&r);
+        let header = [
+            format!("bintrail recover: reverses 1 change to shop.{evil}"),
+            format!("selection: --table {evil}"),
+            "note: a note\nDROP DATABASE shop;".to_string(),
+        ];
+        let text = script(&header, &[c], std::slice::from_ref(&stmt));
         // The statement quotes the name as an identifier (a line break inside backticks is
         // part of the name); everything else is a comment or the fixed session lines.
         let stmt = stmt.unwrap();

@@ -66,6 +66,7 @@ pub async fn resolve(
     };
     if flavor == Flavor::Mariadb {
         mark_json_columns(conn, &mut spec).await?;
+        mark_generated_columns(conn, &mut spec).await?;
     }
     if spec.primary_key.is_empty() {
         spec.unique_key = unique_key(conn, &spec).await?;
@@ -314,6 +315,26 @@ async fn mark_json_columns(conn: &mut Conn, spec: &mut TableSpec) -> Result<(), 
             if spec.columns[i].col_type == ColumnType::MYSQL_TYPE_BLOB {
                 spec.columns[i].json_text = true;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Marks the generated columns (VIRTUAL, STORED or PERSISTENT: MariaDB's `IS_GENERATED` is
+/// `ALWAYS` for each), which MariaDB 11 leaves out of UPDATE and DELETE images. Read from the
+/// live table like the JSON constraint above, so a column an ALTER after the event made
+/// generated or ordinary is judged by what it is now.
+async fn mark_generated_columns(conn: &mut Conn, spec: &mut TableSpec) -> Result<(), SourceError> {
+    let names: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND IS_GENERATED = 'ALWAYS'",
+            (&spec.schema, &spec.table),
+        )
+        .await?;
+    for name in names {
+        if let Some(i) = spec.column_index(&name) {
+            spec.columns[i].generated = true;
         }
     }
     Ok(())

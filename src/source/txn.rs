@@ -840,6 +840,7 @@ impl Assembler {
                 for pair in &mut pairs {
                     pair.before = pair.before.take().map(|v| p.apply(v));
                     pair.after = pair.after.take().map(|v| p.apply(v));
+                    pair.absent = p.apply_flags(std::mem::take(&mut pair.absent));
                 }
                 p.spec.clone()
             }
@@ -1039,7 +1040,7 @@ fn build_change(
         (Some(b), Some(a)) => encoding::changed_key(spec, b, a),
         _ => None,
     };
-    let object = |v: &Vec<serde_json::Value>| encoding::row_json(spec, v);
+    let object = |v: &Vec<serde_json::Value>| encoding::image_json(spec, v, &pair.absent);
     Change {
         binlog_file: m.txn.file.clone(),
         start_pos: m.start,

@@ -228,8 +228,9 @@ async fn mariadb118_survives_twenty_kills_and_an_index_crash_with_every_change_o
     kill_loop(Flavor::Mariadb118, true).await;
 }
 
-/// A MySQL source into a MariaDB 11.8 index server, killed (and the index crashed) as above.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_survives_twenty_kills_and_an_index_crash_with_every_change_once() {
-    kill_loop_into(Flavor::Mysql, true, Flavor::Mariadb118).await;
-}
+crate::on_each_mariadb_index!(
+    /// A MySQL source into a MariaDB index server (10.11 and 11.8), killed (and the index
+    /// crashed) as above.
+    mariadb_index_survives_twenty_kills_and_an_index_crash_with_every_change_once,
+    |flavor| kill_loop_into(Flavor::Mysql, true, flavor)
+);

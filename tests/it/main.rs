@@ -12,6 +12,7 @@ mod fill_gap;
 mod filters;
 mod formats;
 mod gaps;
+mod generated;
 mod history;
 mod huge;
 mod index_files;

@@ -80,10 +80,11 @@ async fn each_filter_selects_exactly_its_changes_and_json_keeps_stored_values() 
     filters_select_their_changes(Index::new()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_each_filter_selects_exactly_its_changes() {
-    filters_select_their_changes(Index::new_of(Flavor::Mariadb118)).await;
-}
+crate::on_each_mariadb_index!(
+    /// The same on a MariaDB index server (10.11 and 11.8).
+    mariadb_index_each_filter_selects_exactly_its_changes,
+    |flavor| filters_select_their_changes(Index::new_of(flavor))
+);
 
 async fn filters_select_their_changes(index: Index) {
     let source = TestServer::shared(Flavor::Mysql);
@@ -235,17 +236,11 @@ async fn every_filter_combination_is_answered_through_an_index() {
     lookups_use_an_index(Flavor::Mysql).await;
 }
 
-/// The same lookups on a MariaDB 11.8 index server use the same keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_answers_every_filter_combination_through_an_index() {
-    lookups_use_an_index(Flavor::Mariadb118).await;
-}
-
-/// And on a MariaDB 10.11 index server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_index_answers_every_filter_combination_through_an_index() {
-    lookups_use_an_index(Flavor::Mariadb).await;
-}
+crate::on_each_mariadb_index!(
+    /// The same lookups on a MariaDB index server (10.11 and 11.8) use the same keys.
+    mariadb_index_answers_every_filter_combination_through_an_index,
+    |flavor| lookups_use_an_index(flavor)
+);
 
 async fn lookups_use_an_index(flavor: Flavor) {
     let index = Index::new_of(flavor);

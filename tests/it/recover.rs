@@ -191,11 +191,11 @@ async fn restores_every_type(flavor: Flavor) {
     restores_every_type_from(flavor, Index::new()).await;
 }
 
-/// A MySQL source's every-type table recovered from a MariaDB 11.8 index.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_recovery_sql_restores_a_table_of_every_type() {
-    restores_every_type_from(Flavor::Mysql, Index::new_of(Flavor::Mariadb118)).await;
-}
+crate::on_each_mariadb_index!(
+    /// A MySQL source's every-type table recovered from a MariaDB index (10.11 and 11.8).
+    mariadb_index_recovery_sql_restores_a_table_of_every_type,
+    |flavor| restores_every_type_from(Flavor::Mysql, Index::new_of(flavor))
+);
 
 async fn restores_every_type_from(flavor: Flavor, index: Index) {
     let source = TestServer::shared(flavor);

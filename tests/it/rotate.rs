@@ -104,11 +104,11 @@ async fn rotate_drops_exactly_the_expired_hours_and_streaming_continues() {
     rotate_on(TestServer::index()).await;
 }
 
-/// The same on a MariaDB 11.8 index server (no page compression there).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_rotate_drops_exactly_the_expired_hours_and_streaming_continues() {
-    rotate_on(TestServer::index_of(Flavor::Mariadb118)).await;
-}
+crate::on_each_mariadb_index!(
+    /// The same on a MariaDB index server, 10.11 and 11.8 (no page compression there).
+    mariadb_index_rotate_drops_exactly_the_expired_hours_and_streaming_continues,
+    |flavor| rotate_on(TestServer::index_of(flavor))
+);
 
 async fn rotate_on(index_server: &'static TestServer) {
     let source = TestServer::shared(Flavor::Mysql);

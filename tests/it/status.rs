@@ -185,8 +185,11 @@ async fn stale_after_fails_when_no_stream_has_a_checkpoint() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_status_reports_streams_lag_and_gaps() {
-    let source = TestServer::start(Flavor::Mysql, &[]);
-    reports_into(&source, true, true, Flavor::Mariadb118).await;
-}
+crate::on_each_mariadb_index!(
+    /// The same on a MariaDB index server (10.11 and 11.8), each with a dedicated source.
+    mariadb_index_status_reports_streams_lag_and_gaps,
+    |flavor| async move {
+        let source = TestServer::start(Flavor::Mysql, &[]);
+        reports_into(&source, true, true, flavor).await;
+    }
+);

@@ -251,14 +251,9 @@ async fn mariadb118_gtid_mode_indexes_exactly_the_committed_changes() {
     mixed(Flavor::Mariadb118, true).await;
 }
 
-/// A MariaDB 11.8 index server (JSON columns are LONGTEXT with a json_valid CHECK there).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb118_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes() {
-    mixed_into(Flavor::Mysql, true, Index::new_of(Flavor::Mariadb118)).await;
-}
-
-/// A MariaDB 10.11 index server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes() {
-    mixed_into(Flavor::Mysql, true, Index::new_of(Flavor::Mariadb)).await;
-}
+crate::on_each_mariadb_index!(
+    /// A MariaDB index server, 10.11 and 11.8 (JSON columns are LONGTEXT with a json_valid
+    /// CHECK there).
+    mariadb_index_from_mysql_gtid_mode_indexes_exactly_the_committed_changes,
+    |flavor| mixed_into(Flavor::Mysql, true, Index::new_of(flavor))
+);

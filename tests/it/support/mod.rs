@@ -111,3 +111,31 @@ fn test_base64_matches_the_standard_alphabet_and_padding() {
     assert_eq!(base64(&[0xff, 0xfe, 0x00, 0x01]), "//4AAQ==");
     assert_eq!(base64(&[0x00, 0xff, 0x80, 0xfe]), "AP+A/g==");
 }
+
+/// One test per MariaDB index server, 10.11 and 11.8, from one body: the index-side
+/// capabilities are tested on both (README, "Supported index servers"). Expands to a module
+/// `$name` with the tests `mariadb` (10.11) and `mariadb118`, each binding `$flavor` to its
+/// index flavor before awaiting `$body`. Each flavor's index server is the shared
+/// `TestServer::index_of` one, so a second version costs one server start, not one per test.
+#[macro_export]
+macro_rules! on_each_mariadb_index {
+    ($(#[doc = $doc:literal])* $name:ident, |$flavor:ident| $body:expr) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                let $flavor = $crate::support::Flavor::Mariadb;
+                $body.await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb118() {
+                let $flavor = $crate::support::Flavor::Mariadb118;
+                $body.await
+            }
+        }
+    };
+}
