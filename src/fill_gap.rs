@@ -227,8 +227,9 @@ pub async fn run(config: &FillConfig, progress: Arc<files::Progress>) -> Result<
     Ok(filled)
 }
 
-/// A stream's changes in some binlog files written after an `event_id` (`uk_change`): (stream,
-/// each file, id). What the EXPLAIN test runs, for `files` files.
+/// A stream's changes in some binlog files written after an `event_id` (`uk_change`, or
+/// `PRIMARY` from the id): (stream, each file, id). What the EXPLAIN test runs, for `files`
+/// files.
 pub fn fill_ids_sql(files: usize) -> String {
     let marks = vec!["?"; files.max(1)].join(", ");
     format!(

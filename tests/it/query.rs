@@ -545,7 +545,7 @@ async fn lookups_use_an_index(flavor: Flavor) {
         (
             "fill-gap: the range's changes in its files",
             (fill_gap::fill_ids_sql(2), files.clone()),
-            &["uk_change"][..],
+            &["uk_change", "PRIMARY"][..],
         ),
         (
             "fill-gap: the stream's changes among the fill's ids",
