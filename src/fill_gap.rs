@@ -220,7 +220,14 @@ pub async fn run(config: &FillConfig, progress: Arc<files::Progress>) -> Result<
         });
     }
     if !run.dry_run {
-        record_fill(&mut conn, &gap, &range, &run.files, &filled.files.join(", ")).await?;
+        record_fill(
+            &mut conn,
+            &gap,
+            &range,
+            &run.files,
+            &filled.files.join(", "),
+        )
+        .await?;
     }
     let _ = conn.disconnect().await;
     filled.summary = Some(summary);

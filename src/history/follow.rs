@@ -186,11 +186,7 @@ async fn later_by_key(
     let mut later_ids = Vec::new();
     for chunk in keys.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let from = chunk
-            .iter()
-            .map(|(_, f)| f.id_floor())
-            .min()
-            .unwrap_or(0);
+        let from = chunk.iter().map(|(_, f)| f.id_floor()).min().unwrap_or(0);
         let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into(), stream.into()];
         params.extend(
             chunk
@@ -264,7 +260,11 @@ fn later_in_range(
 fn selected_keys(order: &Order, mine: &[&StoredChange]) -> Trail {
     let mut trail = Trail::new();
     for c in mine {
-        note(&mut trail, &c.pk_values, order.pos(c.stream_id, c.event_id).next());
+        note(
+            &mut trail,
+            &c.pk_values,
+            order.pos(c.stream_id, c.event_id).next(),
+        );
     }
     trail
 }

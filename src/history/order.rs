@@ -177,7 +177,10 @@ mod tests {
         assert!(before < f1 && f1 < f2 && f2 < after);
         assert!(o.pos(7, 19) > f2, "streamed after the gap");
         assert!(o.pos(7, 26) > f2, "streamed after the fill");
-        assert!(!o.pos(8, 20).filled(), "another stream's change keeps its id");
+        assert!(
+            !o.pos(8, 20).filled(),
+            "another stream's change keeps its id"
+        );
     }
 
     #[test]

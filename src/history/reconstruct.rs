@@ -822,7 +822,10 @@ async fn refuse_too_old(
     table: &str,
 ) -> Result<(), ReconstructError> {
     let before: Option<(u64,)> = idx
-        .exec_first(ANY_BEFORE_CUT, (schema, table, m.stream_id, m.cut.id_floor()))
+        .exec_first(
+            ANY_BEFORE_CUT,
+            (schema, table, m.stream_id, m.cut.id_floor()),
+        )
         .await
         .map_err(ReconstructError::Index)?;
     if before.is_some() {

@@ -293,7 +293,12 @@ async fn rows_of(source: &TestServer, table: &str) -> Vec<serde_json::Value> {
 }
 
 /// `reconstruct --as-of TIME --format json` of `table`, by id.
-fn reconstructed(index: &Index, source: &TestServer, table: &str, at: i64) -> Vec<serde_json::Value> {
+fn reconstructed(
+    index: &Index,
+    source: &TestServer,
+    table: &str,
+    at: i64,
+) -> Vec<serde_json::Value> {
     let out = bintrail(&[
         "reconstruct",
         "--index-dsn",
@@ -308,7 +313,11 @@ fn reconstructed(index: &Index, source: &TestServer, table: &str, at: i64) -> Ve
         "json",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "reconstruct --as-of {}: {stderr}", utc(at));
+    assert!(
+        out.status.success(),
+        "reconstruct --as-of {}: {stderr}",
+        utc(at)
+    );
     let mut rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
@@ -450,7 +459,11 @@ async fn mysql_filled_changes_take_their_place_in_history_order() {
     eprintln!("recover across the filled gap:\n{script}");
     let (ok, err) = apply_sql(&source, &sql);
     assert!(ok, "applying failed: {err}\n{script}\n{stderr}");
-    assert_eq!(rows_of(&source, &table).await, before, "rows after recovery\n{script}");
+    assert_eq!(
+        rows_of(&source, &table).await,
+        before,
+        "rows after recovery\n{script}"
+    );
 
     // A gap an older bintrail recorded has no place: crossing it is refused.
     let mut conn = index.conn().await;
@@ -476,6 +489,9 @@ async fn mysql_filled_changes_take_their_place_in_history_order() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("did not note where the gap sits"), "{stderr}");
+    assert!(
+        stderr.contains("did not note where the gap sits"),
+        "{stderr}"
+    );
     assert_eq!(stream.stop().await, 0);
 }

@@ -6,8 +6,8 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use bintrail::change::ChangeKind;
-use bintrail::history::follow::{moves_sql, table_scan_sql, Trail};
 use bintrail::fill_gap;
+use bintrail::history::follow::{moves_sql, table_scan_sql, Trail};
 use bintrail::history::order::{Order, Pos};
 use bintrail::history::query::{select_sql, select_sql_following, SINCE_BOUND_SQL};
 use bintrail::history::reconstruct as rc;
