@@ -2,12 +2,14 @@
 //! not restore what was there.
 //!
 //! # When a reversal is refused
-//! Undoing changes c1 … cn (oldest to newest) by applying their inverses newest first restores
-//! each row to its state before c1, provided that the index holds every change made to those
-//! rows since c1, and that the statements mean today what they meant then. So [`plan`] refuses:
+//! Undoing changes c1 … cn (oldest to newest in history order, `history::order`: commit order,
+//! with the changes `index --fill-gap` wrote at their gap) by applying their inverses newest
+//! first restores each row to its state before c1, provided that the index holds every change
+//! made to those rows since c1, and that the statements mean today what they meant then. So
+//! [`plan`] refuses:
 //! * a selection that spans more than one stream (the same source indexed twice would be undone
 //!   twice; different sources cannot be ordered against each other);
-//! * a **gap**: a `stream_gaps` row of the stream detected at or after the oldest selected
+//! * a **gap**: a `stream_gaps` row of the stream detected at or after the earliest selected
 //!   change (the skipped history may hold changes to these rows), unless `index --fill-gap`
 //!   filled it and noted where it sits in history order (`history::order`); a gap filled
 //!   without that (recorded or filled by an older bintrail) is refused too;
@@ -24,8 +26,9 @@
 //!   undoing half a transaction restores a state that never existed, unless the caller accepts
 //!   that (`--allow-partial-transactions`, and the script notes which);
 //! * a **TRUNCATE, DROP or RENAME** of a selected change's table recorded after the oldest
-//!   selected change of that table (a `ddl_events` marker with `last_event_id` at or after its
-//!   `event_id`): the rows are gone from the table, or the name is another table's now, so
+//!   selected change of that table (a `ddl_events` marker whose `last_event_id` names that
+//!   change or one after it in history order, `history::order`): the rows are gone from the
+//!   table, or the name is another table's now, so
 //!   the SQL would not put back what was there. ALTER is the schema check's business;
 //! * a selection larger than its `--limit` (a partial reversal is not what was asked for);
 //! * a change the established tool indexed before the index was adopted (`index::adopt`): its
