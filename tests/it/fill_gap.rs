@@ -495,3 +495,98 @@ async fn mysql_filled_changes_take_their_place_in_history_order() {
     );
     assert_eq!(stream.stop().await, 0);
 }
+
+/// A gap's first binlog indexed by hand (`index --files`), then a change streamed, then the
+/// fill: the stream's change lies among the ids of the gap's changes, which therefore cannot be
+/// placed. The fill takes them out again and leaves the gap open; run again, it writes them
+/// afresh, in one block, and `query` lists them in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_fill_the_stream_interleaved_is_taken_back_and_run_again() {
+    let source = TestServer::start(Flavor::Mysql, &[]);
+    let db = unique("weave");
+    let table = format!("{db}.t");
+    source
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(20))"
+        ))
+        .await;
+    let index = Index::new();
+    let id = server_id();
+    let mut flags = start_here(&source, true).await.flags();
+    flags.extend([
+        "--schemas".into(),
+        db.clone(),
+        "--on-gap".into(),
+        "skip".into(),
+    ]);
+    let stream = Stream::start(&source, &index, id, &flags);
+    source
+        .exec(&format!("INSERT INTO {table} VALUES (1, 'a')"))
+        .await;
+    index.wait_caught_up(&source, id).await;
+    assert_eq!(stream.stop().await, 0);
+
+    // The gap spans two binlogs.
+    let (first_file, _) = source_end(&source).await;
+    source
+        .exec(&format!(
+            "UPDATE {table} SET v = 'a1' WHERE id = 1; FLUSH BINARY LOGS;
+             UPDATE {table} SET v = 'a2' WHERE id = 1; FLUSH BINARY LOGS"
+        ))
+        .await;
+    let (newest, _) = source_end(&source).await;
+    let copy = copy_binlogs(&source);
+    purge_to(&source, &newest.file).await;
+    let stream = Stream::start(&source, &index, id, &flags);
+    index.wait_caught_up(&source, id).await;
+    let (gap, _) = the_gap(&index, id).await;
+
+    // The gap's first binlog by hand, then a streamed change, then the fill.
+    let (dsn, id_text) = (index.dsn(), id.to_string());
+    let first_path = copy.join(&first_file.file).display().to_string();
+    let out = bintrail(&[
+        "index",
+        "--index-dsn",
+        &dsn,
+        "--server-id",
+        &id_text,
+        "--schemas",
+        &db,
+        "--files",
+        &first_path,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    source
+        .exec(&format!("UPDATE {table} SET v = 'a3' WHERE id = 1"))
+        .await;
+    index.wait_caught_up(&source, id).await;
+    let (code, stdout, stderr) = fill(&index, &source, gap, &copy, &db);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("whose event_ids lie among those of the range's changes")
+            && stderr.contains("taken out of the index again"),
+        "{stderr}"
+    );
+    eprintln!("refused fill:\n{stderr}");
+    assert_eq!(the_gap(&index, id).await.1, None, "the gap stays open");
+    let streamed = vec![
+        ins(&table, "1", row(1, "a")),
+        upd(&table, "1", &["v"], row(1, "a2"), row(1, "a3")),
+    ];
+    assert_changes(&index.changes_of(id).await, &streamed);
+
+    let (code, stdout, stderr) = fill(&index, &source, gap, &copy, &db);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("indexed 2 changes (2 new"), "{stdout}");
+    let listed: Vec<serde_json::Value> = queried(&index, &db).into_iter().map(|c| c.2).collect();
+    assert_eq!(
+        listed,
+        vec![row(1, "a"), row(1, "a1"), row(1, "a2"), row(1, "a3")],
+        "query's order"
+    );
+    assert_eq!(stream.stop().await, 0);
+}
