@@ -112,6 +112,14 @@ impl Order {
         self.placed.is_empty()
     }
 
+    /// How many changes the filled ranges can hold at most (their ids, all streams).
+    pub fn filled_count(&self) -> u64 {
+        self.placed
+            .iter()
+            .map(|p| (p.last - p.first).saturating_add(1))
+            .fold(0, u64::saturating_add)
+    }
+
     /// The `event_id` ranges of `stream`'s filled gaps.
     pub fn filled_of(&self, stream: u32) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.placed

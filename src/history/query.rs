@@ -218,17 +218,33 @@ pub fn select_sql_following(
             vec![c.as_str().into()],
         );
     }
-    let keys: Vec<String> = order
-        .sql_key()
-        .into_iter()
-        .map(|k| format!("{k} DESC"))
-        .collect();
-    sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
-    if !order.is_plain() {
-        sql.push_str(", event_id DESC");
+    if order.is_plain() {
+        sql.push_str(" ORDER BY event_id DESC LIMIT ?");
+        params.push((sel.limit + 1).into());
+    } else {
+        // History order: a change's rank by `event_id` is at most its rank in history order
+        // plus the number of filled changes (only those can move down past it), so the newest
+        // `limit + 1` in history order are among the newest `limit + 1 + filled` by `event_id`:
+        // those are read in index order (stopping early, as without a filled gap) and only
+        // they are sorted by place.
+        sql = sql.replacen(
+            "SELECT event_id, event_timestamp FROM",
+            "SELECT event_id, event_timestamp, stream_id FROM",
+            1,
+        );
+        let keys: Vec<String> = order
+            .sql_key()
+            .into_iter()
+            .map(|k| format!("{k} DESC"))
+            .collect();
+        sql = format!(
+            "SELECT event_id, event_timestamp FROM ({sql} ORDER BY event_id DESC LIMIT ?) AS near \
+             ORDER BY {}, event_id DESC LIMIT ?",
+            keys.join(", ")
+        );
+        params.push((sel.limit + 1).saturating_add(order.filled_count()).into());
+        params.push((sel.limit + 1).into());
     }
-    sql.push_str(" LIMIT ?");
-    params.push((sel.limit + 1).into());
     (
         format!(
             "SELECT {COLUMNS} FROM binlog_events JOIN ({sql}) AS picked \

@@ -372,6 +372,11 @@ async fn lookups_use_an_index(flavor: Flavor) {
             &["k_table_pk"][..],
         ),
         (
+            "no filter in history order with a filled gap",
+            select_sql_following(&base, &Trail::new(), None, &filled),
+            &["PRIMARY"][..],
+        ),
+        (
             "--since --table in history order with a filled gap",
             select_sql_following(
                 &Selection {
