@@ -2,6 +2,10 @@
 //! gap; `recover` across it is refused; the purged files, copied aside before the purge, fill
 //! it (a copy that lacks one of them is refused, writing nothing); then `recover` across the
 //! range succeeds and its SQL restores the table, and the index holds each change once.
+//!
+//! Then history order: changes a fill wrote (with ids after everything streamed since the gap)
+//! are listed, undone and reconstructed at the gap's place; a fill whose ids the stream
+//! interleaved is taken back and refused, and succeeds when run again.
 
 use std::path::{Path, PathBuf};
 
