@@ -13,6 +13,17 @@
 //! never stored twice, whatever was indexed before. The gap is marked only after every
 //! transaction was written.
 //!
+//! # Its place in history order
+//! The range's changes get `event_id`s after what the stream wrote since the gap. The gap row
+//! knows where the gap sits (`before_event_id`), and the fill records which ids it gave the
+//! range ([`record_fill`]: the stream's changes in the filled files that the range wants, written
+//! after the gap was recorded) in the same transaction that marks the gap filled, so that
+//! `history::order` can put them back in place. That needs the ids to be the fill's alone: if
+//! the stream wrote a change with an id between them (it ran during the fill and its source was
+//! busy), the fill takes its changes out again and refuses, leaving the gap open; run it again
+//! while the stream is stopped (or its source quiet). DDL markers the fill recorded before the
+//! range's first change are moved to the gap's place ([`early_markers`]).
+//!
 //! # Already filled
 //! A gap that is already filled is reported as such (when and from which files) and nothing is
 //! read: exit status 0, since what was asked for is true.
@@ -21,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 
 use crate::connect::connect;
 use crate::files::{self, event_start, gtid_of, starts_transaction, FilesConfig, FilesError};
@@ -104,6 +116,24 @@ pub enum FillError {
         /// The first thing missing.
         missing: String,
     },
+    /// The stream wrote changes while the fill ran, with ids among the fill's.
+    #[error("gap #{gap_id} (from {from} to {to}) is not filled: stream {server_id} wrote {interleaved} change(s) whose event_ids lie among those of the range's changes (#{first} to #{last}), while this fill (or an earlier, interrupted run of it) ran, so the range could not be placed in history order. The range's changes were taken out of the index again and the gap stays open; stop the stream (or wait until its source is quiet) and run again")]
+    Interleaved {
+        /// The gap.
+        gap_id: u64,
+        /// `gap_from`.
+        from: String,
+        /// `gap_to`.
+        to: String,
+        /// The stream.
+        server_id: u32,
+        /// How many of its changes lie among the fill's.
+        interleaved: u64,
+        /// The fill's first id.
+        first: u64,
+        /// The fill's last id.
+        last: u64,
+    },
     /// The last file ends inside a transaction of the range (seen only while indexing: the
     /// survey counts a transaction by its GTID event).
     #[error("gap #{gap_id} (from {from} to {to}) is not filled: the last binlog file ends inside the transaction after {through}. The range's transactions before it were indexed; the gap stays open. Copy that file again once the server has rotated past it, and run again")]
@@ -178,7 +208,7 @@ pub async fn run(config: &FillConfig, progress: Arc<files::Progress>) -> Result<
     let mut run = config.files.clone();
     run.server_id = gap.server_id;
     run.files = files.clone();
-    run.range = Some(range);
+    run.range = Some(range.clone());
     let summary = files::run(&run, progress).await?;
     filled.files = files.iter().map(|p| p.display().to_string()).collect();
     if summary.incomplete {
@@ -190,11 +220,201 @@ pub async fn run(config: &FillConfig, progress: Arc<files::Progress>) -> Result<
         });
     }
     if !run.dry_run {
-        gaps::mark_filled(&mut conn, gap.gap_id, &filled.files.join(", ")).await?;
+        record_fill(
+            &mut conn,
+            &gap,
+            &range,
+            &run.files,
+            &filled.files.join(", "),
+        )
+        .await?;
     }
     let _ = conn.disconnect().await;
     filled.summary = Some(summary);
     Ok(filled)
+}
+
+/// A stream's changes in some binlog files written after an `event_id` (`uk_change`, or
+/// `PRIMARY` from the id): (stream, each file, id). What the EXPLAIN test runs, for `files`
+/// files.
+pub fn fill_ids_sql(files: usize) -> String {
+    let marks = vec!["?"; files.max(1)].join(", ");
+    format!(
+        "SELECT event_id, binlog_file, start_pos, gtid FROM binlog_events \
+         WHERE stream_id = ? AND binlog_file IN ({marks}) AND event_id > ?"
+    )
+}
+
+/// A stream's DDL markers in some binlog files placed between two `event_id`s (`uk_marker`):
+/// (stream, each file, after, before). What the EXPLAIN test runs.
+pub fn early_markers_sql(files: usize) -> String {
+    let marks = vec!["?"; files.max(1)].join(", ");
+    format!(
+        "SELECT seq, binlog_file, start_pos, gtid FROM ddl_events WHERE stream_id = ? \
+         AND binlog_file IN ({marks}) AND last_event_id > ? AND last_event_id < ?"
+    )
+}
+
+/// How many of a stream's changes have ids in a range (`PRIMARY`), waiting for any not yet
+/// committed: (first, last, stream). What the EXPLAIN test runs (without the locking clause).
+pub const STREAM_IDS_SQL: &str = "SELECT COUNT(*) FROM binlog_events \
+     WHERE event_id BETWEEN ? AND ? AND stream_id = ? LOCK IN SHARE MODE";
+
+/// Changes per `IN (…)` list when the fill's changes are taken out again.
+const DELETE_BATCH: usize = 1_000;
+
+/// The `event_id`s of the range's changes that this fill (or an earlier, interrupted run of
+/// it) wrote: the gap stream's changes in `files` (`uk_change`: stream, file) that the range
+/// wants, with ids above the gap's `before_event_id` (a change below it was streamed before
+/// the gap, and is in place already); all of them, sorted.
+async fn fill_ids(
+    conn: &mut Conn,
+    gap: &GapRow,
+    range: &GapRange,
+    files: &[PathBuf],
+) -> Result<Vec<u64>, FillError> {
+    let names: Vec<String> = files.iter().map(|p| name_of(p)).collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params: Vec<mysql_async::Value> = vec![gap.server_id.into()];
+    params.extend(names.iter().map(|n| mysql_async::Value::from(n.as_str())));
+    params.push(gap.before_event_id.unwrap_or(0).into());
+    let rows: Vec<(u64, String, u64, Option<String>)> =
+        conn.exec(fill_ids_sql(names.len()), params).await?;
+    let mut ids: Vec<u64> = rows
+        .into_iter()
+        .filter(|(_, file, pos, gtid)| {
+            let gtid = gtid.as_deref().and_then(|g| g.parse::<Gtid>().ok());
+            range.wants(&BinlogPosition::new(file.as_str(), *pos), gtid.as_ref())
+        })
+        .map(|(id, ..)| id)
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The `ddl_events` markers the fill wrote for the range before its first change (`first`;
+/// `None`: it wrote none): their `last_event_id` is the largest id when they were written, a
+/// change streamed after the gap (or another stream's), which would place them after it. Their
+/// `seq`s; [`place_markers`] moves them to the gap's place.
+async fn early_markers(
+    conn: &mut Conn,
+    gap: &GapRow,
+    range: &GapRange,
+    files: &[PathBuf],
+    first: Option<u64>,
+) -> Result<Vec<u64>, FillError> {
+    let Some(before) = gap.before_event_id else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = files.iter().map(|p| name_of(p)).collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params: Vec<mysql_async::Value> = vec![gap.server_id.into()];
+    params.extend(names.iter().map(|n| mysql_async::Value::from(n.as_str())));
+    params.push(before.into());
+    params.push(first.unwrap_or(u64::MAX).into());
+    let rows: Vec<(u64, String, u64, Option<String>)> =
+        conn.exec(early_markers_sql(names.len()), params).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, file, pos, gtid)| {
+            let gtid = gtid.as_deref().and_then(|g| g.parse::<Gtid>().ok());
+            range.wants(&BinlogPosition::new(file.as_str(), *pos), gtid.as_ref())
+        })
+        .map(|(seq, ..)| seq)
+        .collect())
+}
+
+/// Sets the `last_event_id` of the markers `seqs` to the gap's `before_event_id`: after the
+/// stream's changes before the gap, before every filled change.
+async fn place_markers(
+    conn: &mut Conn,
+    gap: &GapRow,
+    seqs: &[u64],
+) -> Result<(), mysql_async::Error> {
+    let Some(before) = gap.before_event_id.filter(|_| !seqs.is_empty()) else {
+        return Ok(());
+    };
+    let list = seqs
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.exec_drop(
+        format!("UPDATE ddl_events SET last_event_id = ? WHERE seq IN ({list})"),
+        (before,),
+    )
+    .await
+}
+
+/// Marks the gap filled from `files_text` with the first and last id of the fill's changes
+/// ((0, 0): none were new), in the transaction that checks that the stream wrote nothing among
+/// them; if it did, the fill's changes are deleted and the fill refused (module docs).
+async fn record_fill(
+    conn: &mut Conn,
+    gap: &GapRow,
+    range: &GapRange,
+    files: &[PathBuf],
+    files_text: &str,
+) -> Result<(), FillError> {
+    let ids = fill_ids(conn, gap, range, files).await?;
+    let markers = early_markers(conn, gap, range, files, ids.first().copied()).await?;
+    let (first, last) = (
+        ids.first().copied().unwrap_or(0),
+        ids.last().copied().unwrap_or(0),
+    );
+    let checked = async {
+        conn.query_drop("START TRANSACTION").await?;
+        // A locking read waits for a stream transaction that took an id in the window and has
+        // not committed yet, so a change being written right now is counted too.
+        let counted: Option<u64> = conn
+            .exec_first(STREAM_IDS_SQL, (first, last, gap.server_id))
+            .await?;
+        let interleaved = counted.unwrap_or(0).saturating_sub(ids.len() as u64);
+        if interleaved == 0 {
+            place_markers(conn, gap, &markers).await?;
+            gaps::mark_filled(conn, gap.gap_id, files_text, (first, last)).await?;
+        }
+        conn.query_drop("COMMIT").await?;
+        Ok::<u64, mysql_async::Error>(interleaved)
+    }
+    .await;
+    let interleaved = match checked {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = conn.query_drop("ROLLBACK").await;
+            return Err(e.into());
+        }
+    };
+    if interleaved == 0 {
+        return Ok(());
+    }
+    for chunk in ids.chunks(DELETE_BATCH) {
+        let list = chunk
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        for table in ["key_changes", "binlog_events"] {
+            conn.exec_drop(
+                format!("DELETE FROM {table} WHERE stream_id = ? AND event_id IN ({list})"),
+                (gap.server_id,),
+            )
+            .await?;
+        }
+    }
+    Err(FillError::Interleaved {
+        gap_id: gap.gap_id,
+        from: gap.from.clone(),
+        to: gap.to.clone(),
+        server_id: gap.server_id,
+        interleaved,
+        first,
+        last,
+    })
 }
 
 fn not_covered(gap: &GapRow, missing: String) -> FillError {

@@ -3,9 +3,13 @@
 //! changes.
 //!
 //! # Invariant
-//! A marker's `last_event_id` orders it against the changes *of the same stream*: a change with
-//! `event_id <= last_event_id` was indexed before the statement, a larger one after it. Lookups
-//! use the `k_table` index (`schema_name`, `table_name`, `last_event_id`).
+//! A marker's `last_event_id` orders it against the changes *of the same stream*: the marker
+//! sits right after the change with that id in history order (`history::order`: the place of
+//! a change is compared, not its id, so a change `index --fill-gap` wrote sits at its gap), so
+//! a change at or before that place came before the statement, a later one after it. Markers
+//! the fill recorded before its range's first change are moved to the gap's place when it
+//! marks the gap filled. Lookups use the `k_table` index (`schema_name`, `table_name`,
+//! `last_event_id`), from an `event_id` floor; callers compare the places.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};

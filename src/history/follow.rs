@@ -8,9 +8,11 @@
 //!   schema and table) or its primary key (stream, event_id); `binlog_events` by `k_table_pk`
 //!   (`pk_values IN (…)`, or for a keyless table its (schema, table) prefix from the oldest
 //!   selected `event_id` on: the one scan, of one table's changes, that following images needs).
-//! * **A key is followed only forward in commit order**: a key-changing update counts for the
-//!   row only when it comes at or after the point from which the row holds that key, so an
-//!   unrelated row that held the same key earlier is never mistaken for this one.
+//! * **A key is followed only forward in history order** ([`Order`]: `event_id` order, with the
+//!   changes `index --fill-gap` wrote at their gap's place): a key-changing update counts for
+//!   the row only when it comes at or after the point from which the row holds that key, so an
+//!   unrelated row that held the same key earlier is never mistaken for this one. SQL bounds are
+//!   the places' [`Pos::id_floor`]s; what they return is filtered and sorted by place.
 //! * Keys changed before `key_changes` existed (an index upgraded since) are not found.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +21,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use serde_json::{Map, Value};
 
+use super::order::{Order, Pos};
 use super::query::{parse_row, QueryError, StoredChange, COLUMNS};
 use super::recent::Recent;
 use crate::encoding::ROW_DIGEST_PREFIX;
@@ -29,8 +32,8 @@ const BATCH: usize = 500;
 /// this after the selection is reported as far as it was followed).
 const MAX_ROUNDS: usize = 1_000;
 
-/// Where a row's identity lives: each key it held, from which `event_id` on (inclusive).
-pub type Trail = BTreeMap<String, u64>;
+/// Where a row's identity lives: each key it held, from which place on (inclusive).
+pub type Trail = BTreeMap<String, Pos>;
 
 /// The SELECT of the key-changing updates away from `keys` (what the EXPLAIN test runs).
 pub fn moves_sql(
@@ -41,7 +44,7 @@ pub fn moves_sql(
 ) -> (String, Vec<mysql_async::Value>) {
     let marks = vec!["?"; keys.len()].join(", ");
     let mut sql = format!(
-        "SELECT event_id, pk_before, pk_after FROM key_changes \
+        "SELECT event_id, stream_id, pk_before, pk_after FROM key_changes \
          WHERE schema_name = ? AND table_name = ? AND pk_before IN ({marks})"
     );
     let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into()];
@@ -55,10 +58,11 @@ pub fn moves_sql(
 }
 
 /// Follows the keys of `trail` forward through key-changing updates of `schema`.`table`
-/// (of `stream`, when given): each update from a key K at or after the trail's `event_id` for
-/// K adds its new key, from that update on.
+/// (of `stream`, when given): each update from a key K at or after the trail's place for K adds
+/// its new key, from that update on.
 pub async fn follow_keys(
     conn: &mut Conn,
+    order: &Order,
     schema: &str,
     table: &str,
     stream: Option<u32>,
@@ -73,9 +77,14 @@ pub async fn follow_keys(
         for chunk in frontier.chunks(BATCH) {
             let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let (sql, params) = moves_sql(schema, table, stream, &keys);
-            let moves: Vec<(u64, String, String)> = conn.exec(sql, params).await?;
-            for (event_id, before, after) in moves {
-                if step(trail, event_id, &before, &after) {
+            let moves: Vec<(u64, u32, String, String)> = conn.exec(sql, params).await?;
+            let mut moves: Vec<(Pos, String, String)> = moves
+                .into_iter()
+                .map(|(id, s, before, after)| (order.pos(s, id), before, after))
+                .collect();
+            moves.sort_by_key(|m| m.0);
+            for (at, before, after) in moves {
+                if step(trail, at, &before, &after) {
                     next.push(after);
                 }
             }
@@ -85,23 +94,24 @@ pub async fn follow_keys(
     Ok(())
 }
 
-/// One key-changing update from `before` to `after` at `event_id`: whether it moved a row of
+/// One key-changing update from `before` to `after` at place `at`: whether it moved a row of
 /// `trail` (it comes at or after the point from which the row holds `before`), and then the
 /// row holds `after` from it on (the earliest such point kept).
-fn step(trail: &mut Trail, event_id: u64, before: &str, after: &str) -> bool {
-    let from = trail.get(before).copied().unwrap_or(u64::MAX);
-    if event_id < from || trail.get(after).is_some_and(|f| *f <= event_id) {
+fn step(trail: &mut Trail, at: Pos, before: &str, after: &str) -> bool {
+    let from = trail.get(before).copied().unwrap_or(Pos::END);
+    if at < from || trail.get(after).is_some_and(|f| *f <= at) {
         return false;
     }
-    trail.insert(after.to_string(), event_id);
+    trail.insert(after.to_string(), at);
     true
 }
 
 /// Changes to the selected rows after the oldest selected change of each row, that the
-/// selection leaves out: their count and the first of them, in commit order. Rows are followed
+/// selection leaves out: their count and the first of them, in history order. Rows are followed
 /// through key changes (and, for keyless tables, through their images).
 pub async fn later_changes(
     conn: &mut Conn,
+    order: &Order,
     changes: &[StoredChange],
     recent: Option<&Recent>,
 ) -> Result<(usize, Vec<StoredChange>), QueryError> {
@@ -111,21 +121,25 @@ pub async fn later_changes(
         tables.entry((&c.schema, &c.table)).or_default().push(c);
     }
     let stream = changes.first().map_or(0, |c| c.stream_id);
-    let oldest = changes.iter().map(|c| c.event_id).min().unwrap_or(0);
-    let since = recent.filter(|r| r.stream == stream && r.from <= oldest);
+    let oldest = changes
+        .iter()
+        .map(|c| order.pos(c.stream_id, c.event_id))
+        .min()
+        .unwrap_or(Pos::START);
+    let since = recent.filter(|r| r.stream == stream && r.from <= oldest.id_floor());
     let mut later = Vec::new();
     for ((schema, table), mine) in tables {
         let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
-            later_by_image(conn, schema, table, stream, &mine, &selected).await?
+            later_by_image(conn, order, (schema, table), stream, &mine, &selected).await?
         } else if let Some(since) = &since {
-            let ids = later_in_range(since, schema, table, stream, &mine, &selected);
+            let ids = later_in_range(since, order, (schema, table), stream, &mine, &selected);
             read_changes(conn, stream, &ids).await?
         } else {
-            later_by_key(conn, schema, table, stream, &mine, &selected).await?
+            later_by_key(conn, order, (schema, table), stream, &mine, &selected).await?
         };
         later.extend(found);
     }
-    later.sort_by_key(|c| c.event_id);
+    later.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
     Ok((later.len(), later))
 }
 
@@ -139,13 +153,13 @@ fn is_digest(pk: &str) -> bool {
 /// selected key-changing update), followed forward; then the changes under those keys.
 async fn later_by_key(
     conn: &mut Conn,
-    schema: &str,
-    table: &str,
+    order: &Order,
+    (schema, table): (&str, &str),
     stream: u32,
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
 ) -> Result<Vec<StoredChange>, QueryError> {
-    let mut trail = selected_keys(mine);
+    let mut trail = selected_keys(order, mine);
     // A selected update that moved a row: its old key is the row's again once undone.
     let updates: Vec<u64> = mine.iter().map(|c| c.event_id).collect();
     for chunk in updates.chunks(BATCH) {
@@ -162,17 +176,17 @@ async fn later_by_key(
             )
             .await?;
         for (id, before) in moved {
-            note(&mut trail, &before, id + 1);
+            note(&mut trail, &before, order.pos(stream, id).next());
         }
     }
-    follow_keys(conn, schema, table, Some(stream), &mut trail).await?;
-    let keys: Vec<(&String, &u64)> = trail.iter().collect();
+    follow_keys(conn, order, schema, table, Some(stream), &mut trail).await?;
+    let keys: Vec<(&String, &Pos)> = trail.iter().collect();
     // Identities first (a row's whole history may be large: a bulk insert, images of every
     // change), then the full rows of only the later changes, which are few or none.
     let mut later_ids = Vec::new();
     for chunk in keys.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let from = chunk.iter().map(|(_, f)| **f).min().unwrap_or(0);
+        let from = chunk.iter().map(|(_, f)| f.id_floor()).min().unwrap_or(0);
         let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into(), stream.into()];
         params.extend(
             chunk
@@ -191,8 +205,8 @@ async fn later_by_key(
             )
             .await?;
         for (event_id, pk) in rows {
-            let from = trail.get(&pk).copied().unwrap_or(u64::MAX);
-            if event_id >= from && !selected.contains(&event_id) {
+            let from = trail.get(&pk).copied().unwrap_or(Pos::END);
+            if order.pos(stream, event_id) >= from && !selected.contains(&event_id) {
                 later_ids.push(event_id);
             }
         }
@@ -204,22 +218,28 @@ async fn later_by_key(
 /// ([`Recent`]): the same trail, followed in memory; the `event_id`s of the later changes.
 fn later_in_range(
     since: &Recent,
-    schema: &str,
-    table: &str,
+    order: &Order,
+    (schema, table): (&str, &str),
     stream: u32,
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
 ) -> Vec<u64> {
-    let mut trail = selected_keys(mine);
+    let mut trail = selected_keys(order, mine);
     let of_table = |s: &str, t: &str| s == schema && t == table;
-    let moves = || since.moves.iter().filter(|m| of_table(&m.schema, &m.table));
-    for m in moves().filter(|m| selected.contains(&m.event_id)) {
-        note(&mut trail, &m.before, m.event_id + 1);
+    let mut moves: Vec<_> = since
+        .moves
+        .iter()
+        .filter(|m| of_table(&m.schema, &m.table))
+        .map(|m| (order.pos(stream, m.event_id), m))
+        .collect();
+    moves.sort_by_key(|(at, _)| *at);
+    for (at, m) in moves.iter().filter(|(_, m)| selected.contains(&m.event_id)) {
+        note(&mut trail, &m.before, at.next());
     }
-    // In commit order one pass follows every chain: a move counts only from the point its old
-    // key is held, which is an earlier move's own `event_id`.
-    for m in moves() {
-        step(&mut trail, m.event_id, &m.before, &m.after);
+    // In history order one pass follows every chain: a move counts only from the point its old
+    // key is held, which is an earlier move's own place.
+    for (at, m) in &moves {
+        step(&mut trail, *at, &m.before, &m.after);
     }
     since
         .changes
@@ -228,28 +248,34 @@ fn later_in_range(
             c.stream == stream
                 && of_table(&c.schema, &c.table)
                 && !selected.contains(&c.event_id)
-                && trail.get(&c.pk).is_some_and(|from| c.event_id >= *from)
+                && trail
+                    .get(&c.pk)
+                    .is_some_and(|from| order.pos(stream, c.event_id) >= *from)
         })
         .map(|c| c.event_id)
         .collect()
 }
 
 /// Each selected row's key, held from just after its selected change.
-fn selected_keys(mine: &[&StoredChange]) -> Trail {
+fn selected_keys(order: &Order, mine: &[&StoredChange]) -> Trail {
     let mut trail = Trail::new();
     for c in mine {
-        note(&mut trail, &c.pk_values, c.event_id + 1);
+        note(
+            &mut trail,
+            &c.pk_values,
+            order.pos(c.stream_id, c.event_id).next(),
+        );
     }
     trail
 }
 
 /// Marks that the row holds `key` from `from` on (the earliest such point kept).
-fn note(trail: &mut Trail, key: &str, from: u64) {
+fn note(trail: &mut Trail, key: &str, from: Pos) {
     let f = trail.entry(key.to_string()).or_insert(from);
     *f = (*f).min(from);
 }
 
-/// The full rows of `ids` (of `stream`), in commit order.
+/// The full rows of `ids` (of `stream`), in `event_id` order.
 async fn read_changes(
     conn: &mut Conn,
     stream: u32,
@@ -296,26 +322,30 @@ pub fn table_scan_sql(
     )
 }
 
-/// Keyless rows: walking the table's changes in commit order, a change outside the selection
+/// Keyless rows: walking the table's changes in history order, a change outside the selection
 /// is a later change of a selected row when its before image is an image such a row had (the
 /// after image of a selected change, or of a later change found so far), or when it has the
 /// `pk_values` of a selected change (the same row inserted again after a delete).
 async fn later_by_image(
     conn: &mut Conn,
-    schema: &str,
-    table: &str,
+    order: &Order,
+    (schema, table): (&str, &str),
     stream: u32,
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
 ) -> Result<Vec<StoredChange>, QueryError> {
-    let oldest = mine.iter().map(|c| c.event_id).min().unwrap_or(0);
-    let (sql, params) = table_scan_sql(schema, table, stream, oldest);
+    let oldest = mine
+        .iter()
+        .map(|c| order.pos(stream, c.event_id))
+        .min()
+        .unwrap_or(Pos::START);
+    let (sql, params) = table_scan_sql(schema, table, stream, oldest.id_floor());
     let rows: Vec<Row> = conn.exec(sql, params).await?;
     let mut all = rows
         .into_iter()
         .map(parse_row)
         .collect::<Result<Vec<_>, _>>()?;
-    all.sort_by_key(|c| c.event_id);
+    all.sort_by_key(|c| order.pos(stream, c.event_id));
     let mut images: Vec<Map<String, Value>> = Vec::new();
     let mut digests: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();

@@ -7,9 +7,10 @@
 //!   `k_table_pk` index through `pk_values = ?`, `--schema`/`--table` its prefix,
 //!   `--since`/`--until` `k_time` plus partition pruning, `--gtid` `k_gtid`; the other filters
 //!   only narrow what those return. The integration tests check each combination with EXPLAIN.
-//! * **Commit order is `event_id` order** within a stream (one writer, one transaction per batch).
-//!   Event timestamps are statement start times and can disagree with commit order, so nothing
-//!   here orders by time.
+//! * **Commit order is `event_id` order** within a stream (one writer, one transaction per batch),
+//!   except for the changes `index --fill-gap` wrote, which belong at their gap's place: every
+//!   comparison of places goes through [`order`]. Event timestamps are statement start times
+//!   and can disagree with commit order, so nothing here orders by time.
 //! * **The source is never written.** `recover` produces SQL for a person (or a pipeline) to
 //!   review and apply; it reads only `information_schema` on the source.
 //! * **DDL markers** (`ddl_events`) order a TRUNCATE/DROP/RENAME against the changes by
@@ -20,6 +21,7 @@ pub mod ddl;
 pub mod established;
 pub mod follow;
 pub mod live;
+pub mod order;
 pub mod policed;
 pub mod query;
 pub mod recent;

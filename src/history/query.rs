@@ -6,8 +6,9 @@
 //!   parameter. `--pk` is looked up as `pk_values = ?` under `schema_name`/`table_name`
 //!   (the `k_table_pk` index), `--since`/`--until` bound `event_timestamp` (the `k_time` index and
 //!   partition pruning), `--gtid` uses `k_gtid`.
-//! * The newest `limit` matches are fetched (`ORDER BY event_id DESC`), one more to know whether
-//!   there were more, and returned oldest first.
+//! * The newest `limit` matches in history order are fetched (`ORDER BY event_id DESC`, or with
+//!   filled gaps [`Order::sql_key`]: changes `index --fill-gap` wrote count at their gap's
+//!   place), one more to know whether there were more, and returned oldest first.
 //! * Stored values are returned as the index holds them: the JSON images are parsed with
 //!   serde_json, whose numbers keep every integer exactly and print every double as stored.
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::follow::{follow_keys, Trail};
+use super::order::{Order, Pos};
 use super::selection::Selection;
 use super::time::format_utc;
 use crate::change::ChangeKind;
@@ -111,7 +113,7 @@ pub(crate) const COLUMNS: &str =
 
 /// The SELECT for a selection and its parameters (also what the EXPLAIN tests run).
 pub fn select_sql(sel: &Selection) -> (String, Vec<mysql_async::Value>) {
-    select_sql_following(sel, &Trail::new(), None)
+    select_sql_following(sel, &Trail::new(), None, &Order::default())
 }
 
 /// The changes stamped at or after a time, up to a cap (`k_time`, covering): their smallest
@@ -137,12 +139,15 @@ async fn since_bound(conn: &mut Conn, since: i64, cap: u64) -> Result<Option<u64
 const SINCE_BOUND_MIN: u64 = 10_000;
 
 /// [`select_sql`] where `--pk` also matches the keys the row moved to: each key of `trail`
-/// from its `event_id` on; and, with `first`, only changes from that `event_id` on (a bound
-/// known to hold every selected change: [`since_bound`]).
+/// from its place on (its `event_id` floor: a superset, which [`fetch`] does not narrow, as a
+/// row's key is not another row's at once); with `first`, only changes from that `event_id`
+/// on (a bound known to hold every selected change: [`since_bound`]); newest first in
+/// `order`.
 pub fn select_sql_following(
     sel: &Selection,
     trail: &Trail,
     first: Option<u64>,
+    order: &Order,
 ) -> (String, Vec<mysql_async::Value>) {
     // The filter and the order run on the narrow (event_id, event_timestamp) pairs, then the
     // picked rows are read by primary key: sorting whole rows (their JSON images) made the
@@ -162,7 +167,7 @@ pub fn select_sql_following(
         and("table_name = ?", vec![t.as_str().into()]);
     }
     if let Some(pk) = &sel.pk {
-        let moved: Vec<(&String, &u64)> = trail.iter().filter(|(k, _)| *k != pk).collect();
+        let moved: Vec<(&String, &Pos)> = trail.iter().filter(|(k, _)| *k != pk).collect();
         let orders = established_orders(pk);
         let (mut cond, mut values): (String, Vec<mysql_async::Value>) = if orders.is_empty() {
             ("pk_values = ?".into(), vec![pk.as_str().into()])
@@ -179,7 +184,7 @@ pub fn select_sql_following(
             let alternatives = vec!["(pk_values = ? AND event_id >= ?)"; moved.len()].join(" OR ");
             for (k, from) in moved {
                 values.push(k.as_str().into());
-                values.push((*from).into());
+                values.push(from.id_floor().into());
             }
             cond = format!("({cond} OR {alternatives})");
         }
@@ -213,8 +218,33 @@ pub fn select_sql_following(
             vec![c.as_str().into()],
         );
     }
-    sql.push_str(" ORDER BY event_id DESC LIMIT ?");
-    params.push((sel.limit + 1).into());
+    if order.is_plain() {
+        sql.push_str(" ORDER BY event_id DESC LIMIT ?");
+        params.push((sel.limit + 1).into());
+    } else {
+        // History order: a change's rank by `event_id` is at most its rank in history order
+        // plus the number of filled changes (only those can move down past it), so the newest
+        // `limit + 1` in history order are among the newest `limit + 1 + filled` by `event_id`:
+        // those are read in index order (stopping early, as without a filled gap) and only
+        // they are sorted by place.
+        sql = sql.replacen(
+            "SELECT event_id, event_timestamp FROM",
+            "SELECT event_id, event_timestamp, stream_id FROM",
+            1,
+        );
+        let keys: Vec<String> = order
+            .sql_key()
+            .into_iter()
+            .map(|k| format!("{k} DESC"))
+            .collect();
+        sql = format!(
+            "SELECT event_id, event_timestamp FROM ({sql} ORDER BY event_id DESC LIMIT ?) AS near \
+             ORDER BY {}, event_id DESC LIMIT ?",
+            keys.join(", ")
+        );
+        params.push((sel.limit + 1).saturating_add(order.filled_count()).into());
+        params.push((sel.limit + 1).into());
+    }
     (
         format!(
             "SELECT {COLUMNS} FROM binlog_events JOIN ({sql}) AS picked \
@@ -290,10 +320,16 @@ fn permute(parts: &[&str], chosen: &mut Vec<usize>, used: &mut [bool], out: &mut
 /// key (`history::follow`): the update away from K and the changes under each new key from that
 /// update on are included.
 pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError> {
+    let order = Order::load(conn).await?;
+    fetch_in(conn, sel, &order).await
+}
+
+/// [`fetch`] with the index's [`Order`] already loaded.
+pub async fn fetch_in(conn: &mut Conn, sel: &Selection, order: &Order) -> Result<Page, QueryError> {
     let mut trail = Trail::new();
     if let (Some(schema), Some(table), Some(pk)) = (&sel.schema, &sel.table, &sel.pk) {
-        trail.insert(pk.clone(), 0);
-        follow_keys(conn, schema, table, sel.server_id, &mut trail).await?;
+        trail.insert(pk.clone(), Pos::START);
+        follow_keys(conn, order, schema, table, sel.server_id, &mut trail).await?;
     }
     let first = match sel.since {
         Some(t) if sel.pk.is_none() && sel.gtids.is_empty() => {
@@ -302,7 +338,7 @@ pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError>
         _ => None,
     };
     let statements = if sel.gtids.len() <= GTID_BATCH {
-        vec![select_sql_following(sel, &trail, first)]
+        vec![select_sql_following(sel, &trail, first, order)]
     } else {
         // A large --gtid range: one IN list per batch, the newest `limit + 1` of all kept.
         sel.gtids
@@ -312,7 +348,7 @@ pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError>
                     gtids: chunk.to_vec(),
                     ..sel.clone()
                 };
-                select_sql_following(&part, &trail, first)
+                select_sql_following(&part, &trail, first, order)
             })
             .collect()
     };
@@ -325,7 +361,9 @@ pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError>
             changes.push(parse_row(row)?);
         }
     }
-    changes.sort_unstable_by_key(|c: &StoredChange| std::cmp::Reverse(c.event_id));
+    changes.sort_unstable_by_key(|c: &StoredChange| {
+        std::cmp::Reverse(order.pos(c.stream_id, c.event_id))
+    });
     let more = changes.len() as u64 > sel.limit;
     changes.truncate(usize::try_from(sel.limit).unwrap_or(usize::MAX));
     changes.reverse();

@@ -6,7 +6,9 @@
 //! transaction: `--as-of-gtid G` is the state right after G committed; `--as-of T` the state
 //! after every transaction before the first one that has a change stamped later than T (event
 //! times are statement start times, so a cut by time alone could split a transaction or put a
-//! later commit before an earlier one). The moment is the *cut*: the first `event_id` after it.
+//! later commit before an earlier one). The moment is the *cut*: the place, in history order,
+//! of the first change after it (`history::order`: `event_id` order, with the changes
+//! `index --fill-gap` wrote at their gap's place).
 //!
 //! # The method
 //! 1. The live rows are read in a consistent snapshot (`START TRANSACTION WITH CONSISTENT
@@ -39,6 +41,7 @@ use serde_json::Value;
 
 use super::ddl;
 use super::live::{KeyKind, LiveColumn, LiveTable};
+use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
 use super::time::{format_utc, parse_utc};
 use crate::change::ChangeKind;
@@ -52,6 +55,10 @@ use crate::sql::ident;
 /// The first change stamped after a time (`k_time`): (stream_id, time).
 pub const FIRST_AFTER_TIME: &str =
     "SELECT MIN(event_id) FROM binlog_events WHERE stream_id = ? AND event_timestamp > ?";
+/// The first change stamped after a time among a filled gap's changes (`k_time` or `PRIMARY`):
+/// (stream_id, time, first, last).
+pub const FIRST_AFTER_TIME_IN: &str = "SELECT MIN(event_id) FROM binlog_events \
+     WHERE stream_id = ? AND event_timestamp > ? AND event_id BETWEEN ? AND ?";
 /// A change's GTID (`PRIMARY`): (event_id, stream_id).
 pub const GTID_OF_CHANGE: &str =
     "SELECT gtid FROM binlog_events WHERE event_id = ? AND stream_id = ?";
@@ -80,8 +87,8 @@ pub const OLDEST_OF_TABLE: &str =
     "SELECT DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') FROM binlog_events \
      WHERE schema_name = ? AND table_name = ? AND stream_id = ?";
 
-/// The table's changes from the cut on (`k_table_pk` or `PRIMARY`): (schema, table,
-/// stream_id, cut).
+/// The table's changes from the cut's `event_id` floor on (`k_table_pk` or `PRIMARY`):
+/// (schema, table, stream_id, floor).
 pub fn changes_sql() -> String {
     format!(
         "SELECT {} FROM binlog_events WHERE schema_name = ? AND table_name = ? AND stream_id = ? \
@@ -123,8 +130,8 @@ pub struct Request {
 pub struct Moment {
     /// The stream.
     pub stream_id: u32,
-    /// The first `event_id` after the moment.
-    pub cut: u64,
+    /// The place of the first change after the moment ([`Pos::END`]: none).
+    pub cut: Pos,
     /// What the moment is, for people: `2026-12-06 14:03:00 UTC (before change #812, GTID …)`.
     pub description: String,
     /// Its time (Unix seconds, UTC), for the gap check.
@@ -203,6 +210,16 @@ pub enum ReconstructError {
         from: String,
         /// Where it ends.
         to: String,
+    },
+    /// A filled gap after the moment whose changes cannot be placed in history order.
+    #[error("stream {stream_id}'s gap #{gap_id} (detected {detected_at}, after the moment) was filled by `index --fill-gap`, but it was recorded or filled by an older bintrail that did not note where the gap sits in the stream's order; the changes indexed for it cannot be ordered against those streamed after it, so the state cannot be proven. Pick a moment after {detected_at}")]
+    UnorderedGap {
+        /// The stream.
+        stream_id: u32,
+        /// `stream_gaps.gap_id`.
+        gap_id: u64,
+        /// When.
+        detected_at: String,
     },
     /// The moment is before the index's history of the table.
     #[error("the moment is older than the oldest change the index holds for {table} ({oldest}): nothing proves the table was unchanged before that. Pick a moment at or after {oldest}")]
@@ -358,6 +375,7 @@ pub async fn reconstruct(
         )));
     }
     let stream_id = pick_stream(idx, req.server_id).await?;
+    let order = Order::load(idx).await.map_err(ReconstructError::Index)?;
     lap("stream");
 
     let mut notes = Vec::new();
@@ -370,17 +388,17 @@ pub async fn reconstruct(
         let read = async {
             wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
             lap("caught up");
-            let moment = resolve(idx, stream_id, &req.target).await?;
+            let moment = resolve(idx, &order, stream_id, &req.target).await?;
             lap("moment");
             refuse_gaps(idx, &moment).await?;
             refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
             lap("too old");
-            refuse_ddl(idx, &moment, &req.target, &req.schema, &req.table).await?;
+            refuse_ddl(idx, &order, &moment, &req.target, &req.schema, &req.table).await?;
             // A keyed table's changes are read while the live rows arrive (below); a keyless
             // one's decide first whether this snapshot can be used.
             let changes = match keyed {
                 true => None,
-                false => Some(changes_after(idx, &moment, &req.schema, &req.table).await?),
+                false => Some(changes_after(idx, &order, &moment, &req.schema, &req.table).await?),
             };
             Ok::<_, ReconstructError>((moment, changes))
         }
@@ -405,7 +423,7 @@ pub async fn reconstruct(
     lap("snapshot and moment");
     let result = async {
         let live_sql = live_select(&table, &types, req)?;
-        let (changes, live) = overlapped(idx, src, &moment, req, early, live_sql).await?;
+        let (changes, live) = overlapped(idx, src, &order, &moment, req, early, live_sql).await?;
         let (mut live, buffered) = live;
         lap("changes read");
         refuse_policed(idx, &table, &changes).await?;
@@ -489,6 +507,7 @@ type Live<'a> = (
 async fn overlapped<'a>(
     idx: &mut Conn,
     src: &'a mut Conn,
+    order: &Order,
     moment: &Moment,
     req: &Request,
     changes: Option<Vec<StoredChange>>,
@@ -498,7 +517,7 @@ async fn overlapped<'a>(
     let read_changes = async {
         let changes = match changes {
             Some(c) => c,
-            None => changes_after(idx, moment, &req.schema, &req.table).await?,
+            None => changes_after(idx, order, moment, &req.schema, &req.table).await?,
         };
         done.set(true);
         Ok::<_, ReconstructError>(changes)
@@ -560,22 +579,48 @@ async fn pick_stream(idx: &mut Conn, wanted: Option<u32>) -> Result<u32, Reconst
     }
 }
 
+/// The first change of `stream_id` stamped after `t`, in history order: the smallest
+/// `event_id` overall, or of a filled gap's changes, whichever comes first (a streamed change
+/// with a larger id than the overall smallest comes after it).
+async fn first_after_time(
+    idx: &mut Conn,
+    order: &Order,
+    stream_id: u32,
+    t: i64,
+) -> Result<Option<u64>, ReconstructError> {
+    let at = format_utc(t);
+    let first: Option<(Option<u64>,)> = idx
+        .exec_first(FIRST_AFTER_TIME, (stream_id, at.as_str()))
+        .await
+        .map_err(ReconstructError::Index)?;
+    let mut best = first.and_then(|r| r.0);
+    for (from, to) in order.filled_of(stream_id) {
+        let found: Option<(Option<u64>,)> = idx
+            .exec_first(FIRST_AFTER_TIME_IN, (stream_id, at.as_str(), from, to))
+            .await
+            .map_err(ReconstructError::Index)?;
+        if let Some(id) = found.and_then(|r| r.0) {
+            let pos = |id| order.pos(stream_id, id);
+            best = Some(best.map_or(id, |b| if pos(id) < pos(b) { id } else { b }));
+        }
+    }
+    Ok(best)
+}
+
 /// The cut for the target.
 async fn resolve(
     idx: &mut Conn,
+    order: &Order,
     stream_id: u32,
     target: &Target,
 ) -> Result<Moment, ReconstructError> {
     match target {
         Target::Time(t) => {
-            let first: Option<(Option<u64>,)> = idx
-                .exec_first(FIRST_AFTER_TIME, (stream_id, format_utc(*t)))
-                .await
-                .map_err(ReconstructError::Index)?;
-            let Some(first) = first.and_then(|r| r.0) else {
+            let first = first_after_time(idx, order, stream_id, *t).await?;
+            let Some(first) = first else {
                 return Ok(Moment {
                     stream_id,
-                    cut: u64::MAX,
+                    cut: Pos::END,
                     description: format!("{} UTC (no change indexed after it)", format_utc(*t)),
                     time: *t,
                 });
@@ -584,14 +629,16 @@ async fn resolve(
                 .exec_first(GTID_OF_CHANGE, (first, stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
-            let mut cut = first;
+            let mut cut = order.pos(stream_id, first);
             let mut before = format!("change #{first}");
             if let Some(g) = gtid.and_then(|r| r.0) {
                 let start: Option<(u64,)> = idx
                     .exec_first(TRANSACTION_START, (g.as_str(), stream_id))
                     .await
                     .map_err(ReconstructError::Index)?;
-                cut = start.map_or(first, |r| r.0).min(first);
+                if let Some((start,)) = start {
+                    cut = cut.min(order.pos(stream_id, start));
+                }
                 before = format!("transaction {g}");
             }
             Ok(Moment {
@@ -624,13 +671,13 @@ async fn resolve(
             match row {
                 Some((last, ts)) => Ok(Moment {
                     stream_id,
-                    cut: last + 1,
+                    cut: order.pos(stream_id, last).next(),
                     description: format!(
                         "right after transaction {text} (change #{last}, {ts} UTC)"
                     ),
                     time: parse_utc(&ts).unwrap_or(0),
                 }),
-                _ => after_rowless(idx, stream_id, g).await,
+                _ => after_rowless(idx, order, stream_id, g).await,
             }
         }
     }
@@ -646,6 +693,7 @@ const PROBE_BATCHES: u64 = 100;
 /// the order of their numbers, so the first later one found is the next in commit order.
 async fn after_rowless(
     idx: &mut Conn,
+    order: &Order,
     stream_id: u32,
     g: &Gtid,
 ) -> Result<Moment, ReconstructError> {
@@ -678,20 +726,24 @@ async fn after_rowless(
         let list = vec!["?"; later.len()].join(", ");
         let mut params: Vec<mysql_async::Value> = vec![stream_id.into()];
         params.extend(later.iter().map(|n| n.to_string().into()));
-        let row: Option<(Option<u64>, Option<String>)> = idx
-            .exec_first(
+        // Per transaction its first change; the first of those in history order.
+        let rows: Vec<(u64, String)> = idx
+            .exec(
                 format!(
                     "SELECT MIN(event_id), DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') \
-                     FROM binlog_events WHERE stream_id = ? AND gtid IN ({list})"
+                     FROM binlog_events WHERE stream_id = ? AND gtid IN ({list}) GROUP BY gtid"
                 ),
                 params,
             )
             .await
             .map_err(ReconstructError::Index)?;
-        if let Some((Some(first), Some(ts))) = row {
+        if let Some((first, ts)) = rows
+            .into_iter()
+            .min_by_key(|(id, _)| order.pos(stream_id, *id))
+        {
             return Ok(Moment {
                 stream_id,
-                cut: first,
+                cut: order.pos(stream_id, first),
                 description: format!(
                     "right after transaction {text}, which changed no indexed row (before change #{first}, {ts} UTC)"
                 ),
@@ -714,7 +766,7 @@ async fn after_rowless(
     }
     Ok(Moment {
         stream_id,
-        cut: u64::MAX,
+        cut: Pos::END,
         description: format!(
             "right after transaction {text}, which changed no indexed row (none has been changed since)"
         ),
@@ -743,12 +795,17 @@ fn successor(g: &Gtid, k: u64) -> Gtid {
 }
 
 /// Refuses when the stream recorded a gap after the moment that `index --fill-gap` has not
-/// filled.
+/// filled, or filled without its place in history order.
 async fn refuse_gaps(idx: &mut Conn, m: &Moment) -> Result<(), ReconstructError> {
-    let gap = gaps::first_open_since(idx, m.stream_id, &format_utc(m.time))
+    let gap = gaps::first_unusable_since(idx, m.stream_id, &format_utc(m.time))
         .await
         .map_err(ReconstructError::Index)?;
     match gap {
+        Some(g) if g.unordered() => Err(ReconstructError::UnorderedGap {
+            stream_id: m.stream_id,
+            gap_id: g.gap_id,
+            detected_at: g.detected_at,
+        }),
         Some(g) => Err(ReconstructError::Gap {
             stream_id: m.stream_id,
             gap_id: g.gap_id,
@@ -767,7 +824,10 @@ async fn refuse_too_old(
     table: &str,
 ) -> Result<(), ReconstructError> {
     let before: Option<(u64,)> = idx
-        .exec_first(ANY_BEFORE_CUT, (schema, table, m.stream_id, m.cut))
+        .exec_first(
+            ANY_BEFORE_CUT,
+            (schema, table, m.stream_id, m.cut.id_floor()),
+        )
         .await
         .map_err(ReconstructError::Index)?;
     if before.is_some() {
@@ -782,7 +842,7 @@ async fn refuse_too_old(
         None => "it holds no change of it at all".into(),
     };
     let established: Option<(u64,)> = idx
-        .exec_first(ANY_BEFORE_CUT, (schema, table, 0u32, m.cut))
+        .exec_first(ANY_BEFORE_CUT, (schema, table, 0u32, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
     if established.is_some() {
@@ -806,13 +866,14 @@ async fn refuse_too_old(
 /// by an older `init`, no stream since) has recorded none.
 async fn refuse_ddl(
     idx: &mut Conn,
+    order: &Order,
     m: &Moment,
     target: &Target,
     schema: &str,
     table: &str,
 ) -> Result<(), ReconstructError> {
     let prev: Option<(Option<u64>,)> = idx
-        .exec_first(LAST_BEFORE_CUT, (m.stream_id, m.cut))
+        .exec_first(LAST_BEFORE_CUT, (m.stream_id, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
     let prev = prev.and_then(|r| r.0).unwrap_or(0);
@@ -822,7 +883,7 @@ async fn refuse_ddl(
         Err(e) => return Err(ReconstructError::Index(e)),
     };
     let after = |d: &ddl::DdlMarker| match target {
-        _ if d.last_event_id >= m.cut => true,
+        _ if order.pos(m.stream_id, d.last_event_id) >= m.cut => true,
         Target::Gtid(_) => true,
         Target::Time(t) => parse_utc(&d.event_timestamp).is_some_and(|at| at > *t),
     };
@@ -958,25 +1019,34 @@ async fn wait_for(
     }
 }
 
-/// The table's changes from the cut on, oldest first.
+/// The table's changes from the cut on, oldest first in history order: read from the cut's
+/// `event_id` floor, those before the cut dropped.
 async fn changes_after(
     idx: &mut Conn,
+    order: &Order,
     m: &Moment,
     schema: &str,
     table: &str,
 ) -> Result<Vec<StoredChange>, ReconstructError> {
-    if m.cut == u64::MAX {
+    if m.cut == Pos::END {
         return Ok(Vec::new());
     }
     let sql = changes_sql();
     let rows: Vec<Row> = idx
-        .exec(sql, (schema, table, m.stream_id, m.cut))
+        .exec(sql, (schema, table, m.stream_id, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
-    Ok(rows
-        .into_iter()
-        .map(query::parse_row)
-        .collect::<Result<Vec<_>, _>>()?)
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let c = query::parse_row(row)?;
+        if order.is_plain() || order.pos(c.stream_id, c.event_id) >= m.cut {
+            changes.push(c);
+        }
+    }
+    if !order.is_plain() {
+        changes.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
+    }
+    Ok(changes)
 }
 
 /// Refuses changes indexed under a shape that does not map onto the live table by name; notes

@@ -2,13 +2,17 @@
 //! not restore what was there.
 //!
 //! # When a reversal is refused
-//! Undoing changes c1 … cn (oldest to newest) by applying their inverses newest first restores
-//! each row to its state before c1, provided that the index holds every change made to those
-//! rows since c1, and that the statements mean today what they meant then. So [`plan`] refuses:
+//! Undoing changes c1 … cn (oldest to newest in history order, `history::order`: commit order,
+//! with the changes `index --fill-gap` wrote at their gap) by applying their inverses newest
+//! first restores each row to its state before c1, provided that the index holds every change
+//! made to those rows since c1, and that the statements mean today what they meant then. So
+//! [`plan`] refuses:
 //! * a selection that spans more than one stream (the same source indexed twice would be undone
 //!   twice; different sources cannot be ordered against each other);
-//! * a **gap**: a `stream_gaps` row of the stream detected at or after the oldest selected
-//!   change (the skipped history may hold changes to these rows);
+//! * a **gap**: a `stream_gaps` row of the stream detected at or after the earliest selected
+//!   change (the skipped history may hold changes to these rows), unless `index --fill-gap`
+//!   filled it and noted where it sits in history order (`history::order`); a gap filled
+//!   without that (recorded or filled by an older bintrail) is refused too;
 //! * **later changes**: changes to the same rows after the oldest selected one that the selection
 //!   leaves out (they would be overwritten), unless the caller accepts that. A row is followed
 //!   through updates that changed its key and, in a keyless table, through its images
@@ -22,8 +26,9 @@
 //!   undoing half a transaction restores a state that never existed, unless the caller accepts
 //!   that (`--allow-partial-transactions`, and the script notes which);
 //! * a **TRUNCATE, DROP or RENAME** of a selected change's table recorded after the oldest
-//!   selected change of that table (a `ddl_events` marker with `last_event_id` at or after its
-//!   `event_id`): the rows are gone from the table, or the name is another table's now, so
+//!   selected change of that table (a `ddl_events` marker whose `last_event_id` names that
+//!   change or one after it in history order, `history::order`): the rows are gone from the
+//!   table, or the name is another table's now, so
 //!   the SQL would not put back what was there. ALTER is the schema check's business;
 //! * a selection larger than its `--limit` (a partial reversal is not what was asked for);
 //! * a change the established tool indexed before the index was adopted (`index::adopt`,
@@ -51,6 +56,7 @@ use super::established::{self, EraError, Snapshots};
 use super::follow;
 use super::live::LiveColumn;
 use super::live::LiveTable;
+use super::order::{Order, Pos};
 use super::policed;
 use super::query::{self, QueryError, StoredChange};
 use super::recent::{self, Recent};
@@ -142,6 +148,18 @@ pub enum RecoverError {
     /// History is missing.
     #[error(transparent)]
     Gap(Box<GapRefusal>),
+    /// A filled gap whose changes cannot be placed in history order (`index::gaps`).
+    #[error("stream {server_id}'s gap #{gap_id} (detected {detected_at}, after the oldest selected change, {oldest}) was filled by `index --fill-gap`, but it was recorded or filled by an older bintrail that did not note where the gap sits in the stream's order; the changes indexed for it cannot be ordered against those streamed after it, so undoing could apply them in the wrong order. Select only changes after the gap (--since '{detected_at}')")]
+    UnorderedGap {
+        /// The stream.
+        server_id: u32,
+        /// The gap.
+        gap_id: u64,
+        /// When it was detected, UTC.
+        detected_at: String,
+        /// Time of the oldest selected change.
+        oldest: String,
+    },
     /// The table was truncated, dropped or renamed after the oldest selected change to it.
     #[error("{} was recorded after change #{event_id} to {schema}.{table}, the oldest selected one: the rows it changed are gone from that table or the name now belongs to another table, so undoing would not restore what was there. Restore the rows from a backup taken before it, or select only changes after it (e.g. --since '{}')", marker.describe(), marker.event_timestamp)]
     TableDdl {
@@ -267,7 +285,8 @@ pub async fn plan(
     let clock = std::time::Instant::now();
     let lap =
         |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "recover");
-    let page = query::fetch(index, sel).await?;
+    let order = Order::load(index).await.map_err(RecoverError::Index)?;
+    let page = query::fetch_in(index, sel, &order).await?;
     lap("selected");
     if page.more {
         return Err(RecoverError::TooMany {
@@ -291,10 +310,22 @@ pub async fn plan(
         .last()
         .ok_or_else(|| RecoverError::Nothing(sel.describe()))?;
     let stream = era.stream.unwrap_or(oldest.stream_id);
-    check_gaps(index, stream, &oldest.event_timestamp).await?;
-    check_table_ddl(index, stream, &changes).await?;
+    // The earliest stamp, not the oldest change's: a filled change of a gap that cannot be
+    // placed sorts after the changes streamed since it, and is still before the gap.
+    let earliest = changes
+        .iter()
+        .map(|c| c.event_timestamp.as_str())
+        .min()
+        .unwrap_or(&oldest.event_timestamp);
+    check_gaps(index, stream, earliest).await?;
+    check_table_ddl(index, &order, stream, &changes).await?;
     lap("gaps and ddl checked");
-    let first = changes.iter().map(|c| c.event_id).min().unwrap_or(0);
+    // Everything at or after the oldest selected change in history order has an id from here.
+    let first = changes
+        .iter()
+        .map(|c| order.pos(c.stream_id, c.event_id).id_floor())
+        .min()
+        .unwrap_or(0);
     let recent = recent::read(index, stream, first, recent::cap(changes.len()))
         .await
         .map_err(RecoverError::Index)?;
@@ -302,7 +333,7 @@ pub async fn plan(
     let tables = live_tables(source, flavor, &changes).await?;
     let mut notes = era.notes();
     let later = match era.old {
-        0 => later_changes(index, &changes, recent.as_ref()).await?,
+        0 => later_changes(index, &order, &changes, recent.as_ref()).await?,
         _ => era_later_changes(index, &changes, &era.streams, &tables).await?,
     };
     if let Some((count, example)) = later {
@@ -558,13 +589,19 @@ fn check_era_schema(
 }
 
 /// Refuses when a gap of `stream` was detected at or after `oldest` (UTC text) and has not been
-/// filled (`index --fill-gap`).
+/// filled (`index --fill-gap`), or was filled without its place in history order.
 async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), RecoverError> {
-    let gap = gaps::first_open_since(index, stream, oldest)
+    let gap = gaps::first_unusable_since(index, stream, oldest)
         .await
         .map_err(RecoverError::Index)?;
     match gap {
         None => Ok(()),
+        Some(g) if g.unordered() => Err(RecoverError::UnorderedGap {
+            server_id: stream,
+            gap_id: g.gap_id,
+            detected_at: g.detected_at,
+            oldest: oldest.to_string(),
+        }),
         Some(g) => Err(RecoverError::Gap(Box::new(GapRefusal {
             server_id: stream,
             gap_id: g.gap_id,
@@ -582,21 +619,28 @@ async fn check_gaps(index: &mut Conn, stream: u32, oldest: &str) -> Result<(), R
 /// exist yet (made by an older `init`, no stream run since) has recorded none.
 async fn check_table_ddl(
     index: &mut Conn,
+    order: &Order,
     stream: u32,
     changes: &[StoredChange],
 ) -> Result<(), RecoverError> {
-    let mut oldest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut oldest: BTreeMap<(&str, &str), (Pos, u64)> = BTreeMap::new();
     for c in changes {
-        let first = oldest.entry((&c.schema, &c.table)).or_insert(c.event_id);
-        *first = (*first).min(c.event_id);
+        let at = (order.pos(stream, c.event_id), c.event_id);
+        let first = oldest.entry((&c.schema, &c.table)).or_insert(at);
+        *first = (*first).min(at);
     }
-    for ((schema, table), event_id) in oldest {
-        let markers = match ddl::markers_since(index, stream, schema, table, event_id).await {
+    for ((schema, table), (at, event_id)) in oldest {
+        let from = at.id_floor();
+        let markers = match ddl::markers_since(index, stream, schema, table, from).await {
             Ok(markers) => markers,
             Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(()),
             Err(e) => return Err(RecoverError::Index(e)),
         };
-        if let Some(marker) = markers.into_iter().find(|m| m.kind.ends_table_history()) {
+        // A marker sits right after the change its `last_event_id` names.
+        if let Some(marker) = markers
+            .into_iter()
+            .find(|m| m.kind.ends_table_history() && order.pos(stream, m.last_event_id) >= at)
+        {
             return Err(RecoverError::TableDdl {
                 event_id,
                 schema: schema.to_string(),
@@ -613,10 +657,11 @@ async fn check_table_ddl(
 /// ([`follow::later_changes`]): their count and the first described.
 async fn later_changes(
     index: &mut Conn,
+    order: &Order,
     changes: &[StoredChange],
     recent: Option<&Recent>,
 ) -> Result<Option<(usize, String)>, RecoverError> {
-    let (count, later) = follow::later_changes(index, changes, recent).await?;
+    let (count, later) = follow::later_changes(index, order, changes, recent).await?;
     Ok(later.first().map(|c| {
         let example = format!(
             "#{} {} {} {}.{} {}",

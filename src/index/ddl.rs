@@ -234,6 +234,9 @@ const CREATE_STREAM_GAPS: &str = "CREATE TABLE IF NOT EXISTS `stream_gaps` (
   `reason` TEXT NOT NULL COMMENT 'the source''s own words',
   `filled_at` DATETIME(3) NULL COMMENT 'UTC, when index --fill-gap indexed the range; NULL: still missing',
   `filled_from` TEXT NULL COMMENT 'the binlog files it was indexed from',
+  `before_event_id` BIGINT UNSIGNED NULL COMMENT 'largest binlog_events.event_id when the gap was recorded: the gap sits after the stream''s changes up to it; NULL: recorded before bintrail kept it',
+  `filled_first_event_id` BIGINT UNSIGNED NULL COMMENT 'first event_id index --fill-gap wrote for the range (0: none); NULL: open, or filled before bintrail kept it',
+  `filled_last_event_id` BIGINT UNSIGNED NULL COMMENT 'last event_id index --fill-gap wrote for the range (0: none)',
   PRIMARY KEY (`gap_id`),
   KEY `k_stream` (`server_id`, `detected_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
@@ -624,8 +627,10 @@ pub fn other_tables() -> impl Iterator<Item = &'static str> {
 /// Columns added to existing tables since they were first created: table, column, definition.
 /// `xa_prepared.pk_before` (the key-change record of a prepared update); `policy_version` of
 /// both change tables (existing changes were captured without a policy: 0); `filled_at` and
-/// `filled_from` of `stream_gaps` (`index --fill-gap`; existing gaps are open).
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+/// `filled_from` of `stream_gaps` (`index --fill-gap`; existing gaps are open); its
+/// `before_event_id`, `filled_first_event_id` and `filled_last_event_id` (where a filled range
+/// sits in the stream's history order, `history::order`; NULL for gaps recorded or filled before).
+const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
     (XA_PREPARED, "pk_before", "MEDIUMTEXT NULL"),
     (
         BINLOG_EVENTS,
@@ -639,6 +644,9 @@ const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ),
     (STREAM_GAPS, "filled_at", "DATETIME(3) NULL"),
     (STREAM_GAPS, "filled_from", "TEXT NULL"),
+    (STREAM_GAPS, "before_event_id", "BIGINT UNSIGNED NULL"),
+    (STREAM_GAPS, "filled_first_event_id", "BIGINT UNSIGNED NULL"),
+    (STREAM_GAPS, "filled_last_event_id", "BIGINT UNSIGNED NULL"),
 ];
 
 /// Adds the [`ADDED_COLUMNS`] a table lacks (appended: an instant change on both servers).

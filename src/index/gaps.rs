@@ -15,6 +15,18 @@
 //! `recover` or `reconstruct` refuse. An index created before these columns gets them from
 //! `ensure_ready`; the read side does not run that, so it asks whether the columns exist and
 //! treats every gap of an index without them as open.
+//!
+//! # Where a gap sits in history order
+//! Changes indexed by `--fill-gap` get `event_id`s after everything the stream wrote since the
+//! gap, so `event_id` order is not history order for them. `before_event_id` is the largest
+//! `event_id` of the index when the stream recorded the gap (the stream's changes up to it came
+//! before the gap, its later ones after: ids are allocated in increasing order, as for
+//! `ddl_events.last_event_id`), and `filled_first_event_id`/`filled_last_event_id` the ids
+//! `--fill-gap` gave the range's changes (0/0: none were new), set in the same statement that
+//! marks the gap filled. `history::order` places a filled range at its gap from these. A gap
+//! filled without them (recorded or filled by an older bintrail) is *unordered*: its changes
+//! cannot be placed, so the read side keeps treating it like an open gap
+//! ([`first_unusable_since`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +55,12 @@ pub struct GapRow {
     pub filled_at: Option<String>,
     /// The binlog files the range was indexed from.
     pub filled_from: Option<String>,
+    /// The largest `event_id` when the gap was recorded; `None` for a gap recorded before
+    /// bintrail kept it.
+    pub before_event_id: Option<u64>,
+    /// The first and last `event_id` the fill wrote ((0, 0): none were new); `None` while open,
+    /// or when filled by a bintrail that did not keep it.
+    pub filled_ids: Option<(u64, u64)>,
 }
 
 /// Why a gap row cannot be used.
@@ -87,6 +105,12 @@ pub enum GapRange {
 }
 
 impl GapRow {
+    /// Whether the gap was filled but its changes cannot be placed in history order (recorded
+    /// or filled by an older bintrail): the read side treats it like an open gap.
+    pub fn unordered(&self) -> bool {
+        self.filled_at.is_some() && (self.before_event_id.is_none() || self.filled_ids.is_none())
+    }
+
     /// The history this gap lacks.
     pub fn range(&self) -> Result<GapRange, GapsError> {
         let bad = |reason: String| GapsError::Unreadable {
@@ -180,10 +204,13 @@ impl GapRange {
     }
 }
 
-/// The INSERT that records a gap (the writer runs it with the checkpoint past the gap).
+/// The INSERT that records a gap (the writer runs it with the checkpoint past the gap, before
+/// any change after the gap is written), with the index's largest `event_id` as the gap's place
+/// in history order.
 pub fn insert_sql(server_id: u32, gap_from: &str, gap_to: &str, reason: &str) -> String {
     let mut insert = String::from(
-        "INSERT INTO stream_gaps (server_id, gap_from, gap_to, detected_at, reason) VALUES (",
+        "INSERT INTO stream_gaps (server_id, gap_from, gap_to, detected_at, reason, \
+         before_event_id) VALUES (",
     );
     insert.push_str(&server_id.to_string());
     insert.push(',');
@@ -192,11 +219,11 @@ pub fn insert_sql(server_id: u32, gap_from: &str, gap_to: &str, reason: &str) ->
     push_plain_literal(&mut insert, gap_to);
     insert.push_str(", UTC_TIMESTAMP(3), ");
     push_plain_literal(&mut insert, reason);
-    insert.push(')');
+    insert.push_str(", (SELECT COALESCE(MAX(event_id), 0) FROM binlog_events))");
     insert
 }
 
-type Row8 = (
+type Row11 = (
     u64,
     u32,
     String,
@@ -205,26 +232,64 @@ type Row8 = (
     String,
     Option<String>,
     Option<String>,
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
 );
 
-/// The SELECT list of a [`GapRow`]; `NULL`s for the fill columns an older index lacks.
-async fn select(conn: &mut Conn) -> Result<&'static str, mysql_async::Error> {
-    let has: Option<u64> = conn
-        .query_first(
-            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
-             AND TABLE_NAME = 'stream_gaps' AND COLUMN_NAME = 'filled_at'",
+/// Which of the columns added since `stream_gaps` was first created the index has.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Shape {
+    /// Neither the fill columns nor the order columns.
+    Original,
+    /// `filled_at`, `filled_from`.
+    Fill,
+    /// And `before_event_id`, `filled_first_event_id`, `filled_last_event_id`.
+    Order,
+}
+
+async fn shape(conn: &mut Conn) -> Result<Shape, mysql_async::Error> {
+    let has: Vec<String> = conn
+        .query(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'stream_gaps' \
+             AND COLUMN_NAME IN ('filled_at', 'filled_last_event_id')",
         )
         .await?;
-    Ok(if has.unwrap_or(0) > 0 {
-        "SELECT gap_id, server_id, gap_from, gap_to, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), \
-         reason, DATE_FORMAT(filled_at, '%Y-%m-%d %H:%i:%s'), filled_from FROM stream_gaps"
-    } else {
-        "SELECT gap_id, server_id, gap_from, gap_to, DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), \
-         reason, NULL, NULL FROM stream_gaps"
+    let has = |c: &str| has.iter().any(|h| h.eq_ignore_ascii_case(c));
+    Ok(match (has("filled_at"), has("filled_last_event_id")) {
+        (_, true) => Shape::Order,
+        (true, false) => Shape::Fill,
+        _ => Shape::Original,
     })
 }
 
-fn row(r: Row8) -> GapRow {
+/// The SELECT list of a [`GapRow`]; `NULL`s for the columns an older index lacks.
+async fn select(conn: &mut Conn) -> Result<(&'static str, Shape), mysql_async::Error> {
+    let shape = shape(conn).await?;
+    let sql = match shape {
+        Shape::Order => {
+            "SELECT gap_id, server_id, gap_from, gap_to, \
+             DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), reason, \
+             DATE_FORMAT(filled_at, '%Y-%m-%d %H:%i:%s'), filled_from, before_event_id, \
+             filled_first_event_id, filled_last_event_id FROM stream_gaps"
+        }
+        Shape::Fill => {
+            "SELECT gap_id, server_id, gap_from, gap_to, \
+             DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), reason, \
+             DATE_FORMAT(filled_at, '%Y-%m-%d %H:%i:%s'), filled_from, NULL, NULL, NULL \
+             FROM stream_gaps"
+        }
+        Shape::Original => {
+            "SELECT gap_id, server_id, gap_from, gap_to, \
+             DATE_FORMAT(detected_at, '%Y-%m-%d %H:%i:%s'), reason, NULL, NULL, NULL, NULL, \
+             NULL FROM stream_gaps"
+        }
+    };
+    Ok((sql, shape))
+}
+
+fn row(r: Row11) -> GapRow {
     GapRow {
         gap_id: r.0,
         server_id: r.1,
@@ -234,13 +299,15 @@ fn row(r: Row8) -> GapRow {
         reason: r.5,
         filled_at: r.6,
         filled_from: r.7,
+        before_event_id: r.8,
+        filled_ids: r.9.zip(r.10),
     }
 }
 
 /// The gap `gap_id`, if there is one.
 pub async fn load(conn: &mut Conn, gap_id: u64) -> Result<Option<GapRow>, mysql_async::Error> {
-    let sql = format!("{} WHERE gap_id = ?", select(conn).await?);
-    let found: Option<Row8> = conn.exec_first(sql, (gap_id,)).await?;
+    let sql = format!("{} WHERE gap_id = ?", select(conn).await?.0);
+    let found: Option<Row11> = conn.exec_first(sql, (gap_id,)).await?;
     Ok(found.map(row))
 }
 
@@ -248,42 +315,90 @@ pub async fn load(conn: &mut Conn, gap_id: u64) -> Result<Option<GapRow>, mysql_
 pub async fn of_stream(conn: &mut Conn, server_id: u32) -> Result<Vec<GapRow>, mysql_async::Error> {
     let sql = format!(
         "{} WHERE server_id = ? ORDER BY detected_at, gap_id",
-        select(conn).await?
+        select(conn).await?.0
     );
-    let rows: Vec<Row8> = conn.exec(sql, (server_id,)).await?;
+    let rows: Vec<Row11> = conn.exec(sql, (server_id,)).await?;
     Ok(rows.into_iter().map(row).collect())
 }
 
-/// The oldest gap of a stream still open (not filled) that was recorded at or after `since`
-/// (UTC text): history that may hold changes made after that moment is unknown.
-pub async fn first_open_since(
+/// The oldest gap of a stream recorded at or after `since` (UTC text) that is still open (not
+/// filled), or filled but [`unordered`](GapRow::unordered): history that may hold changes made
+/// after that moment is unknown, or cannot be placed in order.
+pub async fn first_unusable_since(
     conn: &mut Conn,
     server_id: u32,
     since: &str,
 ) -> Result<Option<GapRow>, mysql_async::Error> {
-    let select = select(conn).await?;
-    let open = if select.contains("filled_at") {
-        " AND filled_at IS NULL"
-    } else {
-        ""
+    let (select, shape) = select(conn).await?;
+    let unusable = match shape {
+        Shape::Order => {
+            " AND (filled_at IS NULL OR before_event_id IS NULL OR filled_last_event_id IS NULL)"
+        }
+        Shape::Fill => " AND filled_at IS NULL",
+        Shape::Original => "",
     };
     let sql = format!(
-        "{select} WHERE server_id = ? AND detected_at >= ?{open} ORDER BY detected_at, gap_id LIMIT 1"
+        "{select} WHERE server_id = ? AND detected_at >= ?{unusable} ORDER BY detected_at, gap_id LIMIT 1"
     );
-    let found: Option<Row8> = conn.exec_first(sql, (server_id, since)).await?;
+    let found: Option<Row11> = conn.exec_first(sql, (server_id, since)).await?;
     Ok(found.map(row))
 }
 
-/// Marks gap `gap_id` filled now from `files`; `false` when it was already filled (or is gone).
+/// A filled gap placed in history order: its stream's changes with `event_id` in
+/// `first..=last` belong between the stream's changes up to `before` and those after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placed {
+    /// The gap.
+    pub gap_id: u64,
+    /// Its stream.
+    pub server_id: u32,
+    /// `before_event_id`.
+    pub before: u64,
+    /// `filled_first_event_id`.
+    pub first: u64,
+    /// `filled_last_event_id`.
+    pub last: u64,
+}
+
+/// Every filled gap whose fill wrote changes and whose place is known (an index without the
+/// order columns has none). `stream_gaps` holds a row per skip, so it is read whole.
+pub async fn placed(conn: &mut Conn) -> Result<Vec<Placed>, mysql_async::Error> {
+    if shape(conn).await? != Shape::Order {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(u64, u32, u64, u64, u64)> = conn
+        .query(
+            "SELECT gap_id, server_id, before_event_id, filled_first_event_id, \
+             filled_last_event_id FROM stream_gaps WHERE filled_at IS NOT NULL \
+             AND before_event_id IS NOT NULL AND filled_first_event_id > 0 \
+             ORDER BY gap_id",
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(gap_id, server_id, before, first, last)| Placed {
+            gap_id,
+            server_id,
+            before,
+            first,
+            last,
+        })
+        .collect())
+}
+
+/// Marks gap `gap_id` filled now from `files`, its changes written with the `event_id`s `ids`
+/// ((0, 0): none were new); `false` when it was already filled (or is gone).
 pub async fn mark_filled(
     conn: &mut Conn,
     gap_id: u64,
     files: &str,
+    ids: (u64, u64),
 ) -> Result<bool, mysql_async::Error> {
     conn.exec_drop(
-        "UPDATE stream_gaps SET filled_at = UTC_TIMESTAMP(3), filled_from = ? \
+        "UPDATE stream_gaps SET filled_at = UTC_TIMESTAMP(3), filled_from = ?, \
+         filled_first_event_id = ?, filled_last_event_id = ? \
          WHERE gap_id = ? AND filled_at IS NULL",
-        (files, gap_id),
+        (files, ids.0, ids.1, gap_id),
     )
     .await?;
     Ok(conn.affected_rows() == 1)
@@ -303,6 +418,8 @@ mod tests {
             reason: String::new(),
             filled_at: None,
             filled_from: None,
+            before_event_id: None,
+            filled_ids: None,
         }
     }
 

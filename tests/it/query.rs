@@ -6,7 +6,9 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use bintrail::change::ChangeKind;
+use bintrail::fill_gap;
 use bintrail::history::follow::{moves_sql, table_scan_sql, Trail};
+use bintrail::history::order::{Order, Pos};
 use bintrail::history::query::{select_sql, select_sql_following, SINCE_BOUND_SQL};
 use bintrail::history::reconstruct as rc;
 use bintrail::history::selection::Selection;
@@ -336,7 +338,19 @@ async fn lookups_use_an_index(flavor: Flavor) {
         .into_iter()
         .map(|(what, sel, keys)| (what, select_sql(&sel), keys))
         .collect();
-    let trail: Trail = [("1233".to_string(), 0), ("77".to_string(), 5_000)].into();
+    let trail: Trail = [
+        ("1233".to_string(), Pos::START),
+        ("77".to_string(), Pos::streamed(5_000)),
+    ]
+    .into();
+    // An index with a filled gap: query's order puts its changes at the gap's place.
+    let filled = Order::from_placed(vec![bintrail::index::gaps::Placed {
+        gap_id: 1,
+        server_id: 2,
+        before: 100,
+        first: 4_000,
+        last: 4_100,
+    }]);
     let following = Selection {
         pk: Some("1233".into()),
         ..table.clone()
@@ -344,8 +358,31 @@ async fn lookups_use_an_index(flavor: Flavor) {
     statements.extend([
         (
             "--pk following a key change",
-            select_sql_following(&following, &trail, None),
+            select_sql_following(&following, &trail, None, &Order::default()),
             &["k_table_pk"][..],
+        ),
+        (
+            "--pk in history order with a filled gap",
+            select_sql_following(&following, &trail, None, &filled),
+            &["k_table_pk"][..],
+        ),
+        (
+            "no filter in history order with a filled gap",
+            select_sql_following(&base, &Trail::new(), None, &filled),
+            &["PRIMARY"][..],
+        ),
+        (
+            "--since --table in history order with a filled gap",
+            select_sql_following(
+                &Selection {
+                    since: window.since,
+                    ..table.clone()
+                },
+                &Trail::new(),
+                None,
+                &filled,
+            ),
+            &["k_time", "k_table_pk", "PRIMARY"][..],
         ),
         (
             "--gtid set",
@@ -381,6 +418,19 @@ async fn lookups_use_an_index(flavor: Flavor) {
                 v(vec![2.into(), ts.as_str().into()]),
             ),
             &["k_time"][..],
+        ),
+        (
+            "reconstruct: first change after a time among a filled gap's",
+            (
+                rc::FIRST_AFTER_TIME_IN.to_string(),
+                v(vec![
+                    2.into(),
+                    ts.as_str().into(),
+                    4_000.into(),
+                    4_100.into(),
+                ]),
+            ),
+            &["k_time", "PRIMARY"][..],
         ),
         (
             "reconstruct: a change's GTID",
@@ -479,8 +529,40 @@ async fn lookups_use_an_index(flavor: Flavor) {
                 },
                 &Trail::new(),
                 Some(5_000),
+                &Order::default(),
             ),
             &["k_time", "k_table_pk", "PRIMARY"][..],
+        ),
+    ]);
+    // index --fill-gap placing its range.
+    let files = v(vec![
+        2.into(),
+        "binlog.000001".into(),
+        "binlog.000002".into(),
+        100.into(),
+    ]);
+    statements.extend([
+        (
+            "fill-gap: the range's changes in its files",
+            (fill_gap::fill_ids_sql(2), files.clone()),
+            &["uk_change", "PRIMARY"][..],
+        ),
+        (
+            "fill-gap: the stream's changes among the fill's ids",
+            (
+                fill_gap::STREAM_IDS_SQL.replace(" LOCK IN SHARE MODE", ""),
+                v(vec![4_000.into(), 4_100.into(), 2.into()]),
+            ),
+            &["PRIMARY"][..],
+        ),
+        (
+            "fill-gap: markers recorded before the range's first change",
+            (fill_gap::early_markers_sql(2), {
+                let mut p = files;
+                p.push(4_000.into());
+                p
+            }),
+            &["uk_marker"][..],
         ),
     ]);
     let mut conn = index.conn().await;
