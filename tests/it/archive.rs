@@ -286,8 +286,17 @@ fn text(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_hours_hold_exactly_the_changes_and_survive_crashes_at_every_step() {
+    archive_on(TestServer::index()).await;
+}
+
+/// The same on a MariaDB 11.8 index server (its LOCK TABLES and DROP PARTITION).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_index_archived_hours_hold_exactly_the_changes_and_survive_crashes() {
+    archive_on(TestServer::index_of(Flavor::Mariadb118)).await;
+}
+
+async fn archive_on(index_server: &'static TestServer) {
     let source = TestServer::shared(Flavor::Mysql);
-    let index_server = TestServer::index();
     let schema = unique("arch");
     let n = now();
     // An index created three days ago with three hourly partitions, never rotated since.
