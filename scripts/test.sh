@@ -4,7 +4,8 @@
 #
 # The project's one test command, for a fresh Debian machine and for CI
 # (root, CI=true, no stdin): provisions the MySQL and MariaDB servers the
-# tests start (cached after the first run), then runs every test target, then
+# tests start and the archive tests' Python environment (both cached after the
+# first run), then runs every test target, then
 # the benchmark's small variant (scripts/bench.sh --size 20000 --check, with the
 # builds the tests just made; no timing is asserted, only that every figure was
 # measured and every reader saw all 20,000 changes). With arguments (a test
@@ -20,6 +21,8 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
 fi
 
 scripts/provision.sh </dev/null
+# pyarrow and duckdb for the archive tests (tests/it/archive.rs), cached after the first run.
+scripts/archive-venv.sh </dev/null >/dev/null
 cargo test --locked --all-targets "$@" </dev/null
 if (($# == 0)); then
     results=$(mktemp -d /tmp/bintrail-bench-small.XXXXXX)

@@ -107,6 +107,38 @@ or from --source-dsn."
     /// Set up streams as systemd services.
     #[command(subcommand)]
     Service(ServiceCmd),
+
+    /// Work with the cold tier that `rotate --archive` writes.
+    #[command(subcommand)]
+    Archive(ArchiveCmd),
+}
+
+/// `bintrail archive` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCmd {
+    /// Re-read every file the manifest (archive_files) records and check it against its row
+    #[command(
+        long_about = "Re-reads every file recorded in the index's archive_files: its size and \
+SHA-256, then every row (decoded, counted, in event_id order, of the recorded stream, table and \
+hour, with the recorded event_id and time range). Exits 0 when all match; otherwise names each \
+missing or different file and exits 3."
+    )]
+    Verify(ArchiveVerifyCmd),
+}
+
+/// The `archive verify` flags.
+#[derive(Debug, Args)]
+pub struct ArchiveVerifyCmd {
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// The archive's root directory (the DIR given to rotate --archive)
+    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR")]
+    pub archive: PathBuf,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: StatusFormat,
 }
 
 /// `--log-format` values.
@@ -847,7 +879,13 @@ pub struct RotateCmd {
     #[arg(long, env = "BINTRAIL_EVERY", value_name = "DURATION")]
     pub every: Option<String>,
 
-    /// Print what would be added and dropped, change nothing
+    /// Print what would be added, archived and dropped, change nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Before dropping an expired hour, write its changes as Parquet files under this
+    /// directory (schema=…/table=…/date=…/hour=…/stream=….parquet) and record them in the
+    /// index's archive_files; needs --retain
+    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR")]
+    pub archive: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`, `src/cli.rs`, `src/commands/`) is a thin shell around this library:
 //! clap types stop at `cli.rs`, everything here takes validated configs from [`config`].
 
+pub mod archive;
 pub mod change;
 pub mod classify;
 pub mod config;

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Rotate(cmd) => commands::rotate::run(cmd),
         cli::Command::Mask(cmd) => commands::mask::run(cmd),
         cli::Command::Service(cmd) => commands::service::run(cmd),
+        cli::Command::Archive(cmd) => commands::archive::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

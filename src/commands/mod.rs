@@ -2,6 +2,7 @@
 //! `anyhow`-style context lives here, not in the library: a [`Failure`] is a message for the user
 //! and the exit status it deserves.
 
+pub mod archive;
 pub mod index;
 pub mod init;
 pub mod mask;

@@ -1,10 +1,11 @@
 //! `bintrail rotate`: retention by hourly partitions, once or `--every` interval until
 //! SIGTERM/SIGINT.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bintrail::history::open_index;
-use bintrail::history::rotate::{self, Plan};
+use bintrail::history::rotate::{self, Archived, Plan};
 use bintrail::history::time::{format_duration, format_utc, now, parse_duration};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,10 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
             "--ahead must be at most 8000 hours (MySQL allows 8192 partitions per table)",
         ));
     }
+    let archive = match cmd.archive {
+        Some(dir) => Some(archive_dir(dir, retain.is_some(), cmd.dry_run)?),
+        None => None,
+    };
     let (index, _, _) = cmd.index.into_config(None).map_err(Failure::usage)?;
     let (ahead, dry_run) = (cmd.ahead, cmd.dry_run);
     runtime()?.block_on(async move {
@@ -48,17 +53,30 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
         loop {
             let mut conn = open_index(&index).await.map_err(super::open_failure)?;
             let at = now();
-            let plan = rotate::rotate(&mut conn, &index.database, at, retain, ahead, dry_run)
-                .await
-                .map_err(|e| {
-                    let kind = match e {
-                        rotate::RotateError::Server { .. } => Kind::Runtime,
-                        _ => Kind::Definite,
-                    };
-                    Failure::new(kind, e)
-                })?;
+            let rotation = rotate::rotate(
+                &mut conn,
+                &index.database,
+                at,
+                retain,
+                ahead,
+                dry_run,
+                archive.as_deref(),
+            )
+            .await
+            .map_err(|e| {
+                let kind = match e {
+                    rotate::RotateError::Server { .. } | rotate::RotateError::Archive(_) => {
+                        Kind::Runtime
+                    }
+                    _ => Kind::Definite,
+                };
+                Failure::new(kind, e)
+            })?;
             let _ = conn.disconnect().await;
-            report(&index.database, &plan, dry_run);
+            if let (Some(dir), Some(archived)) = (&archive, &rotation.archived) {
+                report_archive(&index.database, dir, archived, dry_run);
+            }
+            report(&index.database, &rotation.plan, dry_run);
             let Some(every) = every else { return Ok(()) };
             tracing::info!(next_in = %format_duration(every), "rotated");
             tokio::select! {
@@ -67,6 +85,60 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
             }
         }
     })
+}
+
+/// The `--archive` directory, created when missing (not on a dry run); refuses what is not
+/// built yet (object storage) and an archive without a retention.
+fn archive_dir(dir: PathBuf, retain: bool, dry_run: bool) -> Result<PathBuf, Failure> {
+    let text = dir.to_string_lossy();
+    if text.contains("://") {
+        return Err(Failure::usage(format!(
+            "--archive {text}: only a local directory is supported so far (object storage is not built yet)"
+        )));
+    }
+    if !retain {
+        return Err(Failure::usage(
+            "--archive needs --retain: it archives the hours that retention drops",
+        ));
+    }
+    if !dry_run {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Failure::new(
+                Kind::Runtime,
+                format!(
+                    "--archive {}: cannot create the directory: {e}",
+                    dir.display()
+                ),
+            )
+        })?;
+    }
+    Ok(dir)
+}
+
+/// Prints what went (or would go) into the archive.
+fn report_archive(database: &str, dir: &Path, archived: &Archived, dry_run: bool) {
+    let rows: u64 = archived.files.iter().map(|f| f.rows).sum();
+    let n = archived.files.len();
+    if dry_run {
+        println!(
+            "{database}.binlog_events: would archive {rows} change(s) into {n} file(s) under {}",
+            dir.display()
+        );
+        for f in &archived.files {
+            println!("  {} ({} changes)", f.path, f.rows);
+        }
+    } else {
+        println!(
+            "{database}.binlog_events: archived {rows} change(s) into {n} file(s), {} bytes, under {}",
+            archived.bytes,
+            dir.display()
+        );
+    }
+    if let Some((name, held, recorded)) = &archived.kept {
+        println!(
+            "{database}.binlog_events: kept partition {name} and later ones: it holds {held} change(s), {recorded} are archived (changes arrived for its hours meanwhile); the next rotate archives the rest"
+        );
+    }
 }
 
 /// Prints what the plan added and dropped (or would).

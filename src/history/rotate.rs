@@ -14,14 +14,24 @@
 //!   from it too (through its `k_time` index; it holds one row per key-changing update only).
 //! * The plan is a pure function of the partition list and the clock ([`plan`]), tested without
 //!   a server.
+//! * **With an archive, a partition is dropped only once it is archived** (`archive`): its
+//!   changes are written to recorded Parquet files first, and the drop happens under a table
+//!   lock after checking that the rows recorded from the partition are as many as it holds.
+//!   When they are not (changes arrived for its hours meanwhile) it and every later partition
+//!   are kept for the next run, which archives the newcomers into a further file.
+
+use std::path::Path;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 
 use super::time::TO_SECONDS_EPOCH;
+use crate::archive::export::{self, PartitionRange, Pending};
+use crate::archive::{failpoint, manifest, ArchiveError};
 use crate::index::ddl::{
-    partition_defs, partition_name, BINLOG_EVENTS, KEY_CHANGES, PARTITION_SECONDS,
+    self, partition_defs, partition_name, DdlError, ARCHIVE_FILES, BINLOG_EVENTS, KEY_CHANGES,
+    PARTITION_SECONDS,
 };
 use crate::sql::ident;
 
@@ -68,6 +78,12 @@ pub enum RotateError {
         /// PARTITION_EXPRESSION.
         expression: String,
     },
+    /// Archiving a partition failed; it was not dropped.
+    #[error("the expired partitions were kept: {0}")]
+    Archive(#[from] ArchiveError),
+    /// The manifest table could not be created.
+    #[error(transparent)]
+    Ddl(#[from] DdlError),
     /// The index refused a statement.
     #[error("rotating {database}.binlog_events: {source}")]
     Server {
@@ -188,7 +204,29 @@ pub fn plan(
     }
 }
 
-/// Reads the partitions, plans at `now` and, unless `dry_run`, carries the plan out.
+/// What `rotate --archive` did (or, dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Archived {
+    /// The files written (dry run: to be written), in order.
+    pub files: Vec<Pending>,
+    /// Bytes written.
+    pub bytes: u64,
+    /// A partition kept because it holds changes no recorded file has yet (they arrived while
+    /// it was archived): name, rows in it, rows recorded from it.
+    pub kept: Option<(String, u64, u64)>,
+}
+
+/// A rotation's plan and, with an archive, what went into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rotation {
+    /// The plan (with an archive, `drop` lists only the partitions actually dropped).
+    pub plan: Plan,
+    /// With `--archive`.
+    pub archived: Option<Archived>,
+}
+
+/// Reads the partitions, plans at `now` and, unless `dry_run`, carries the plan out; with
+/// `archive`, every partition is archived there before it is dropped.
 pub async fn rotate(
     conn: &mut Conn,
     database: &str,
@@ -196,7 +234,8 @@ pub async fn rotate(
     retain: Option<u64>,
     ahead: u32,
     dry_run: bool,
-) -> Result<Plan, RotateError> {
+    archive: Option<&Path>,
+) -> Result<Rotation, RotateError> {
     let server = |source| RotateError::Server {
         database: database.to_string(),
         source,
@@ -215,11 +254,111 @@ pub async fn rotate(
             .flatten(),
         None => None,
     };
-    let plan = plan(&parts, now, retain, ahead, oldest_future);
-    if !dry_run {
+    let mut plan = plan(&parts, now, retain, ahead, oldest_future);
+    let Some(root) = archive else {
+        if !dry_run {
+            apply(conn, &plan, future.is_some()).await.map_err(server)?;
+        }
+        return Ok(Rotation {
+            plan,
+            archived: None,
+        });
+    };
+    let mut archived = Archived::default();
+    if dry_run {
+        for range in ranges(&plan.drop) {
+            archived
+                .files
+                .extend(export::pending(conn, database, &range).await?);
+        }
+    } else {
+        ddl::ensure_ready(conn, database).await?;
+        let dropping = std::mem::take(&mut plan.drop);
         apply(conn, &plan, future.is_some()).await.map_err(server)?;
+        for (range, part) in ranges(&dropping).into_iter().zip(dropping) {
+            for p in export::pending(conn, database, &range).await? {
+                let record = export::write(conn, database, root, &p).await?;
+                tracing::info!(path = %record.path, rows = record.rows, bytes = record.bytes, "archived");
+                archived.bytes += record.bytes;
+                archived.files.push(p);
+            }
+            failpoint("archive-recorded");
+            if let Some(kept) = drop_archived(conn, database, &part.name).await? {
+                archived.kept = Some(kept);
+                break;
+            }
+            plan.drop.push(part);
+        }
+        delete_key_changes(conn, &plan).await.map_err(server)?;
     }
-    Ok(plan)
+    Ok(Rotation {
+        plan,
+        archived: Some(archived),
+    })
+}
+
+/// The time ranges of partitions to drop (the lowest ones, in order: each starts where the
+/// one before it ends, the first holds everything older).
+fn ranges(drop: &[Partition]) -> Vec<PartitionRange> {
+    let mut lower = None;
+    drop.iter()
+        .filter_map(|p| {
+            let upper = p.upper?;
+            let range = PartitionRange {
+                name: p.name.clone(),
+                lower,
+                upper,
+            };
+            lower = Some(upper);
+            Some(range)
+        })
+        .collect()
+}
+
+/// Drops partition `name` when the rows recorded from it are as many as it holds, under a
+/// lock that keeps writers out between the count and the drop; otherwise keeps it and says so.
+async fn drop_archived(
+    conn: &mut Conn,
+    database: &str,
+    name: &str,
+) -> Result<Option<(String, u64, u64)>, RotateError> {
+    let server = |source| RotateError::Server {
+        database: database.to_string(),
+        source,
+    };
+    conn.query_drop(format!(
+        "LOCK TABLES {} WRITE, {} READ",
+        ident(BINLOG_EVENTS),
+        ident(ARCHIVE_FILES)
+    ))
+    .await
+    .map_err(server)?;
+    let checked = async {
+        let held: Option<u64> = conn
+            .query_first(format!(
+                "SELECT COUNT(*) FROM {} PARTITION ({})",
+                ident(BINLOG_EVENTS),
+                ident(name)
+            ))
+            .await
+            .map_err(server)?;
+        let held = held.unwrap_or(0);
+        let recorded = manifest::recorded_rows(conn, database, name).await?;
+        if held != recorded {
+            return Ok(Some((name.to_string(), held, recorded)));
+        }
+        conn.query_drop(format!(
+            "ALTER TABLE {} DROP PARTITION {}",
+            ident(BINLOG_EVENTS),
+            ident(name)
+        ))
+        .await
+        .map_err(server)?;
+        Ok(None)
+    }
+    .await;
+    conn.query_drop("UNLOCK TABLES").await.map_err(server)?;
+    checked
 }
 
 /// Runs the plan's statements (split the catch-all, drop expired hours and their key changes).
@@ -241,25 +380,31 @@ async fn apply(conn: &mut Conn, plan: &Plan, has_future: bool) -> Result<(), mys
             names.join(", ")
         ))
         .await?;
-        if let Some(upper) = plan.drop.iter().filter_map(|p| p.upper).max() {
-            // The dropped partitions are the lowest ones: every row below `upper` went with them.
-            let deleted = conn
-                .exec_drop(
-                    format!(
-                        "DELETE FROM {} WHERE event_timestamp < FROM_UNIXTIME(?)",
-                        ident(KEY_CHANGES)
-                    ),
-                    (upper,),
-                )
-                .await;
-            match deleted {
-                // An index from before key_changes: nothing to delete.
-                Err(mysql_async::Error::Server(e)) if e.code == 1146 => {}
-                other => other?,
-            }
-        }
+        delete_key_changes(conn, plan).await?;
     }
     Ok(())
+}
+
+/// Deletes the `key_changes` rows of the dropped hours.
+async fn delete_key_changes(conn: &mut Conn, plan: &Plan) -> Result<(), mysql_async::Error> {
+    let Some(upper) = plan.drop.iter().filter_map(|p| p.upper).max() else {
+        return Ok(());
+    };
+    // The dropped partitions are the lowest ones: every row below `upper` went with them.
+    let deleted = conn
+        .exec_drop(
+            format!(
+                "DELETE FROM {} WHERE event_timestamp < FROM_UNIXTIME(?)",
+                ident(KEY_CHANGES)
+            ),
+            (upper,),
+        )
+        .await;
+    match deleted {
+        // An index from before key_changes: nothing to delete.
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(()),
+        other => other,
+    }
 }
 
 impl Plan {

@@ -54,6 +54,12 @@
 //! `status` can show since when a column is masked. An index created before them gets both on
 //! the stream's start ([`ensure_ready`]); its earlier changes have `policy_version` 0.
 //!
+//! # `archive_files`
+//! The manifest of the cold tier (`archive`): one row per Parquet file `rotate --archive` wrote,
+//! with its checksum, row count and key and time range, recorded before the partition its rows
+//! came from is dropped. An index created before it gets it from `init`, on the stream's start,
+//! or from `rotate --archive` itself.
+//!
 //! # Bytes per change
 //! Disk is paid for every day of retention, so nothing is stored twice: `pk_hash` keeps its
 //! established meaning (`SHA2(pk_values, 256)`) but is VIRTUAL, computed when read, and
@@ -85,6 +91,8 @@ pub const KEY_CHANGES: &str = "key_changes";
 pub const DDL_EVENTS: &str = "ddl_events";
 /// The capture policies each stream ran under (`policy`): the history `status` lists.
 pub const CAPTURE_POLICIES: &str = "capture_policies";
+/// The manifest of the cold tier: one row per Parquet file `rotate --archive` wrote (`archive`).
+pub const ARCHIVE_FILES: &str = "archive_files";
 
 /// Width of one `binlog_events` partition: an hour, in seconds.
 pub const PARTITION_SECONDS: i64 = 3_600;
@@ -310,6 +318,29 @@ const CREATE_CAPTURE_POLICIES: &str = "CREATE TABLE IF NOT EXISTS `capture_polic
   PRIMARY KEY (`stream_id`, `policy_version`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
+const CREATE_ARCHIVE_FILES: &str = "CREATE TABLE IF NOT EXISTS `archive_files` (
+  `file_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `path` VARCHAR(2048) CHARACTER SET ascii COLLATE ascii_bin NOT NULL COMMENT 'relative to the archive root, percent-encoded segments',
+  `stream_id` INT UNSIGNED NOT NULL,
+  `schema_name` VARCHAR(64) NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `hour_start` DATETIME NOT NULL COMMENT 'UTC, the hour every change of the file is stamped in',
+  `source_partition` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL COMMENT 'the binlog_events partition it was written from',
+  `row_count` BIGINT UNSIGNED NOT NULL,
+  `bytes` BIGINT UNSIGNED NOT NULL,
+  `sha256` CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL COMMENT 'of the whole file, hex',
+  `min_event_id` BIGINT UNSIGNED NOT NULL,
+  `max_event_id` BIGINT UNSIGNED NOT NULL,
+  `min_event_time` DATETIME NOT NULL COMMENT 'UTC',
+  `max_event_time` DATETIME NOT NULL COMMENT 'UTC',
+  `created_at` DATETIME(3) NOT NULL COMMENT 'UTC',
+  PRIMARY KEY (`file_id`),
+  UNIQUE KEY `uk_path` (`path`),
+  KEY `k_partition` (`source_partition`),
+  KEY `k_table_hour` (`schema_name`, `table_name`, `hour_start`),
+  KEY `k_hour` (`hour_start`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
 /// An index table: its name, CREATE statement and the columns (name, DATA_TYPE) it must have.
 struct IndexTable {
     name: &'static str,
@@ -318,7 +349,7 @@ struct IndexTable {
 }
 
 /// Every index table.
-const TABLES: [IndexTable; 7] = [
+const TABLES: [IndexTable; 8] = [
     IndexTable {
         name: BINLOG_EVENTS,
         create: CREATE_BINLOG_EVENTS,
@@ -433,11 +464,38 @@ const TABLES: [IndexTable; 7] = [
             ("last_seen", "datetime"),
         ],
     },
+    IndexTable {
+        name: ARCHIVE_FILES,
+        create: CREATE_ARCHIVE_FILES,
+        columns: &[
+            ("file_id", "bigint"),
+            ("path", "varchar"),
+            ("stream_id", "int"),
+            ("schema_name", "varchar"),
+            ("table_name", "varchar"),
+            ("hour_start", "datetime"),
+            ("source_partition", "varchar"),
+            ("row_count", "bigint"),
+            ("bytes", "bigint"),
+            ("sha256", "char"),
+            ("min_event_id", "bigint"),
+            ("max_event_id", "bigint"),
+            ("min_event_time", "datetime"),
+            ("max_event_time", "datetime"),
+            ("created_at", "datetime"),
+        ],
+    },
 ];
 
 /// Tables added after an index may have been created: created by [`ensure_ready`] instead of
 /// refused.
-const ADDED_LATER: [&str; 4] = [XA_PREPARED, KEY_CHANGES, DDL_EVENTS, CAPTURE_POLICIES];
+const ADDED_LATER: [&str; 5] = [
+    XA_PREPARED,
+    KEY_CHANGES,
+    DDL_EVENTS,
+    CAPTURE_POLICIES,
+    ARCHIVE_FILES,
+];
 
 /// Why the index tables cannot be created or used.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! The one integration test binary (each extra binary is another slow link on 2 cores).
 
 mod adopt;
+mod archive;
 mod cli;
 mod compressed;
 mod ddl;

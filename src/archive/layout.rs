@@ -1,0 +1,149 @@
+//! Where a file of the cold tier lives: a Hive-style path that engines prune by.
+//!
+//! `schema=S/table=T/date=YYYY-MM-DD/hour=HH/stream=N-E.parquet`, relative to the archive root,
+//! for the changes of stream `N` to table `S.T` stamped in that UTC hour, whose first `event_id`
+//! is `E`. The name is a function of the rows alone, so a rerun after a crash writes the same
+//! file under the same name (and replaces an unrecorded leftover) instead of a second copy.
+//!
+//! # Invariants
+//! * **Any identifier is a safe path segment**: every byte of a schema or table name other than
+//!   ASCII letters, digits, `_`, `-` and `.` is percent-encoded (`/` as `%2F`, a newline as
+//!   `%0A`, `%` itself as `%25`, each byte of a multibyte character on its own), so a name can
+//!   neither leave its directory nor add one, and the path is ASCII. A segment always starts
+//!   with `key=`, so not even the name `..` makes a `..` segment. Engines decode `%XX` in Hive
+//!   partition values (DuckDB, pyarrow's default `segment_encoding="uri"`).
+//! * A file is written under a hidden temporary name in its final directory ([`temp_name`]:
+//!   a leading `.`, so `**/*.parquet` globs never read a half-written file), then renamed.
+
+use std::path::PathBuf;
+
+use crate::history::time::format_utc;
+
+/// The identity of one archive file: whose changes, which hour, from which `event_id` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileKey {
+    /// The stream (`--server-id`) that indexed the changes.
+    pub stream_id: u32,
+    /// Schema of the changed table.
+    pub schema: String,
+    /// The changed table.
+    pub table: String,
+    /// Start of the UTC hour every change of the file is stamped in (Unix seconds).
+    pub hour_start: i64,
+    /// The file's smallest `event_id`.
+    pub first_event_id: u64,
+}
+
+impl FileKey {
+    /// The file's path relative to the archive root, `/`-separated.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.dir(), self.file_name())
+    }
+
+    /// The directory part of [`FileKey::path`].
+    pub fn dir(&self) -> String {
+        let stamp = format_utc(self.hour_start);
+        format!(
+            "schema={}/table={}/date={}/hour={}",
+            encode_segment(&self.schema),
+            encode_segment(&self.table),
+            &stamp[..10],
+            &stamp[11..13]
+        )
+    }
+
+    /// The file name part of [`FileKey::path`].
+    pub fn file_name(&self) -> String {
+        format!("stream={}-{}.parquet", self.stream_id, self.first_event_id)
+    }
+
+    /// The path relative to the archive root as a [`PathBuf`].
+    pub fn relative(&self) -> PathBuf {
+        PathBuf::from(self.path())
+    }
+}
+
+/// The hidden name a file is written under before it is renamed to `final_name`.
+pub fn temp_name(final_name: &str) -> String {
+    format!(".{final_name}.tmp")
+}
+
+/// `text` with every byte but ASCII letters, digits, `_`, `-` and `.` as `%XX` (upper-case hex).
+pub fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_segment`]; `None` for text it cannot have produced.
+pub fn decode_segment(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(schema: &str, table: &str) -> FileKey {
+        FileKey {
+            stream_id: 7,
+            schema: schema.into(),
+            table: table.into(),
+            // 2026-11-25 14:00:00 UTC.
+            hour_start: 1_795_615_200,
+            first_event_id: 1234,
+        }
+    }
+
+    #[test]
+    fn a_plain_table_gets_a_readable_hive_path() {
+        assert_eq!(
+            key("app", "orders").path(),
+            "schema=app/table=orders/date=2026-11-25/hour=14/stream=7-1234.parquet"
+        );
+    }
+
+    #[test]
+    fn names_with_slashes_newlines_dots_and_unicode_stay_in_one_segment() {
+        for name in ["a/b", "..", "x\ny", "50%", "a=b", "naïve", "sp ace", "/"] {
+            let enc = encode_segment(name);
+            assert!(
+                !enc.contains('/') && !enc.contains('\n'),
+                "{name:?} → {enc}"
+            );
+            assert!(enc.is_ascii(), "{name:?} → {enc}");
+            assert_eq!(decode_segment(&enc).as_deref(), Some(name), "{enc}");
+            let path = key("s", name).path();
+            assert_eq!(path.split('/').count(), 5, "{path}");
+            assert!(path.split('/').all(|s| s != ".." && s != "."), "{path}");
+        }
+        assert_eq!(encode_segment("a/b\n%"), "a%2Fb%0A%25");
+        assert_eq!(encode_segment("naïve"), "na%C3%AFve");
+    }
+
+    #[test]
+    fn the_temporary_name_is_hidden_from_parquet_globs() {
+        let name = temp_name(&key("s", "t").file_name());
+        assert_eq!(name, ".stream=7-1234.parquet.tmp");
+        assert!(!name.ends_with(".parquet"));
+    }
+}

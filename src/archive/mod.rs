@@ -1,0 +1,114 @@
+//! The cold tier: hours of `binlog_events` that `rotate --archive DIR` moves out of the index
+//! into Parquet files that bintrail and analytics engines (DuckDB, pyarrow, Trino, Spark) read.
+//!
+//! * [`layout`]: where a file lives (`schema=…/table=…/date=…/hour=…/stream=N-E.parquet`).
+//! * [`writer`]: the file format (the index's columns, zstd, statistics) and its read back.
+//! * [`manifest`]: `archive_files` in the index, one row per recorded file.
+//! * [`export`]: a partition's changes → files → manifest rows.
+//! * [`verify`]: every recorded file checked against its manifest row.
+//!
+//! # Crash safety
+//! Every change is at every moment in the index, in a complete recorded file, or both: a file
+//! is written under a hidden temporary name, fsynced, renamed into place, its directory
+//! fsynced, then recorded; the partition is dropped only once the rows recorded from it are as
+//! many as it holds, checked under a table lock. Rerunning after a crash at any step writes
+//! the missing files under the same names and skips the recorded ones.
+//!
+//! # Not built yet
+//! Reading the archive from `query`/`recover`/`reconstruct`/`status` (`--archive`) and object
+//! storage (`s3://`): the layout, the manifest's key and time ranges and the files' row-group
+//! statistics are what those will prune by.
+
+pub mod export;
+pub mod layout;
+pub mod manifest;
+pub mod verify;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+/// Why archiving or verifying failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// A file or directory of the archive could not be written or read.
+    #[error("archive file {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Parquet library refused to write or read a file.
+    #[error("archive file {path}: {source}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What it said.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// The index refused a statement.
+    #[error("archiving from {database}: {source}")]
+    Server {
+        /// The index database.
+        database: String,
+        /// The driver's error.
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// A manifest row does not have the shape bintrail writes.
+    #[error("{database}.archive_files: the row of {path:?} is unreadable (edited by hand?)")]
+    Manifest {
+        /// The index database.
+        database: String,
+        /// Its path column.
+        path: String,
+    },
+    /// A stored row does not have the shape bintrail writes.
+    #[error("binlog_events row {event_id} cannot be archived: {what}")]
+    Corrupt {
+        /// The row.
+        event_id: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The rows of a file changed between planning and writing it.
+    #[error("archive file {path}: {planned} changes were planned, {read} were read (changes are still arriving for that hour; run rotate again)")]
+    Changed {
+        /// The file.
+        path: String,
+        /// Rows counted when planning.
+        planned: u64,
+        /// Rows read when writing.
+        read: u64,
+    },
+}
+
+impl ArchiveError {
+    fn io(path: &Path, source: std::io::Error) -> ArchiveError {
+        ArchiveError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn parquet(path: &Path, source: parquet::errors::ParquetError) -> ArchiveError {
+        ArchiveError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The crash tests' hook: with `BINTRAIL_TEST_FAILPOINT` set to `name`, the process aborts
+/// here, as a crash would. Compiled into debug builds only (the tests'), never into release.
+pub fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("BINTRAIL_TEST_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("bintrail: failpoint {name}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}

@@ -1,0 +1,73 @@
+//! `bintrail archive verify`: every recorded archive file checked against the manifest.
+
+use bintrail::archive::{manifest, verify};
+use bintrail::history::open_index;
+
+use super::{runtime, Failure, Kind};
+use crate::cli::{ArchiveCmd, ArchiveVerifyCmd, StatusFormat};
+
+/// Runs an `archive` subcommand.
+pub fn run(cmd: ArchiveCmd) -> Result<(), Failure> {
+    match cmd {
+        ArchiveCmd::Verify(cmd) => run_verify(cmd),
+    }
+}
+
+/// Reads the manifest, verifies every file, prints the outcome; exit 3 when a file is bad.
+fn run_verify(cmd: ArchiveVerifyCmd) -> Result<(), Failure> {
+    let (index, _, _) = cmd.index.into_config(None).map_err(Failure::usage)?;
+    if !cmd.archive.is_dir() {
+        return Err(Failure::usage(format!(
+            "--archive {}: not a directory",
+            cmd.archive.display()
+        )));
+    }
+    let records = runtime()?.block_on(async {
+        let mut conn = open_index(&index).await.map_err(super::open_failure)?;
+        let records = manifest::all(&mut conn, &index.database)
+            .await
+            .map_err(|e| Failure::new(Kind::Runtime, e))?;
+        let _ = conn.disconnect().await;
+        Ok::<_, Failure>(records)
+    })?;
+    let report = verify::verify(&cmd.archive, &records, |done, all| {
+        // Progress for a long verification, on stderr so stdout stays the report.
+        if done % 100 == 0 && done < all {
+            eprintln!("bintrail: verified {done} of {all} archive files");
+        }
+    });
+    match cmd.format {
+        StatusFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        StatusFormat::Table => {
+            println!(
+                "{}: {} file(s), {} change(s), {} bytes recorded; {} bad",
+                cmd.archive.display(),
+                report.files,
+                report.rows,
+                report.bytes,
+                report.problems.len()
+            );
+            for p in &report.problems {
+                println!("  {}: {}", p.path, p.what);
+            }
+        }
+    }
+    match report.problems.len() {
+        0 => Ok(()),
+        n => Err(Failure::new(
+            Kind::Definite,
+            format!(
+                "{n} archive file(s) do not match the manifest: {}",
+                report
+                    .problems
+                    .iter()
+                    .map(|p| p.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
