@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::percent;
+
 /// A secret string (a password) that never prints itself.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -175,7 +177,7 @@ fn split_userinfo(
 ) -> Result<(String, Option<Secret>), DsnError> {
     let decode = |s: &str, part: &'static str| {
         if unescape {
-            percent_decode(s).ok_or(DsnError::Escape {
+            percent::decode(s).ok_or(DsnError::Escape {
                 shown: shown.to_string(),
                 part,
             })
@@ -200,7 +202,7 @@ fn parse_params(query: &str, shown: &str) -> Result<Option<(String, String)>, Ds
     let mut tls: Option<(String, String)> = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value).ok_or(DsnError::Escape {
+        let value = percent::decode(value).ok_or(DsnError::Escape {
             shown: shown.to_string(),
             part: "parameters",
         })?;
@@ -245,7 +247,7 @@ fn parse_url(rest: &str, shown: &str) -> Result<Dsn, DsnError> {
     let database = if db.is_empty() {
         None
     } else {
-        Some(percent_decode(db).ok_or(DsnError::Escape {
+        Some(percent::decode(db).ok_or(DsnError::Escape {
             shown: shown.to_string(),
             part: "database",
         })?)
@@ -315,23 +317,6 @@ fn split_host_port(hostport: &str, shown: &str) -> Result<(String, u16), DsnErro
         Some((host, port)) => Ok((host.to_string(), parse_port(port)?)),
         None => Ok((hostport.to_string(), DEFAULT_PORT)),
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

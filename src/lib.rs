@@ -17,6 +17,7 @@ pub mod filter;
 pub mod history;
 pub mod index;
 pub mod metrics;
+pub mod percent;
 pub mod policy;
 pub mod position;
 pub mod service;

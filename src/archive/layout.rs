@@ -7,7 +7,7 @@
 //!
 //! # Invariants
 //! * **Any identifier is a safe path segment**: every byte of a schema or table name other than
-//!   ASCII letters, digits, `_`, `-` and `.` is percent-encoded (`/` as `%2F`, a newline as
+//!   ASCII letters, digits, `-`, `.`, `_` and `~` is percent-encoded ([`crate::percent`]) (`/` as `%2F`, a newline as
 //!   `%0A`, `%` itself as `%25`, each byte of a multibyte character on its own), so a name can
 //!   neither leave its directory nor add one, and the path is ASCII. A segment always starts
 //!   with `key=`, so not even the name `..` makes a `..` segment. Engines decode `%XX` in Hive
@@ -18,6 +18,7 @@
 use std::path::PathBuf;
 
 use crate::history::time::format_utc;
+use crate::percent;
 
 /// The identity of one archive file: whose changes, which hour, from which `event_id` on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +46,8 @@ impl FileKey {
         let stamp = format_utc(self.hour_start);
         format!(
             "schema={}/table={}/date={}/hour={}",
-            encode_segment(&self.schema),
-            encode_segment(&self.table),
+            percent::encode(&self.schema),
+            percent::encode(&self.table),
             &stamp[..10],
             &stamp[11..13]
         )
@@ -66,37 +67,6 @@ impl FileKey {
 /// The hidden name a file is written under before it is renamed to `final_name`.
 pub fn temp_name(final_name: &str) -> String {
     format!(".{final_name}.tmp")
-}
-
-/// `text` with every byte but ASCII letters, digits, `_`, `-` and `.` as `%XX` (upper-case hex).
-pub fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The inverse of [`encode_segment`]; `None` for text it cannot have produced.
-pub fn decode_segment(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -125,19 +95,19 @@ mod tests {
     #[test]
     fn names_with_slashes_newlines_dots_and_unicode_stay_in_one_segment() {
         for name in ["a/b", "..", "x\ny", "50%", "a=b", "naïve", "sp ace", "/"] {
-            let enc = encode_segment(name);
+            let enc = percent::encode(name);
             assert!(
                 !enc.contains('/') && !enc.contains('\n'),
                 "{name:?} → {enc}"
             );
             assert!(enc.is_ascii(), "{name:?} → {enc}");
-            assert_eq!(decode_segment(&enc).as_deref(), Some(name), "{enc}");
+            assert_eq!(percent::decode(&enc).as_deref(), Some(name), "{enc}");
             let path = key("s", name).path();
             assert_eq!(path.split('/').count(), 5, "{path}");
             assert!(path.split('/').all(|s| s != ".." && s != "."), "{path}");
         }
-        assert_eq!(encode_segment("a/b\n%"), "a%2Fb%0A%25");
-        assert_eq!(encode_segment("naïve"), "na%C3%AFve");
+        assert_eq!(percent::encode("a/b\n%"), "a%2Fb%0A%25");
+        assert_eq!(percent::encode("naïve"), "na%C3%AFve");
     }
 
     #[test]

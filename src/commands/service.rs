@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bintrail::config::{StreamArgs, StreamConfig};
 use bintrail::dsn::Dsn;
+use bintrail::percent;
 
 use super::{Failure, Kind};
 use crate::cli::{ServiceCmd, ServiceInstallCmd};
@@ -214,7 +215,7 @@ fn dsn_without_password(dsn: &Dsn) -> String {
     let user = if dsn.user.is_empty() {
         String::new()
     } else {
-        format!("{}@", percent_encode(&dsn.user))
+        format!("{}@", percent::encode(&dsn.user))
     };
     let host = if dsn.host.contains(':') {
         format!("[{}]", dsn.host)
@@ -224,21 +225,9 @@ fn dsn_without_password(dsn: &Dsn) -> String {
     let db = dsn
         .database
         .as_deref()
-        .map(percent_encode)
+        .map(percent::encode)
         .unwrap_or_default();
     format!("mysql://{user}{host}:{}/{db}", dsn.port)
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// A double-quoted value for a systemd EnvironmentFile (systemd.exec(5)): inside double quotes
