@@ -545,7 +545,7 @@ async fn lookups_use_an_index(flavor: Flavor) {
         (
             "fill-gap: the range's changes in its files",
             (fill_gap::fill_ids_sql(2), files.clone()),
-            &["uk_change", "PRIMARY"][..],
+            &["uk_change"][..],
         ),
         (
             "fill-gap: the stream's changes among the fill's ids",
@@ -578,18 +578,20 @@ async fn lookups_use_an_index(flavor: Flavor) {
         let plan: Vec<mysql_async::Row> =
             conn.exec(format!("{explain} {sql}"), params).await.unwrap();
         for row in plan {
-            let table: Option<String> = row.get("table");
+            // NULL columns (MariaDB's "Impossible WHERE" rows, say) read as None.
+            let text = |col: &str| row.get::<Option<String>, _>(col).flatten();
+            let table = text("table");
             // A selection's picked (event_id, event_timestamp) pairs, materialized: reading
             // them back is not a scan of the index.
-            let access: Option<String> = row.get("type");
-            let by: Option<String> = row.get::<Option<String>, _>("ref").flatten();
+            let access = text("type");
+            let by = text("ref");
             // The picked rows read by primary key, one each, is no scan either.
             let picked = access.as_deref() == Some("eq_ref")
                 && by.as_deref().is_some_and(|r| r.starts_with("picked."));
             if picked || table.as_deref().is_some_and(|t| t.starts_with("<derived")) {
                 continue;
             }
-            let key: Option<String> = row.get("key");
+            let key = text("key");
             if access.as_deref() == Some("ALL") {
                 failures.push(format!("{what} scans the table: {row:?}"));
             } else if !key.as_deref().is_some_and(|k| keys.contains(&k)) {
