@@ -518,6 +518,7 @@ mod tests {
         );
         a.tls.index_ssl_ca = Some("/nonexistent/idx-ca.pem".into());
         let e = StreamConfig::new(a).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&ca);
         assert!(
             e.starts_with("--index-ssl-ca '/nonexistent/idx-ca.pem'"),
             "{e}"
