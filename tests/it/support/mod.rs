@@ -29,13 +29,33 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A fresh temp directory (removed by its owner).
+/// A fresh temp directory (removed by its owner, or by the next run once this process is gone).
 pub fn temp_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("bintrail-tests")
-        .join(unique(prefix));
+    let root = std::env::temp_dir().join("bintrail-tests");
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| sweep_dead_runs(&root));
+    let dir = root.join(unique(prefix));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+/// Removes what earlier test processes left under `root`: a test that fails (or an owner
+/// that forgets) leaves its directory, and thousands of them piled up over a day of runs.
+/// A directory is named `<prefix>_<pid>_<n>` by [`unique`]; it is removed only when no
+/// process with that pid is running, so parallel test binaries keep theirs.
+fn sweep_dead_runs(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.rsplit('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// Runs the built `bintrail` binary to completion with a clean BINTRAIL_* environment.
