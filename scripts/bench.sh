@@ -17,6 +17,10 @@
 #   4b. from files: `bintrail index --files` over the backlog's binlog files in the source's data
 #      directory into a fresh index database (against step 2's stream), `index --dry-run` over
 #      them, and `mysqlbinlog -v` over the same files (no server involved);
+#   4c. the cold tier: the backlog's change rows, moved 3 days back in a fresh index database,
+#      archived by `bintrail rotate --retain 1d --archive DIR` (write rate against reading the
+#      same rows from the index with the mysql client; Parquet bytes per change against the
+#      backlog's binlog bytes and the index's on-disk bytes), then `bintrail archive verify`;
 #   5. peak RSS while streaming ONE transaction of N rows;
 #   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs;
 #   7. time travel: `bintrail reconstruct` of bench.big (the N rows of step 5) as of right after
@@ -241,6 +245,35 @@ t=$(now_ns)
 "$BINTRAIL_MYSQL_BIN/mysqlbinlog" --no-defaults -v "${backlog_paths[@]}" >/dev/null
 files_json "$(seconds_since "$t")" "$size" >"$out/mysqlbinlog_files.json"
 cat "$out/mysqlbinlog_files.json" >&2
+
+log "archive: rotate --retain 1d --archive over the backlog's $size changes, copied 3 days back"
+# A fresh index database whose hours begin 3 days ago holds the same change rows with their
+# times moved back 3 days, so rotate archives (and then drops) exactly them.
+arch_dsn="mysql://root@127.0.0.1:$index_port/bintrail_arch"
+"$bench" init-at --index-dsn "$arch_dsn" --days-ago 3
+arch_select=$(sed -e 's/\bevent_timestamp\b/event_timestamp - INTERVAL 3 DAY/' <<<"$cols")
+idx -e "INSERT INTO bintrail_arch.binlog_events ($cols) SELECT $arch_select FROM binlog_events"
+t=$(now_ns)
+arch_read_rows=$(idx -N -B -e 'SELECT * FROM bintrail_arch.binlog_events' | wc -l)
+arch_read_s=$(seconds_since "$t")
+t=$(now_ns)
+"$bintrail" rotate --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text --retain 1d \
+    --archive "$work/archive" >"$work/archive.out" 2>"$work/archive.log"
+arch_s=$(seconds_since "$t")
+arch_changes=$(sed -n 's/.*: archived \([0-9]*\) change(s) into.*/\1/p' "$work/archive.out")
+arch_files=$(find "$work/archive" -name '*.parquet' | wc -l)
+arch_bytes=$(find "$work/archive" -name '*.parquet' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+t=$(now_ns)
+verify_code=0
+"$bintrail" archive verify --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text \
+    --archive "$work/archive" >"$work/verify.out" 2>&1 || verify_code=$?
+verify_s=$(seconds_since "$t")
+printf '{"seconds": %s, "changes": %s, "rows_per_s": %s, "files": %s, "bytes": %s, "binlog_bytes": %s, "index_read_s": %s, "index_read_rows": %s, "verify_s": %s, "verify_exit": %s}\n' \
+    "$arch_s" "${arch_changes:-0}" "$(awk -v s="$arch_s" -v n="${arch_changes:-0}" 'BEGIN { printf "%.0f", n / s }')" \
+    "$arch_files" "$arch_bytes" "$binlog_bytes" "$arch_read_s" "$arch_read_rows" "$verify_s" "$verify_code" \
+    >"$out/archive.json"
+cat "$out/archive.json" >&2
+idx -e 'DROP DATABASE bintrail_arch'
 
 log "peer: python-mysql-replication"
 "$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"

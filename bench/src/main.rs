@@ -9,6 +9,8 @@
 //!       transaction each, all SQL built before the clock starts; rows/s.
 //!   bench lag --bintrail BIN --source-dsn DSN --index-dsn DSN --server-id ID --rate R --duration S
 //!       steady source writes while the stream runs; lag percentiles (see README).
+//!   bench init-at --index-dsn DSN --days-ago D
+//!       a fresh index database whose hourly partitions begin D days ago (the archive stage).
 //!   bench report --dir DIR --out FILE
 //!       reads DIR/*.json pieces, prints the markdown table, writes FILE.
 
@@ -472,6 +474,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     let files = load(dir, "files");
     let files_dry = load(dir, "files_dryrun");
     let mb_files = load(dir, "mysqlbinlog_files");
+    let arch = load(dir, "archive");
 
     let e2e_rate = f(&e2e["seconds"]).map(|s| n / s);
     let cpu = match (f(&e2e["cpu_user_s"]), f(&e2e["cpu_sys_s"])) {
@@ -607,6 +610,31 @@ fn report(m: HashMap<String, String>) -> Res<J> {
             f(&est["disk_bytes_per_row"]),
         ),
     );
+    let arch_rate = f(&arch["rows_per_s"]);
+    let arch_read_rate =
+        f(&arch["index_read_s"]).map(|s| f(&arch["index_read_rows"]).unwrap_or(0.0) / s);
+    push(
+        "archive write changes/s (rotate --archive) vs reading the same rows from the index",
+        fmt_num(arch_rate, ""),
+        fmt_num(arch_read_rate, " (SELECT * of them, mysql client)"),
+        ratio(arch_rate, arch_read_rate),
+    );
+    let arch_per = f(&arch["bytes"]).map(|b| b / n);
+    push(
+        "archive bytes per change (Parquet, zstd) vs the backlog's binlog",
+        fmt_num(arch_per, " B"),
+        fmt_num(f(&arch["binlog_bytes"]).map(|b| b / n), " B (binlog files)"),
+        ratio(arch_per, f(&arch["binlog_bytes"]).map(|b| b / n)),
+    );
+    push(
+        "archive bytes per change vs the index on disk",
+        fmt_num(arch_per, &format!(" B in {} file(s)", arch["files"])),
+        fmt_num(
+            f(&bytes["disk_bytes_per_row"]),
+            " B (binlog_events on disk)",
+        ),
+        ratio(arch_per, f(&bytes["disk_bytes_per_row"])),
+    );
     push(
         "live lag p50 (index insert time − source NOW(6))",
         fmt_num(f(&lag["lag_ms_p50"]), " ms"),
@@ -660,7 +688,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         .collect();
     let out = json!({"meta": meta, "table": table, "raw": {"e2e": e2e, "limit": lim, "established": est,
         "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag, "timetravel": tt,
-        "files": files, "files_dryrun": files_dry, "mysqlbinlog_files": mb_files}});
+        "files": files, "files_dryrun": files_dry, "mysqlbinlog_files": mb_files, "archive": arch}});
     std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
     if m.contains_key("check") {
         check(n, &out)?;
@@ -686,6 +714,11 @@ fn check(n: f64, out: &J) -> Res<()> {
         ("pyrepl.rows", &raw["pyrepl"]["rows"]),
         ("files.changes", &raw["files"]["changes"]),
         ("files_dryrun.changes", &raw["files_dryrun"]["changes"]),
+        ("archive.changes", &raw["archive"]["changes"]),
+        (
+            "archive.index_read_rows",
+            &raw["archive"]["index_read_rows"],
+        ),
     ] {
         if f(v) != Some(n) {
             wrong.push(format!("{what} is {v}, expected {n}"));
@@ -698,6 +731,12 @@ fn check(n: f64, out: &J) -> Res<()> {
                 raw[what]["exit_code"]
             ));
         }
+    }
+    if raw["archive"]["verify_exit"] != json!(0) {
+        wrong.push(format!(
+            "archive: verify exited with {}",
+            raw["archive"]["verify_exit"]
+        ));
     }
     let tt = &raw["timetravel"];
     if f(&tt["reconstruct_rows"]) != Some(n) || tt["reconstruct_exit"] != json!(0) {
@@ -727,6 +766,31 @@ fn check(n: f64, out: &J) -> Res<()> {
     }
 }
 
+/// A fresh index database whose hourly partitions begin `--days-ago` days back, so rows
+/// copied that far back sit in hours that `rotate --retain 1d` drops (and, with `--archive`,
+/// archives first): the archive stage measures rotate on the backlog's own rows.
+async fn init_at(m: HashMap<String, String>) -> Res<J> {
+    let opts = Opts::from_url(get(&m, "index-dsn"))?;
+    let db = opts
+        .db_name()
+        .ok_or("--index-dsn names no database")?
+        .to_string();
+    let days: i64 = get(&m, "days-ago").parse()?;
+    let server = mysql_async::OptsBuilder::from_opts(opts).db_name(None::<String>);
+    let mut c = Conn::new(server).await?;
+    let now = bintrail::history::time::now();
+    bintrail::index::ddl::init_at(
+        &mut c,
+        &db,
+        now - days * 86_400,
+        2,
+        bintrail::index::ddl::Compression::Lz4,
+    )
+    .await?;
+    c.disconnect().await?;
+    Ok(J::Null)
+}
+
 #[tokio::main]
 async fn main() {
     let (cmd, m) = args();
@@ -735,6 +799,7 @@ async fn main() {
         "limit" => limit(m).await,
         "bytes" => bytes(m).await,
         "lag" => lag(m).await,
+        "init-at" => init_at(m).await,
         "report" => report(m),
         _ => Err(format!("unknown command '{cmd}'").into()),
     };
