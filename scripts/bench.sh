@@ -17,8 +17,8 @@
 #   4b. from files: `bintrail index --files` over the backlog's binlog files in the source's data
 #      directory into a fresh index database (against step 2's stream), `index --dry-run` over
 #      them, and `mysqlbinlog -v` over the same files (no server involved);
-#   4c. the cold tier: the backlog's change rows, moved 3 days back in a fresh index database,
-#      archived by `bintrail rotate --retain 1d --archive DIR` (write rate against reading the
+#   4c. the cold tier: the backlog's change rows, moved 2 days back in a fresh index database,
+#      archived by `bintrail rotate --retain 47h --archive DIR` (write rate against reading the
 #      same rows from the index with the mysql client; Parquet bytes per change against the
 #      backlog's binlog bytes and the index's on-disk bytes), then `bintrail archive verify`;
 #   5. peak RSS while streaming ONE transaction of N rows;
@@ -246,18 +246,18 @@ t=$(now_ns)
 files_json "$(seconds_since "$t")" "$size" >"$out/mysqlbinlog_files.json"
 cat "$out/mysqlbinlog_files.json" >&2
 
-log "archive: rotate --retain 1d --archive over the backlog's $size changes, copied 3 days back"
-# A fresh index database whose hours begin 3 days ago holds the same change rows with their
-# times moved back 3 days, so rotate archives (and then drops) exactly them.
+log "archive: rotate --retain 47h --archive over the backlog's $size changes, copied 2 days back"
+# A fresh index database whose hours begin 2 days ago holds the same change rows with their
+# times moved back 2 days, so rotate archives (and then drops) exactly them and their hour.
 arch_dsn="mysql://root@127.0.0.1:$index_port/bintrail_arch"
-"$bench" init-at --index-dsn "$arch_dsn" --days-ago 3
-arch_select=$(sed -e 's/\bevent_timestamp\b/event_timestamp - INTERVAL 3 DAY/' <<<"$cols")
+"$bench" init-at --index-dsn "$arch_dsn" --days-ago 2
+arch_select=$(sed -e 's/\bevent_timestamp\b/event_timestamp - INTERVAL 2 DAY/' <<<"$cols")
 idx -e "INSERT INTO bintrail_arch.binlog_events ($cols) SELECT $arch_select FROM binlog_events"
 t=$(now_ns)
 arch_read_rows=$(idx -N -B -e 'SELECT * FROM bintrail_arch.binlog_events' | wc -l)
 arch_read_s=$(seconds_since "$t")
 t=$(now_ns)
-"$bintrail" rotate --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text --retain 1d \
+"$bintrail" rotate --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text --retain 47h \
     --archive "$work/archive" >"$work/archive.out" 2>"$work/archive.log"
 arch_s=$(seconds_since "$t")
 arch_changes=$(sed -n 's/.*: archived \([0-9]*\) change(s) into.*/\1/p' "$work/archive.out")

@@ -783,7 +783,9 @@ async fn init_at(m: HashMap<String, String>) -> Res<J> {
         &mut c,
         &db,
         now - days * 86_400,
-        2,
+        // Every hour up to rotate's default 48 ahead of now already there, so the timed
+        // rotate archives and drops, and does not also split 70 hours off `p_future`.
+        u32::try_from(days * 24 + 49)?,
         bintrail::index::ddl::Compression::Lz4,
     )
     .await?;
