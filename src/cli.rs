@@ -757,6 +757,12 @@ pub struct RecoverCmd {
     /// capture: those columns get their defaults (the script lists them)
     #[arg(long)]
     pub restore_with_defaults: bool,
+
+    /// The time zone the established tool's indexing host wrote TIMESTAMP values in, for
+    /// changes indexed before the index was adopted: a fixed offset (+02:00, -05:30) or UTC.
+    /// Without it such values are refused
+    #[arg(long, value_name = "ZONE")]
+    pub established_time_zone: Option<String>,
 }
 
 /// `reconstruct --format` values.
@@ -814,6 +820,12 @@ pub struct ReconstructCmd {
     /// Use the history of the stream with this --server-id (needed when the index has several)
     #[arg(long, value_name = "ID")]
     pub server_id: Option<u32>,
+
+    /// The time zone the established tool's indexing host wrote TIMESTAMP values in, for
+    /// changes indexed before the index was adopted: a fixed offset (+02:00, -05:30) or UTC.
+    /// Without it such values are refused
+    #[arg(long, value_name = "ZONE")]
+    pub established_time_zone: Option<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value = "csv")]

@@ -88,3 +88,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
             )
         })
 }
+
+/// `--established-time-zone` of `recover` and `reconstruct` (parsed by
+/// `history::host_zone`); a malformed zone is a usage error.
+pub fn established_zone(
+    text: Option<&str>,
+) -> Result<Option<bintrail::history::host_zone::HostZone>, Failure> {
+    text.map(|t| t.parse().map_err(Failure::usage)).transpose()
+}

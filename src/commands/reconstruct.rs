@@ -72,6 +72,7 @@ pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
         pk: cmd.pk,
         where_sql: cmd.where_sql,
         wait: Duration::from_secs(wait),
+        established_zone: super::established_zone(cmd.established_time_zone.as_deref())?,
     };
 
     let out = Output::open(cmd.output.as_deref())?;

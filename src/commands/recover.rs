@@ -24,6 +24,7 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
         overwrite_later_changes: cmd.overwrite_later_changes,
         allow_partial_transactions: cmd.allow_partial_transactions,
         restore_with_defaults: cmd.restore_with_defaults,
+        established_zone: super::established_zone(cmd.established_time_zone.as_deref())?,
     };
     let recovery = runtime()?.block_on(async {
         let mut idx = open_index(&index).await.map_err(super::open_failure)?;

@@ -9,8 +9,10 @@
 //! each value's column type is known, and:
 //! * ENUM as the member's index → the member's name (index 0, the error value, is `""`);
 //! * SET as its bitmask → the members' names in definition order joined by `,`;
-//! * TEXT (TINYTEXT … LONGTEXT) as base64 of its bytes → the text, when the bytes are UTF-8 (the
-//!   tool wrote every other string as UTF-8 too); other bytes are refused;
+//! * TEXT (TINYTEXT … LONGTEXT) as base64 of its bytes → the text, in the column's character
+//!   set, which a snapshot does not record, so the live column's is taken ([`Reading`]):
+//!   utf8/utf8mb3/utf8mb4/ascii when the bytes are UTF-8, latin1 as MySQL's latin1 (cp1252 with
+//!   C1 controls, through `encoding`'s own decoder); any other character set is refused;
 //! * BINARY/VARBINARY as a string of the raw bytes → base64 of those bytes (BINARY(n) padded
 //!   with 0x00 to n, as bintrail stores it); a string holding U+FFFD is refused (the tool
 //!   wrote that for any byte that is not UTF-8, so the bytes are lost);
@@ -19,8 +21,9 @@
 //!   it that begins with `json:` takes bintrail's `json:` form;
 //! * BIGINT UNSIGNED above 2^63−1 as a negative number → + 2^64;
 //! * DECIMAL as an exact string → the same digits with exactly the column's scale;
-//! * TIMESTAMP in the indexing host's zone, which the index does not record: refused (a NULL
-//!   converts: it has no zone).
+//! * TIMESTAMP in the indexing host's zone, which the index does not record: converted to UTC
+//!   when the caller names the zone (`--established-time-zone`, `history::host_zone`), refused
+//!   otherwise (a NULL converts: it has no zone).
 //!
 //! Every other type (integers, FLOAT, DOUBLE, BIT, YEAR, DATE, DATETIME, TIME, CHAR, VARCHAR,
 //! BLOB as base64, GEOMETRY) has the same form in both eras and is kept as it is.
@@ -37,10 +40,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use serde_json::{Map, Number, Value};
 
+use super::host_zone::HostZone;
 use super::live::{KeyKind, LiveTable};
 use super::query::{parse_row, QueryError, StoredChange, COLUMNS};
 use crate::change::ChangeKind;
-use crate::encoding::{base64, base64_decode, key_text, RAW_PREFIX};
+use crate::encoding::{base64, base64_decode, key_text, latin1_to_string, RAW_PREFIX};
 use crate::index::adopt::{ValueForm, ESTABLISHED_STATE};
 
 /// The established tool's snapshot table.
@@ -73,7 +77,7 @@ pub type Snapshots = BTreeMap<(u32, String, String), Snapshot>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EraError {
     /// The snapshot the change refers to is not in `schema_snapshots`.
-    #[error("change #{event_id} to {table} was indexed by the established tool under schema snapshot {snapshot}, which {SNAPSHOTS} does not hold: without the table's columns of the time its value forms (ENUM as an index, SET as a bitmask, TEXT as base64, …) cannot be converted exactly; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
+    #[error("change #{event_id} to {table} was indexed by the established tool under schema snapshot {snapshot}, which {SNAPSHOTS} does not hold: without the table's columns of the time its value forms (ENUM as an index, SET as a bitmask, TEXT as base64, …) cannot be converted exactly")]
     NoSnapshot {
         /// The change.
         event_id: u64,
@@ -89,7 +93,7 @@ pub enum EraError {
 
 /// A value of an old-era change whose established form does not say the exact value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("change #{event_id} to {table} was indexed by the established tool: column {column} ({column_type}) holds {form}, which cannot be converted exactly: {why}; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
+#[error("change #{event_id} to {table} was indexed by the established tool: column {column} ({column_type}) holds {form}, which cannot be converted exactly: {why}")]
 pub struct Inexact {
     /// The change.
     pub event_id: u64,
@@ -165,51 +169,142 @@ pub async fn successor(conn: &mut Conn) -> Result<Option<u32>, mysql_async::Erro
     }
 }
 
+/// What the index does not record about the old era's values, supplied by the caller: the
+/// indexing host's time zone (`--established-time-zone`) and each text column's character
+/// set, taken from the live table (a snapshot records none).
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// The zone the old TIMESTAMPs were written in; `None`: they are refused.
+    pub zone: Option<HostZone>,
+    /// (schema, table, column) → the live column's `CHARACTER_SET_NAME`.
+    charsets: BTreeMap<(String, String, String), String>,
+}
+
+impl Reading {
+    /// The zone, and the character sets of `tables`' string columns.
+    pub fn new(zone: Option<HostZone>, tables: &[LiveTable]) -> Reading {
+        let charsets = tables
+            .iter()
+            .flat_map(|t| {
+                t.columns.iter().filter_map(|c| {
+                    let cs = c.charset.clone()?;
+                    Some(((t.schema.clone(), t.table.clone(), c.name.clone()), cs))
+                })
+            })
+            .collect();
+        Reading { zone, charsets }
+    }
+
+    fn charset(&self, schema: &str, table: &str, column: &str) -> Option<&str> {
+        self.charsets
+            .get(&(schema.to_string(), table.to_string(), column.to_string()))
+            .map(String::as_str)
+    }
+}
+
 /// `c` with its images in bintrail's value forms (module docs), marked
 /// [`ValueForm::Bintrail`]; a change of bintrail's own is returned as it is.
-pub fn convert(c: &StoredChange, snapshots: &Snapshots) -> Result<StoredChange, EraError> {
-    if c.value_form != ValueForm::Established {
-        return Ok(c.clone());
+pub fn convert(
+    c: &StoredChange,
+    snapshots: &Snapshots,
+    reading: &Reading,
+) -> Result<StoredChange, EraError> {
+    let p = convert_partly(c, snapshots, reading)?;
+    match p.before.or(p.after) {
+        Some(e) => Err(EraError::Inexact(e)),
+        None => Ok(p.change),
     }
-    let table = format!("{}.{}", c.schema, c.table);
+}
+
+/// A change converted as far as its values are exact ([`convert_partly`]).
+#[derive(Debug, Clone)]
+pub struct Partly {
+    /// The change, its images holding the values that converted (the others left out).
+    pub change: StoredChange,
+    /// The first value of the before image that does not convert exactly.
+    pub before: Option<Box<Inexact>>,
+    /// The first value of the after image that does not convert exactly.
+    pub after: Option<Box<Inexact>>,
+}
+
+/// [`convert`] for a caller that uses only parts of a change (`reconstruct` takes one image of
+/// some changes and only the key of others): a value that does not convert exactly is left out
+/// of its image, and the image's first such value is reported, so the caller refuses exactly
+/// when it needs one. A missing snapshot is an error: nothing converts without it.
+pub fn convert_partly(
+    c: &StoredChange,
+    snapshots: &Snapshots,
+    reading: &Reading,
+) -> Result<Partly, EraError> {
+    if c.value_form != ValueForm::Established {
+        return Ok(Partly {
+            change: c.clone(),
+            before: None,
+            after: None,
+        });
+    }
     let snap = snapshots
         .get(&(c.schema_version, c.schema.clone(), c.table.clone()))
         .ok_or_else(|| EraError::NoSnapshot {
             event_id: c.event_id,
-            table: table.clone(),
+            table: format!("{}.{}", c.schema, c.table),
             snapshot: c.schema_version,
         })?;
-    let image = |m: &Option<Map<String, Value>>| -> Result<Option<Map<String, Value>>, EraError> {
-        let Some(m) = m else { return Ok(None) };
-        let mut out = Map::new();
-        for (name, v) in m {
-            let col = snap.columns.iter().find(|col| col.name == *name);
-            let converted = match col {
-                Some(col) => value(col, v),
-                None => Err(Refusal::new(
-                    "a value",
-                    format!("the snapshot {} has no such column", c.schema_version),
-                )),
-            };
-            let converted = converted.map_err(|r| {
-                EraError::Inexact(Box::new(Inexact {
+    let mut out = c.clone();
+    let (row_before, before) = image(c, snap, reading, c.row_before.as_ref());
+    let (row_after, after) = image(c, snap, reading, c.row_after.as_ref());
+    out.row_before = row_before;
+    out.row_after = row_after;
+    out.value_form = ValueForm::Bintrail;
+    Ok(Partly {
+        change: out,
+        before,
+        after,
+    })
+}
+
+/// One image of `c` converted: the values that convert, and the first that does not.
+fn image(
+    c: &StoredChange,
+    snap: &Snapshot,
+    reading: &Reading,
+    m: Option<&Map<String, Value>>,
+) -> (Option<Map<String, Value>>, Option<Box<Inexact>>) {
+    let Some(m) = m else { return (None, None) };
+    let mut out = Map::new();
+    let mut first = None;
+    for (name, v) in m {
+        let col = snap.columns.iter().find(|col| col.name == *name);
+        let converted = match col {
+            Some(col) => value(
+                col,
+                v,
+                reading.zone,
+                reading.charset(&c.schema, &c.table, name),
+            ),
+            None => Err(Refusal::new(
+                "a value",
+                format!("the snapshot {} has no such column", c.schema_version),
+            )),
+        };
+        match converted {
+            Ok(v) => {
+                out.insert(name.clone(), v);
+            }
+            Err(r) if first.is_none() => {
+                first = Some(Box::new(Inexact {
                     event_id: c.event_id,
-                    table: table.clone(),
+                    table: format!("{}.{}", c.schema, c.table),
                     column: name.clone(),
                     column_type: col.map_or("?".into(), |col| col.column_type.clone()),
                     form: r.form,
                     why: r.why,
                 }))
-            })?;
-            out.insert(name.clone(), converted);
+            }
+            Err(_) => {}
         }
-        Ok(Some(out))
-    };
-    let mut out = c.clone();
-    out.row_before = image(&c.row_before)?;
-    out.row_after = image(&c.row_after)?;
-    out.value_form = ValueForm::Bintrail;
-    Ok(out)
+    }
+    (Some(out), first)
 }
 
 /// Why the later changes of old-era rows could not be read.
@@ -257,6 +352,7 @@ pub async fn later_changes(
     changes: &[StoredChange],
     streams: &[u32],
     tables: &[LiveTable],
+    reading: &Reading,
 ) -> Result<Vec<StoredChange>, ScanError> {
     let selected: BTreeSet<u64> = changes.iter().map(|c| c.event_id).collect();
     let mut oldest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
@@ -281,7 +377,7 @@ pub async fn later_changes(
         let snapshots = load(conn, &stored).await.map_err(QueryError::from)?;
         let mut all = stored
             .iter()
-            .map(|c| convert(c, &snapshots))
+            .map(|c| convert(c, &snapshots, reading))
             .collect::<Result<Vec<_>, _>>()?;
         all.sort_by_key(|c| c.event_id);
         let ids = later(&all, &selected, |image| identity(live, image));
@@ -352,8 +448,15 @@ impl Refusal {
     }
 }
 
-/// One value of column `col` in bintrail's form (module docs).
-pub fn value(col: &SnapshotColumn, v: &Value) -> Result<Value, Refusal> {
+/// One value of column `col` in bintrail's form (module docs): `zone` is the indexing host's
+/// (for TIMESTAMP), `charset` the column's character set (for TEXT; `None`: unknown, taken as
+/// UTF-8 when the bytes are).
+pub fn value(
+    col: &SnapshotColumn,
+    v: &Value,
+    zone: Option<HostZone>,
+    charset: Option<&str>,
+) -> Result<Value, Refusal> {
     if v.is_null() {
         return Ok(Value::Null);
     }
@@ -361,13 +464,10 @@ pub fn value(col: &SnapshotColumn, v: &Value) -> Result<Value, Refusal> {
     match col.data_type.as_str() {
         "enum" => enum_label(col, v),
         "set" => set_labels(col, v),
-        "tinytext" | "text" | "mediumtext" | "longtext" => text(v),
+        "tinytext" | "text" | "mediumtext" | "longtext" => text(v, charset),
         "binary" | "varbinary" => binary(col, v),
         "json" => json(v),
-        "timestamp" => Err(Refusal::new(
-            "a TIMESTAMP in the indexing host's time zone",
-            "the index does not record that zone",
-        )),
+        "timestamp" => timestamp(col, v, zone),
         "decimal" | "numeric" => decimal(col, v),
         "bigint" if unsigned => match v.as_i64() {
             Some(n) if n < 0 => Ok(Value::Number(Number::from(n as u64))),
@@ -454,19 +554,50 @@ fn set_labels(col: &SnapshotColumn, v: &Value) -> Result<Value, Refusal> {
     }
 }
 
-fn text(v: &Value) -> Result<Value, Refusal> {
+fn text(v: &Value, charset: Option<&str>) -> Result<Value, Refusal> {
     let bytes = v.as_str().and_then(base64_decode).ok_or_else(|| {
         Refusal::new(
             "a TEXT value",
             format!("{v} is not base64, the established form of TEXT"),
         )
     })?;
+    match charset.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("utf8" | "utf8mb3" | "utf8mb4" | "ascii") => {}
+        // The one decoder bintrail's own latin1 values go through.
+        Some("latin1") => return Ok(Value::String(latin1_to_string(&bytes))),
+        Some(other) => {
+            return Err(Refusal::new(
+                "TEXT as base64",
+                format!(
+                    "the column's character set is {other} (the live table's; the index records none for the old era), and only UTF-8 and latin1 bytes are converted"
+                ),
+            ))
+        }
+    }
     String::from_utf8(bytes).map(Value::String).map_err(|_| {
         Refusal::new(
             "TEXT as base64",
-            "its bytes are not UTF-8, and the index does not record the column's character set",
+            "its bytes are not UTF-8, the column's character set",
         )
     })
+}
+
+/// A TIMESTAMP in the indexing host's zone, in UTC with the column's fraction digits.
+fn timestamp(col: &SnapshotColumn, v: &Value, zone: Option<HostZone>) -> Result<Value, Refusal> {
+    const FORM: &str = "a TIMESTAMP in the indexing host's time zone";
+    let Some(zone) = zone else {
+        return Err(Refusal::new(
+            FORM,
+            "the index does not record that zone; name it with --established-time-zone (a fixed offset such as +02:00, or UTC)",
+        ));
+    };
+    let text = v
+        .as_str()
+        .ok_or_else(|| Refusal::new(FORM, format!("{v} is not a string")))?;
+    let fsp = width(&col.column_type).unwrap_or(0);
+    zone.to_utc(text, fsp)
+        .map(Value::String)
+        .map_err(|why| Refusal::new(FORM, why))
 }
 
 fn binary(col: &SnapshotColumn, v: &Value) -> Result<Value, Refusal> {
@@ -609,6 +740,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn plain(col: &SnapshotColumn, v: &Value) -> Result<Value, Refusal> {
+        value(col, v, None, None)
+    }
+
     fn col(data_type: &str, column_type: &str) -> SnapshotColumn {
         SnapshotColumn {
             name: "c".into(),
@@ -622,45 +757,54 @@ mod tests {
     fn enum_indexes_and_set_bitmasks_become_member_names() {
         let e = col("enum", "enum('x','it''s','a,b')");
         assert_eq!(members(&e.column_type), vec!["x", "it's", "a,b"]);
-        assert_eq!(value(&e, &json!(2)), Ok(json!("it's")));
-        assert_eq!(value(&e, &json!(0)), Ok(json!("")));
-        assert!(value(&e, &json!(4)).is_err());
+        assert_eq!(plain(&e, &json!(2)), Ok(json!("it's")));
+        assert_eq!(plain(&e, &json!(0)), Ok(json!("")));
+        assert!(plain(&e, &json!(4)).is_err());
         let s = col("set", "set('p','q','r')");
-        assert_eq!(value(&s, &json!(5)), Ok(json!("p,r")));
-        assert_eq!(value(&s, &json!(0)), Ok(json!("")));
-        assert!(value(&s, &json!(8)).is_err());
+        assert_eq!(plain(&s, &json!(5)), Ok(json!("p,r")));
+        assert_eq!(plain(&s, &json!(0)), Ok(json!("")));
+        assert!(plain(&s, &json!(8)).is_err());
     }
 
     #[test]
     fn text_is_decoded_from_base64_and_binary_is_encoded_to_it() {
         let t = col("text", "text");
         assert_eq!(
-            value(&t, &json!(base64("héllo|".as_bytes()))),
+            plain(&t, &json!(base64("héllo|".as_bytes()))),
             Ok(json!("héllo|"))
         );
-        assert!(value(&t, &json!(base64(&[0xff, 0xfe]))).is_err());
+        assert!(plain(&t, &json!(base64(&[0xff, 0xfe]))).is_err());
+        let latin1 = value(
+            &t,
+            &json!(base64(&[b'a', 0xe9, 0x80])),
+            None,
+            Some("latin1"),
+        );
+        assert_eq!(latin1, Ok(json!("aé€")));
+        let r = value(&t, &json!(base64(b"abc")), None, Some("cp1251")).unwrap_err();
+        assert!(r.why.contains("cp1251"), "{r:?}");
         let b = col("binary", "binary(4)");
-        assert_eq!(value(&b, &json!("ab")), Ok(json!(base64(b"ab\0\0"))));
-        assert!(value(&b, &json!("a\u{FFFD}")).is_err());
+        assert_eq!(plain(&b, &json!("ab")), Ok(json!(base64(b"ab\0\0"))));
+        assert!(plain(&b, &json!("a\u{FFFD}")).is_err());
         let vb = col("varbinary", "varbinary(8)");
-        assert_eq!(value(&vb, &json!("ab")), Ok(json!(base64(b"ab"))));
+        assert_eq!(plain(&vb, &json!("ab")), Ok(json!(base64(b"ab"))));
         let blob = col("blob", "blob");
-        assert_eq!(value(&blob, &json!("AAE=")), Ok(json!("AAE=")));
+        assert_eq!(plain(&blob, &json!("AAE=")), Ok(json!("AAE=")));
     }
 
     #[test]
     fn numbers_take_bintrails_forms_where_they_differ() {
         let u = col("bigint", "bigint unsigned");
-        assert_eq!(value(&u, &json!(-1)), Ok(json!(18446744073709551615u64)));
-        assert_eq!(value(&u, &json!(7)), Ok(json!(7)));
-        assert!(value(&col("int", "int unsigned"), &json!(-1)).is_err());
+        assert_eq!(plain(&u, &json!(-1)), Ok(json!(18446744073709551615u64)));
+        assert_eq!(plain(&u, &json!(7)), Ok(json!(7)));
+        assert!(plain(&col("int", "int unsigned"), &json!(-1)).is_err());
         let d = col("decimal", "decimal(10,2)");
-        assert_eq!(value(&d, &json!("-12.5")), Ok(json!("-12.50")));
-        assert_eq!(value(&d, &json!("3")), Ok(json!("3.00")));
-        assert_eq!(value(&d, &json!("3.100")), Ok(json!("3.10")));
-        assert!(value(&d, &json!("3.105")).is_err());
+        assert_eq!(plain(&d, &json!("-12.5")), Ok(json!("-12.50")));
+        assert_eq!(plain(&d, &json!("3")), Ok(json!("3.00")));
+        assert_eq!(plain(&d, &json!("3.100")), Ok(json!("3.10")));
+        assert!(plain(&d, &json!("3.105")).is_err());
         assert_eq!(
-            value(&col("decimal", "decimal(5,0)"), &json!("7")),
+            plain(&col("decimal", "decimal(5,0)"), &json!("7")),
             Ok(json!("7"))
         );
     }
@@ -669,21 +813,32 @@ mod tests {
     fn json_documents_convert_unless_a_number_makes_them_ambiguous() {
         let j = col("json", "json");
         assert_eq!(
-            value(&j, &json!(r#"{"a":["x",true,null],"b":"json:y"}"#)),
+            plain(&j, &json!(r#"{"a":["x",true,null],"b":"json:y"}"#)),
             Ok(json!({"a":["x",true,null],"b":"json:\"json:y\""}))
         );
-        assert!(value(&j, &json!(r#"{"a":3}"#)).is_err());
+        assert!(plain(&j, &json!(r#"{"a":3}"#)).is_err());
     }
 
     #[test]
     fn timestamps_are_refused_but_their_nulls_and_other_types_pass() {
         let ts = col("timestamp", "timestamp");
-        let r = value(&ts, &json!("2026-01-01 10:00:00")).unwrap_err();
+        let r = plain(&ts, &json!("2026-01-01 10:00:00")).unwrap_err();
         assert!(r.form.contains("time zone"), "{r:?}");
-        assert_eq!(value(&ts, &Value::Null), Ok(Value::Null));
+        assert!(r.why.contains("--established-time-zone"), "{r:?}");
+        let east = Some("+02:00".parse().unwrap());
+        assert_eq!(
+            value(&ts, &json!("2026-01-01 10:00:00"), east, None),
+            Ok(json!("2026-01-01 08:00:00"))
+        );
+        let ts3 = col("timestamp", "timestamp(3)");
+        assert_eq!(
+            value(&ts3, &json!("2026-01-01 00:30:00.25"), east, None),
+            Ok(json!("2025-12-31 22:30:00.250"))
+        );
+        assert_eq!(plain(&ts, &Value::Null), Ok(Value::Null));
         let dt = col("datetime", "datetime");
         assert_eq!(
-            value(&dt, &json!("2026-01-01 10:00:00")),
+            plain(&dt, &json!("2026-01-01 10:00:00")),
             Ok(json!("2026-01-01 10:00:00"))
         );
     }
@@ -777,7 +932,7 @@ mod tests {
             row_after: json!({"id": 1, "e": 2, "ts": null}).as_object().cloned(),
             schema_version: 3,
         };
-        let out = convert(&c, &snaps).unwrap();
+        let out = convert(&c, &snaps, &Reading::default()).unwrap();
         assert_eq!(
             out.row_after,
             json!({"id": 1, "e": "y", "ts": null}).as_object().cloned()
@@ -786,14 +941,31 @@ mod tests {
         c.row_after = json!({"id": 1, "e": 2, "ts": "2026-01-01 00:00:00"})
             .as_object()
             .cloned();
-        let e = convert(&c, &snaps).unwrap_err().to_string();
+        let e = convert(&c, &snaps, &Reading::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("s.t") && e.contains("column ts (timestamp)") && e.contains("time zone"),
             "{e}"
         );
+        let p = convert_partly(&c, &snaps, &Reading::default()).unwrap();
+        assert_eq!(
+            p.change.row_after,
+            json!({"id": 1, "e": "y"}).as_object().cloned(),
+            "the value that does not convert is left out, the others converted"
+        );
+        assert_eq!(p.after.as_ref().map(|f| f.column.as_str()), Some("ts"));
+        assert!(p.before.is_none());
+        let zoned = Reading::new(Some("+02:00".parse().unwrap()), &[]);
+        assert_eq!(
+            convert(&c, &snaps, &zoned).unwrap().row_after,
+            json!({"id": 1, "e": "y", "ts": "2025-12-31 22:00:00"})
+                .as_object()
+                .cloned()
+        );
         c.schema_version = 4;
         assert!(matches!(
-            convert(&c, &snaps),
+            convert(&c, &snaps, &Reading::default()),
             Err(EraError::NoSnapshot { snapshot: 4, .. })
         ));
     }

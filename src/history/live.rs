@@ -34,6 +34,8 @@ pub struct LiveColumn {
     pub nullable: bool,
     /// A generated (virtual or stored) column: never assigned.
     pub generated: bool,
+    /// `CHARACTER_SET_NAME` of a string column (`None` for other types).
+    pub charset: Option<String>,
 }
 
 /// How statements find a row of the table.
@@ -62,8 +64,8 @@ pub struct LiveTable {
     pub key_kind: KeyKind,
 }
 
-/// `(COLUMN_NAME, DATA_TYPE, IS_NULLABLE, GENERATION_EXPRESSION or '')`.
-type ColumnRow = (String, String, String, String);
+/// `(COLUMN_NAME, DATA_TYPE, IS_NULLABLE, GENERATION_EXPRESSION or '', CHARACTER_SET_NAME)`.
+type ColumnRow = (String, String, String, String, Option<String>);
 
 impl LiveTable {
     /// Reads the table's shape; `None` when it does not exist.
@@ -75,8 +77,8 @@ impl LiveTable {
     ) -> Result<Option<LiveTable>, mysql_async::Error> {
         let rows: Vec<ColumnRow> = conn
             .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COALESCE(GENERATION_EXPRESSION, '') \
-                 FROM information_schema.COLUMNS \
+                "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COALESCE(GENERATION_EXPRESSION, ''), \
+                 CHARACTER_SET_NAME FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (schema, table),
             )
@@ -90,13 +92,16 @@ impl LiveTable {
         };
         let columns: Vec<LiveColumn> = rows
             .into_iter()
-            .map(|(name, data_type, nullable, generated)| LiveColumn {
-                sql_type: SqlType::from_column(&data_type, json_text.contains(&name)),
-                nullable: nullable.eq_ignore_ascii_case("YES"),
-                generated: !generated.is_empty(),
-                name,
-                data_type,
-            })
+            .map(
+                |(name, data_type, nullable, generated, charset)| LiveColumn {
+                    sql_type: SqlType::from_column(&data_type, json_text.contains(&name)),
+                    nullable: nullable.eq_ignore_ascii_case("YES"),
+                    generated: !generated.is_empty(),
+                    charset,
+                    name,
+                    data_type,
+                },
+            )
             .collect();
         let (key, key_kind) = find_key(conn, schema, table, &columns).await?;
         Ok(Some(LiveTable {
@@ -247,6 +252,7 @@ mod tests {
             sql_type: SqlType::from_column(data_type, false),
             nullable: true,
             generated: false,
+            charset: None,
         }
     }
 

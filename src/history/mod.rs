@@ -20,6 +20,7 @@
 pub mod ddl;
 pub mod established;
 pub mod follow;
+pub mod host_zone;
 pub mod live;
 pub mod order;
 pub mod policed;

@@ -31,6 +31,22 @@
 //! change the index holds for the table (nothing proves the table was quiet before it); a shape
 //! change since the moment that does not map by name; a TRUNCATE, DROP or RENAME of the table
 //! after the moment.
+//!
+//! # The established era
+//! In an adopted index (`index::adopt`) the stream whose checkpoint was converted from the
+//! established tool's (`history::established::successor`) continues the old era (`stream_id`
+//! 0): the two are one history, and a moment may lie in either. History order across them is
+//! plain `event_id` order: the adopted rows kept their ids, every change the stream wrote since
+//! got a larger one (auto-increment), and a gap the stream filled sits after the index's largest
+//! id when the gap was recorded (`index::gaps`), so after every old change too. The cut, the
+//! changes after it, "older than the oldest change" and the last change before the cut are
+//! worked out over both; gaps and DDL markers are the stream's (the old tool recorded neither in
+//! a form bintrail reads). Old changes are converted to bintrail's value forms
+//! (`history::established::convert_partly`) and rows are matched by the live key computed from
+//! the converted images (the old `pk_values` join a composite key in another order). A value
+//! that does not convert exactly refuses the reconstruction only when the answer needs it: the
+//! before image a row is restored from, a key column of any image, or, for a table without a
+//! key, any value of a change after the cut. A missing snapshot refuses the whole request.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -40,6 +56,8 @@ use mysql_async::{Conn, Row};
 use serde_json::Value;
 
 use super::ddl;
+use super::established::{self, EraError, Inexact, Reading, Snapshots};
+use super::host_zone::HostZone;
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
@@ -82,6 +100,11 @@ pub const ANY_BEFORE_CUT: &str =
 /// under a condition on another column scanned all the history before it): (stream_id, cut).
 pub const LAST_BEFORE_CUT: &str = "SELECT event_id FROM binlog_events WHERE stream_id = ? \
      AND event_id < ? ORDER BY event_id DESC LIMIT 1";
+/// [`LAST_BEFORE_CUT`] over the established era and the stream that continues it (a cut just
+/// after the switch-over stops at the last old change instead of walking the whole old era):
+/// (stream_id, cut).
+pub const LAST_BEFORE_CUT_ERA: &str = "SELECT event_id FROM binlog_events \
+     WHERE stream_id IN (0, ?) AND event_id < ? ORDER BY event_id DESC LIMIT 1";
 /// The table's oldest change (`k_table_pk`): (schema, table, stream_id).
 pub const OLDEST_OF_TABLE: &str =
     "SELECT DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') FROM binlog_events \
@@ -93,6 +116,16 @@ pub fn changes_sql() -> String {
     format!(
         "SELECT {} FROM binlog_events WHERE schema_name = ? AND table_name = ? AND stream_id = ? \
          AND event_id >= ? ORDER BY event_id",
+        query::COLUMNS
+    )
+}
+
+/// [`changes_sql`] over the established era and the stream that continues it:
+/// (schema, table, stream_id, floor).
+pub fn era_changes_sql() -> String {
+    format!(
+        "SELECT {} FROM binlog_events WHERE schema_name = ? AND table_name = ? \
+         AND stream_id IN (0, ?) AND event_id >= ? ORDER BY event_id",
         query::COLUMNS
     )
 }
@@ -123,6 +156,9 @@ pub struct Request {
     pub where_sql: Option<String>,
     /// How long to wait for the stream to index what the snapshot holds.
     pub wait: Duration,
+    /// The zone the established tool's indexing host wrote TIMESTAMPs in
+    /// (`--established-time-zone`); `None`: old-era TIMESTAMP values are refused.
+    pub established_zone: Option<HostZone>,
 }
 
 /// The moment, resolved.
@@ -136,6 +172,9 @@ pub struct Moment {
     pub description: String,
     /// Its time (Unix seconds, UTC), for the gap check.
     pub time: i64,
+    /// Whether the history read is the established era's and the stream's (the stream
+    /// continues it, module docs), rather than the stream's alone.
+    pub established: bool,
 }
 
 /// Counts for the summary line.
@@ -230,8 +269,9 @@ pub enum ReconstructError {
         oldest: String,
     },
     /// The moment is before the stream's history of the table, and before it the index holds
-    /// only the established tool's changes (`index::adopt`).
-    #[error("the moment is older than the oldest change stream {stream_id} indexed for {table} ({oldest}); the older changes of it were indexed by the established tool before the index was adopted, in its value forms (ENUM as an index, SET as a bitmask, TEXT as base64, …), and reconstruct reads only the stream's own changes (recover converts old ones through the established tool's schema_snapshots; reconstruct does not yet). Pick a moment at or after {oldest}")]
+    /// only the established tool's changes (`index::adopt`), which another stream (or none)
+    /// continues.
+    #[error("the moment is older than the oldest change stream {stream_id} indexed for {table} ({oldest}); the older changes of it were indexed by the established tool before the index was adopted, and its history continues in {successor}, not in stream {stream_id}. Pick a moment at or after {oldest}, or use that stream's history")]
     EstablishedEra {
         /// `schema.table`.
         table: String,
@@ -239,7 +279,12 @@ pub enum ReconstructError {
         stream_id: u32,
         /// The stream's oldest change of the table.
         oldest: String,
+        /// Which stream continues the established era, for people.
+        successor: String,
     },
+    /// A change of the established era that the answer needs cannot be converted exactly.
+    #[error("{0}; reconstruct needs that value for the state as of the moment (pick a moment after the change, or restore from a backup)")]
+    Era(#[from] EraError),
     /// The table's shape changed in a way that does not map by name.
     #[error("{table} changed shape since the moment: change #{event_id} was indexed under schema_version {stored}, and its columns do not map by name and type onto the live table ({detail}); reconstruct cannot write that state with today's columns")]
     SchemaChanged {
@@ -375,6 +420,10 @@ pub async fn reconstruct(
         )));
     }
     let stream_id = pick_stream(idx, req.server_id).await?;
+    let successor = established::successor(idx)
+        .await
+        .map_err(ReconstructError::Index)?;
+    let era = successor == Some(stream_id);
     let order = Order::load(idx).await.map_err(ReconstructError::Index)?;
     lap("stream");
 
@@ -388,10 +437,10 @@ pub async fn reconstruct(
         let read = async {
             wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
             lap("caught up");
-            let moment = resolve(idx, &order, stream_id, &req.target).await?;
+            let moment = resolve(idx, &order, stream_id, era, &req.target).await?;
             lap("moment");
             refuse_gaps(idx, &moment).await?;
-            refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
+            refuse_too_old(idx, &moment, &req.schema, &req.table, successor).await?;
             lap("too old");
             refuse_ddl(idx, &order, &moment, &req.target, &req.schema, &req.table).await?;
             // A keyed table's changes are read while the live rows arrive (below); a keyless
@@ -426,19 +475,21 @@ pub async fn reconstruct(
         let (changes, live) = overlapped(idx, src, &order, &moment, req, early, live_sql).await?;
         let (mut live, buffered) = live;
         lap("changes read");
+        let (changes, faults, snapshots) = convert_era(idx, &table, req, changes).await?;
+        notes.extend(faults.note(req.established_zone));
         refuse_policed(idx, &table, &changes).await?;
-        check_shapes(&table, &changes, &mut notes)?;
+        check_shapes(&table, &changes, &snapshots, &mut notes)?;
         let mut summary = Summary {
             changes: changes.len() as u64,
             ..Summary::default()
         };
         let images = Images::new(&table, &name);
         let mut undo = if keyed {
-            let (touched, unknown) = first_touches(&images, &changes, req.pk.as_deref())?;
+            let (touched, unknown) = first_touches(&images, &changes, &faults, req.pk.as_deref())?;
             notes.extend(unknown.note());
             Undo::Keyed(touched)
         } else {
-            Undo::Keyless(net_changes(&images, &changes, &snapshot.lower)?)
+            Undo::Keyless(net_changes(&images, &changes, &faults, &snapshot.lower)?)
         };
         lap("changes undone");
         sink.begin(&table, &moment, &notes)
@@ -607,39 +658,68 @@ async fn first_after_time(
     Ok(best)
 }
 
-/// The cut for the target.
+/// The first change stamped after `t` in the history read: the stream's, or, with
+/// `established`, an old-era one when there is one (every old change precedes every change of
+/// the stream in history order, module docs). (stream_id, event_id).
+async fn first_in_history_after(
+    idx: &mut Conn,
+    order: &Order,
+    stream_id: u32,
+    established: bool,
+    t: i64,
+) -> Result<Option<(u32, u64)>, ReconstructError> {
+    if established {
+        let old: Option<(Option<u64>,)> = idx
+            .exec_first(FIRST_AFTER_TIME, (0u32, format_utc(t)))
+            .await
+            .map_err(ReconstructError::Index)?;
+        if let Some(id) = old.and_then(|r| r.0) {
+            return Ok(Some((0, id)));
+        }
+    }
+    let first = first_after_time(idx, order, stream_id, t).await?;
+    Ok(first.map(|id| (stream_id, id)))
+}
+
+/// The cut for the target; with `established`, over the established era and the stream
+/// (module docs).
 async fn resolve(
     idx: &mut Conn,
     order: &Order,
     stream_id: u32,
+    established: bool,
     target: &Target,
 ) -> Result<Moment, ReconstructError> {
     match target {
         Target::Time(t) => {
-            let first = first_after_time(idx, order, stream_id, *t).await?;
-            let Some(first) = first else {
+            let first = first_in_history_after(idx, order, stream_id, established, *t).await?;
+            let Some((stream, first)) = first else {
                 return Ok(Moment {
                     stream_id,
                     cut: Pos::END,
                     description: format!("{} UTC (no change indexed after it)", format_utc(*t)),
                     time: *t,
+                    established,
                 });
             };
             let gtid: Option<(Option<String>,)> = idx
-                .exec_first(GTID_OF_CHANGE, (first, stream_id))
+                .exec_first(GTID_OF_CHANGE, (first, stream))
                 .await
                 .map_err(ReconstructError::Index)?;
-            let mut cut = order.pos(stream_id, first);
+            let mut cut = order.pos(stream, first);
             let mut before = format!("change #{first}");
             if let Some(g) = gtid.and_then(|r| r.0) {
                 let start: Option<(u64,)> = idx
-                    .exec_first(TRANSACTION_START, (g.as_str(), stream_id))
+                    .exec_first(TRANSACTION_START, (g.as_str(), stream))
                     .await
                     .map_err(ReconstructError::Index)?;
                 if let Some((start,)) = start {
-                    cut = cut.min(order.pos(stream_id, start));
+                    cut = cut.min(order.pos(stream, start));
                 }
                 before = format!("transaction {g}");
+            }
+            if stream == 0 {
+                before.push_str(", indexed by the established tool");
             }
             Ok(Moment {
                 stream_id,
@@ -649,6 +729,7 @@ async fn resolve(
                     format_utc(*t)
                 ),
                 time: *t,
+                established,
             })
         }
         Target::Gtid(g) => {
@@ -664,20 +745,35 @@ async fn resolve(
                     )));
                 }
             }
-            let row: Option<(u64, String)> = idx
+            let mut row: Option<(u64, String)> = idx
                 .exec_first(TRANSACTION_END, (text.as_str(), stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
+            let mut stream = stream_id;
+            if row.is_none() && established {
+                // The stream's checkpoint holds the old era's GTIDs too (`index::adopt`).
+                row = idx
+                    .exec_first(TRANSACTION_END, (text.as_str(), 0u32))
+                    .await
+                    .map_err(ReconstructError::Index)?;
+                stream = 0;
+            }
             match row {
                 Some((last, ts)) => Ok(Moment {
                     stream_id,
-                    cut: order.pos(stream_id, last).next(),
+                    cut: order.pos(stream, last).next(),
                     description: format!(
-                        "right after transaction {text} (change #{last}, {ts} UTC)"
+                        "right after transaction {text} (change #{last}, {ts} UTC{})",
+                        if stream == 0 {
+                            ", indexed by the established tool"
+                        } else {
+                            ""
+                        }
                     ),
                     time: parse_utc(&ts).unwrap_or(0),
+                    established,
                 }),
-                _ => after_rowless(idx, order, stream_id, g).await,
+                _ => after_rowless(idx, order, stream_id, established, g).await,
             }
         }
     }
@@ -695,6 +791,7 @@ async fn after_rowless(
     idx: &mut Conn,
     order: &Order,
     stream_id: u32,
+    established: bool,
     g: &Gtid,
 ) -> Result<Moment, ReconstructError> {
     let text = g.to_string();
@@ -726,29 +823,36 @@ async fn after_rowless(
         let list = vec!["?"; later.len()].join(", ");
         let mut params: Vec<mysql_async::Value> = vec![stream_id.into()];
         params.extend(later.iter().map(|n| n.to_string().into()));
-        // Per transaction its first change; the first of those in history order.
-        let rows: Vec<(u64, String)> = idx
+        let streams = match established {
+            true => "IN (0, ?)",
+            false => "= ?",
+        };
+        // Per transaction its first change; the first of those in history order. A
+        // transaction is in one era: the stream resumed at a transaction boundary.
+        let rows: Vec<(u64, String, u32)> = idx
             .exec(
                 format!(
-                    "SELECT MIN(event_id), DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s') \
-                     FROM binlog_events WHERE stream_id = ? AND gtid IN ({list}) GROUP BY gtid"
+                    "SELECT MIN(event_id), DATE_FORMAT(MIN(event_timestamp), '%Y-%m-%d %H:%i:%s'), \
+                     MIN(stream_id) FROM binlog_events WHERE stream_id {streams} \
+                     AND gtid IN ({list}) GROUP BY gtid"
                 ),
                 params,
             )
             .await
             .map_err(ReconstructError::Index)?;
-        if let Some((first, ts)) = rows
+        if let Some((first, ts, stream)) = rows
             .into_iter()
-            .min_by_key(|(id, _)| order.pos(stream_id, *id))
+            .min_by_key(|(id, _, stream)| order.pos(*stream, *id))
         {
             return Ok(Moment {
                 stream_id,
-                cut: order.pos(stream_id, first),
+                cut: order.pos(stream, first),
                 description: format!(
                     "right after transaction {text}, which changed no indexed row (before change #{first}, {ts} UTC)"
                 ),
                 // When that transaction committed is unknown: any gap may lie after it.
                 time: 0,
+                established,
             });
         }
         if (later.len() as u64) < PROBE_BATCH {
@@ -771,6 +875,7 @@ async fn after_rowless(
             "right after transaction {text}, which changed no indexed row (none has been changed since)"
         ),
         time: 0,
+        established,
     })
 }
 
@@ -817,39 +922,56 @@ async fn refuse_gaps(idx: &mut Conn, m: &Moment) -> Result<(), ReconstructError>
     }
 }
 
+/// Refuses a moment before the oldest change of the table in the history read (with
+/// `established`, the old era's count); a moment before the stream's history whose older
+/// changes are the established tool's, continued by another stream, says so.
 async fn refuse_too_old(
     idx: &mut Conn,
     m: &Moment,
     schema: &str,
     table: &str,
+    successor: Option<u32>,
 ) -> Result<(), ReconstructError> {
+    let any_before = |stream: u32| (schema, table, stream, m.cut.id_floor());
     let before: Option<(u64,)> = idx
-        .exec_first(
-            ANY_BEFORE_CUT,
-            (schema, table, m.stream_id, m.cut.id_floor()),
-        )
+        .exec_first(ANY_BEFORE_CUT, any_before(m.stream_id))
         .await
         .map_err(ReconstructError::Index)?;
     if before.is_some() {
         return Ok(());
     }
-    let oldest: Option<(Option<String>,)> = idx
-        .exec_first(OLDEST_OF_TABLE, (schema, table, m.stream_id))
+    let established: Option<(u64,)> = idx
+        .exec_first(ANY_BEFORE_CUT, any_before(0))
         .await
         .map_err(ReconstructError::Index)?;
-    let oldest = match oldest.and_then(|r| r.0) {
+    if established.is_some() && m.established {
+        return Ok(());
+    }
+    let mut oldest = None;
+    for stream in [m.stream_id, 0] {
+        if stream == 0 && !m.established {
+            continue;
+        }
+        let found: Option<(Option<String>,)> = idx
+            .exec_first(OLDEST_OF_TABLE, (schema, table, stream))
+            .await
+            .map_err(ReconstructError::Index)?;
+        // Old-era changes all precede the stream's: the earlier one found last wins.
+        oldest = found.and_then(|r| r.0).or(oldest);
+    }
+    let oldest = match oldest {
         Some(t) => format!("{t} UTC"),
         None => "it holds no change of it at all".into(),
     };
-    let established: Option<(u64,)> = idx
-        .exec_first(ANY_BEFORE_CUT, (schema, table, 0u32, m.cut.id_floor()))
-        .await
-        .map_err(ReconstructError::Index)?;
     if established.is_some() {
         return Err(ReconstructError::EstablishedEra {
             table: format!("{schema}.{table}"),
             stream_id: m.stream_id,
             oldest,
+            successor: match successor {
+                Some(id) => format!("stream {id} (--server-id {id})"),
+                None => "no stream (the established tool left no checkpoint to convert)".into(),
+            },
         });
     }
     Err(ReconstructError::TooOld {
@@ -872,8 +994,14 @@ async fn refuse_ddl(
     schema: &str,
     table: &str,
 ) -> Result<(), ReconstructError> {
+    // A marker's `last_event_id` is the index's largest id when it was recorded, so with the
+    // established era the last change before the cut is either era's.
+    let last_before = match m.established {
+        true => LAST_BEFORE_CUT_ERA,
+        false => LAST_BEFORE_CUT,
+    };
     let prev: Option<(Option<u64>,)> = idx
-        .exec_first(LAST_BEFORE_CUT, (m.stream_id, m.cut.id_floor()))
+        .exec_first(last_before, (m.stream_id, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
     let prev = prev.and_then(|r| r.0).unwrap_or(0);
@@ -1031,7 +1159,10 @@ async fn changes_after(
     if m.cut == Pos::END {
         return Ok(Vec::new());
     }
-    let sql = changes_sql();
+    let sql = match m.established {
+        true => era_changes_sql(),
+        false => changes_sql(),
+    };
     let rows: Vec<Row> = idx
         .exec(sql, (schema, table, m.stream_id, m.cut.id_floor()))
         .await
@@ -1051,30 +1182,50 @@ async fn changes_after(
 
 /// Refuses changes indexed under a shape that does not map onto the live table by name; notes
 /// columns added or dropped since.
+/// An old-era change's shape is its snapshot's (its `schema_version` is the snapshot's id, not
+/// a fingerprint): its columns are the snapshot's, and those that still exist must have the
+/// same data type now.
 fn check_shapes(
     t: &LiveTable,
     changes: &[StoredChange],
+    snapshots: &Snapshots,
     notes: &mut Vec<String>,
 ) -> Result<(), ReconstructError> {
     let live = t.fingerprint(|_| true).unwrap_or(0);
     let mut added = std::collections::BTreeSet::new();
     let mut dropped = std::collections::BTreeSet::new();
-    for c in changes.iter().filter(|c| c.schema_version != live) {
-        let names: std::collections::BTreeSet<&String> = c
-            .row_before
-            .iter()
-            .chain(c.row_after.iter())
-            .flat_map(|m| m.keys())
-            .collect();
+    for c in changes
+        .iter()
+        .filter(|c| c.stream_id == 0 || c.schema_version != live)
+    {
+        let snapshot = match c.stream_id {
+            0 => snapshots.get(&(c.schema_version, c.schema.clone(), c.table.clone())),
+            _ => None,
+        };
+        let names: std::collections::BTreeSet<&String> = match snapshot {
+            Some(snap) => snap.columns.iter().map(|col| &col.name).collect(),
+            None => c
+                .row_before
+                .iter()
+                .chain(c.row_after.iter())
+                .flat_map(|m| m.keys())
+                .collect(),
+        };
         let gone: Vec<&&String> = names
             .iter()
             .filter(|n| t.column_index(n).is_none())
             .collect();
         // MariaDB 11 leaves generated columns out of UPDATE and DELETE images: an image
         // without them still names every column of its moment when they are added back.
-        let common = Some(t.fingerprint(|col| names.contains(&col.name)))
-            .filter(|fp| *fp == Some(c.schema_version))
-            .unwrap_or_else(|| t.fingerprint(|col| names.contains(&col.name) || col.generated));
+        let common = match snapshot {
+            Some(snap) => {
+                check_era_types(t, c, snap)?;
+                Some(c.schema_version)
+            }
+            None => Some(t.fingerprint(|col| names.contains(&col.name)))
+                .filter(|fp| *fp == Some(c.schema_version))
+                .unwrap_or_else(|| t.fingerprint(|col| names.contains(&col.name) || col.generated)),
+        };
         // The stored columns that still exist must keep their names and types: the fingerprint
         // of the live columns they name, in live order, equals the stored one only if nothing
         // else changed, and dropped columns make that comparison impossible.
@@ -1126,6 +1277,124 @@ fn check_shapes(
         ));
     }
     Ok(())
+}
+
+/// Refuses an old-era change whose snapshot columns have another data type in the live table
+/// (an ENUM or SET is converted to names, so a changed member list is fine), or a MariaDB JSON
+/// column (a LONGTEXT to the established tool, stored as base64 text, not bintrail's document).
+fn check_era_types(
+    t: &LiveTable,
+    c: &StoredChange,
+    snap: &established::Snapshot,
+) -> Result<(), ReconstructError> {
+    for col in &snap.columns {
+        let Some(live) = t.columns.iter().find(|l| l.name == col.name) else {
+            continue;
+        };
+        if live.sql_type == Some(SqlType::JsonText) {
+            return Err(ReconstructError::Era(EraError::Inexact(Box::new(
+                Inexact {
+                    event_id: c.event_id,
+                    table: format!("{}.{}", c.schema, c.table),
+                    column: col.name.clone(),
+                    column_type: col.column_type.clone(),
+                    form: "MariaDB JSON as base64 text".into(),
+                    why: "the text's numbers and key order are not bintrail's document form".into(),
+                },
+            ))));
+        }
+        if !live.data_type.eq_ignore_ascii_case(&col.data_type) {
+            return Err(ReconstructError::SchemaChanged {
+                table: format!("{}.{}", c.schema, c.table),
+                event_id: c.event_id,
+                stored: c.schema_version,
+                detail: format!(
+                    "the change was indexed by the established tool under its schema snapshot {}, where column {} is {}; it is {} now",
+                    c.schema_version, col.name, col.column_type, live.data_type
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The old-era changes among a reconstruction's changes, converted ([`convert_era`]): per
+/// change, the first value of each image that did not convert exactly (left out of it).
+#[derive(Default)]
+struct Faults {
+    by_change: HashMap<u64, [Option<Box<Inexact>>; 2]>,
+    /// How many changes were converted.
+    converted: usize,
+}
+
+impl Faults {
+    /// The fault of `c`'s before (`0`) or after (`1`) image, if any.
+    fn of(&self, c: &StoredChange, side: usize) -> Option<&Inexact> {
+        self.by_change.get(&c.event_id)?[side].as_deref()
+    }
+
+    /// Refuses when `c`'s image on `side` has a value that did not convert and `needed` says
+    /// the answer needs it (given the column's name).
+    fn check(
+        &self,
+        c: &StoredChange,
+        side: usize,
+        needed: impl Fn(&str) -> bool,
+    ) -> Result<(), ReconstructError> {
+        match self.of(c, side) {
+            Some(f) if needed(&f.column) => Err(ReconstructError::Era(EraError::Inexact(
+                Box::new(f.clone()),
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the reader should know about the converted changes.
+    fn note(&self, zone: Option<HostZone>) -> Option<String> {
+        (self.converted > 0).then(|| {
+            let zone = zone.map_or(String::new(), |z| {
+                format!(
+                    "; TIMESTAMP values were read as written in {z} (--established-time-zone)"
+                )
+            });
+            format!(
+                "{} change(s) after the moment were indexed by the established tool (stream_id 0) and converted to bintrail's value forms through its schema_snapshots{zone}",
+                self.converted
+            )
+        })
+    }
+}
+
+/// Converts the old-era changes among `changes` (`history::established::convert_partly`), the
+/// live table giving the text columns' character sets; also returns their snapshots.
+async fn convert_era(
+    idx: &mut Conn,
+    t: &LiveTable,
+    req: &Request,
+    changes: Vec<StoredChange>,
+) -> Result<(Vec<StoredChange>, Faults, Snapshots), ReconstructError> {
+    let mut faults = Faults::default();
+    if changes.iter().all(|c| c.stream_id != 0) {
+        return Ok((changes, faults, Snapshots::new()));
+    }
+    let snapshots = established::load(idx, &changes)
+        .await
+        .map_err(ReconstructError::Index)?;
+    let reading = Reading::new(req.established_zone, std::slice::from_ref(t));
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        if c.stream_id != 0 {
+            out.push(c);
+            continue;
+        }
+        let p = established::convert_partly(&c, &snapshots, &reading)?;
+        faults.converted += 1;
+        if p.before.is_some() || p.after.is_some() {
+            faults.by_change.insert(c.event_id, [p.before, p.after]);
+        }
+        out.push(p.change);
+    }
+    Ok((out, faults, snapshots))
 }
 
 /// Row images in live column order, and their identities.
@@ -1253,20 +1522,28 @@ impl Undo {
 /// For each key changed after the cut, its state at the moment: the before image of its first
 /// change, or `None` when that change created the key.
 /// Also says which restored rows lack generated columns ([`UnknownGenerated`]).
+/// An old-era value that did not convert ([`Faults`]) refuses only when the answer needs it:
+/// in a key column (the row's identity), or anywhere in a before image a row is restored from.
 fn first_touches(
     images: &Images<'_>,
     changes: &[StoredChange],
+    faults: &Faults,
     pk: Option<&str>,
 ) -> Result<(HashMap<String, Option<Image>>, UnknownGenerated), ReconstructError> {
+    let t = images.table;
+    let in_key = |name: &str| t.key.iter().any(|&i| t.columns[i].name == name);
     let mut touched: HashMap<String, Option<Image>> = HashMap::new();
     let mut unknown = UnknownGenerated::default();
     for c in changes {
         let before = images.before(c)?;
         let after = images.after(c)?;
+        faults.check(c, 0, in_key)?;
+        faults.check(c, 1, in_key)?;
         if let Some(b) = before {
             if pk.is_none_or(|pk| pk == images.pk_text(&b)) {
                 if let std::collections::hash_map::Entry::Vacant(e) = touched.entry(images.key(&b))
                 {
+                    faults.check(c, 0, |_| true)?;
                     unknown.add(images.table, c.row_before.as_ref());
                     e.insert(Some(b));
                 }
@@ -1324,9 +1601,12 @@ impl UnknownGenerated {
 
 /// For a keyless table: per row text, the row and how many more (or fewer) copies the moment
 /// had than the snapshot, from the changes between the cut and the snapshot's exact position.
+/// Every value of these changes is a row's identity: an old-era value that did not convert
+/// ([`Faults`]) refuses.
 fn net_changes(
     images: &Images<'_>,
     changes: &[StoredChange],
+    faults: &Faults,
     end: &BinlogPosition,
 ) -> Result<HashMap<String, (Image, i64)>, ReconstructError> {
     let mut delta: HashMap<String, (Image, i64)> = HashMap::new();
@@ -1335,6 +1615,8 @@ fn net_changes(
         if at.compare(end) != Some(std::cmp::Ordering::Less) {
             continue;
         }
+        faults.check(c, 0, |_| true)?;
+        faults.check(c, 1, |_| true)?;
         if let Some(b) = images.before(c)? {
             delta.entry(images.key(&b)).or_insert((b, 0)).1 += 1;
         }

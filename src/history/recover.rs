@@ -52,8 +52,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::ddl::{self, DdlMarker};
-use super::established::{self, EraError, Snapshots};
+use super::established::{self, EraError, Reading, Snapshots};
 use super::follow;
+use super::host_zone::HostZone;
 use super::live::LiveColumn;
 use super::live::LiveTable;
 use super::order::{Order, Pos};
@@ -94,6 +95,9 @@ pub struct Options {
     /// Restore deleted rows whose masked, truncated or excluded columns the index does not hold
     /// (those columns get their defaults; a note lists them).
     pub restore_with_defaults: bool,
+    /// The zone the established tool's indexing host wrote TIMESTAMPs in
+    /// (`--established-time-zone`); `None`: old-era TIMESTAMP values are refused.
+    pub established_zone: Option<HostZone>,
 }
 
 /// Why a reversal was refused or could not be planned.
@@ -223,7 +227,7 @@ pub enum RecoverError {
         live: u32,
     },
     /// A change the established tool indexed whose value forms cannot be converted exactly.
-    #[error(transparent)]
+    #[error("{0}; select only changes bintrail indexed (--server-id of the stream, or --since the adoption)")]
     Era(#[from] EraError),
     /// A column of an old-era change's snapshot has another type in the live table.
     #[error(transparent)]
@@ -299,7 +303,9 @@ pub async fn plan(
     if changes.is_empty() {
         return Err(RecoverError::Nothing(sel.describe()));
     }
-    let era = Era::of(index, &mut changes).await?;
+    let tables = live_tables(source, flavor, &changes).await?;
+    let reading = Reading::new(opts.established_zone, &tables);
+    let era = Era::of(index, &mut changes, &reading).await?;
     let streams: BTreeSet<u32> = changes.iter().map(|c| c.stream_id).collect();
     if streams.iter().any(|s| !era.streams.contains(s)) {
         return Err(RecoverError::MultipleStreams {
@@ -330,11 +336,10 @@ pub async fn plan(
         .await
         .map_err(RecoverError::Index)?;
     lap("recent changes read");
-    let tables = live_tables(source, flavor, &changes).await?;
     let mut notes = era.notes();
     let later = match era.old {
         0 => later_changes(index, &order, &changes, recent.as_ref()).await?,
-        _ => era_later_changes(index, &changes, &era.streams, &tables).await?,
+        _ => era_later_changes(index, &changes, &era.streams, &tables, &reading).await?,
     };
     if let Some((count, example)) = later {
         if !opts.overwrite_later_changes {
@@ -461,7 +466,11 @@ struct Era {
 
 impl Era {
     /// Converts the old-era changes among `changes` in place (refusing what is not exact).
-    async fn of(index: &mut Conn, changes: &mut [StoredChange]) -> Result<Era, RecoverError> {
+    async fn of(
+        index: &mut Conn,
+        changes: &mut [StoredChange],
+        reading: &Reading,
+    ) -> Result<Era, RecoverError> {
         let old = changes
             .iter()
             .filter(|c| c.value_form == ValueForm::Established)
@@ -481,7 +490,7 @@ impl Era {
             .await
             .map_err(RecoverError::Index)?;
         for c in changes.iter_mut() {
-            *c = established::convert(c, &snapshots)?;
+            *c = established::convert(c, &snapshots, reading)?;
         }
         let mut streams = vec![0];
         streams.extend(stream);
@@ -511,8 +520,9 @@ async fn era_later_changes(
     changes: &[StoredChange],
     streams: &[u32],
     tables: &[LiveTable],
+    reading: &Reading,
 ) -> Result<Option<(usize, String)>, RecoverError> {
-    let later = established::later_changes(index, changes, streams, tables)
+    let later = established::later_changes(index, changes, streams, tables, reading)
         .await
         .map_err(|e| match e {
             established::ScanError::Query(q) => RecoverError::Query(q),

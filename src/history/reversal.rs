@@ -324,6 +324,7 @@ mod tests {
             sql_type: SqlType::from_column(data_type, false),
             nullable: true,
             generated: false,
+            charset: None,
         }
     }
 

@@ -86,9 +86,9 @@ struct RowsEvent {
     gtid: Option<String>,
 }
 
-/// The rows events of `schema.table` in `file` from `from` on, found with SHOW BINLOG EVENTS:
-/// a table map names the table, the rows events after it are its.
-async fn rows_events(source: &TestServer, file: &str, from: u64, schema: &str) -> Vec<RowsEvent> {
+/// The rows events of `table` (`schema.table`) in `file` from `from` on, found with SHOW
+/// BINLOG EVENTS: a table map names the table, the rows events after it are its.
+async fn rows_events(source: &TestServer, file: &str, from: u64, table: &str) -> Vec<RowsEvent> {
     let mut conn = source.conn(None).await;
     let rows: Vec<mysql_async::Row> = conn
         .query(format!("SHOW BINLOG EVENTS IN '{file}' FROM {from}"))
@@ -107,7 +107,7 @@ async fn rows_events(source: &TestServer, file: &str, from: u64, schema: &str) -
                     .map(str::to_string)
                     .filter(|g| g.contains(':'))
             }
-            "Table_map" => ours = info.contains(&format!("({schema}.t)")),
+            "Table_map" => ours = info.contains(&format!("({table})")),
             "Write_rows" | "Update_rows" | "Delete_rows" if ours => out.push(RowsEvent {
                 start: pos,
                 end,
@@ -119,18 +119,9 @@ async fn rows_events(source: &TestServer, file: &str, from: u64, schema: &str) -
     out
 }
 
-/// One row in the established forms, as its stream would have written it.
-#[allow(clippy::too_many_arguments)]
-fn old_row(
-    file: &str,
-    ev: &RowsEvent,
-    schema: &str,
-    kind: u8,
-    pk: &str,
-    changed: Value,
-    before: Value,
-    after: Value,
-) -> String {
+/// One row in the established forms, as its stream would have written it: the change `r` of
+/// the rows event `ev`, stamped `at` (UTC), under schema snapshot `snapshot`.
+fn old_row(file: &str, ev: &RowsEvent, at: &str, r: &Row, snapshot: u32) -> String {
     let j = |v: &Value| match v {
         Value::Null => "NULL".to_string(),
         v => format!(
@@ -138,17 +129,19 @@ fn old_row(
             v.to_string().replace('\\', "\\\\").replace('\'', "''")
         ),
     };
+    let (schema, table) = r.table.split_once('.').unwrap();
     format!(
-        "('{file}', {}, {}, UTC_TIMESTAMP(), {}, NULL, '{schema}', 't', {kind}, '{}', {}, {}, {}, 1)",
+        "('{file}', {}, {}, '{at}', {}, NULL, '{schema}', '{table}', {}, '{}', {}, {}, {}, {snapshot})",
         ev.start,
         ev.end,
         ev.gtid
             .as_ref()
             .map_or("NULL".into(), |g| format!("'{g}'")),
-        pk.replace('\\', "\\\\"),
-        j(&changed),
-        j(&before),
-        j(&after)
+        r.kind,
+        r.pk.replace('\\', "\\\\"),
+        j(&r.changed),
+        j(&r.before),
+        j(&r.after)
     )
 }
 
@@ -246,79 +239,123 @@ async fn adopt_and_stream(gtid_mode: bool) {
     let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("adopt");
     // The key (a, b) is declared out of column order: the established tool joins b|a, bintrail a|b.
+    // ts_t and cs_t hold old values that convert only with help: a TIMESTAMP (the host's zone)
+    // and TEXT in a character set other than UTF-8.
     source
         .exec(&format!(
-            "CREATE DATABASE {schema}; CREATE TABLE {schema}.t (b INT, a VARCHAR(20), v INT, \
+            "CREATE DATABASE {schema}; CREATE DATABASE {schema}_chk; \
+             CREATE TABLE {schema}.t (b INT, a VARCHAR(20), v INT, \
              e ENUM('x','y','z'), txt TEXT, s SET('p','q','r'), bl BLOB, PRIMARY KEY (a, b));
+             CREATE TABLE {schema}.ts_t (id INT PRIMARY KEY, at TIMESTAMP(3) NULL);
+             CREATE TABLE {schema}.cs_t (id INT PRIMARY KEY, txt TEXT CHARACTER SET cp1251);
              INSERT INTO {schema}.t VALUES (4, 'k|4', 40, 'z', 'pré', 'q', X'00FF01')"
         ))
         .await;
     // Row 4 predates the index: recover over both eras must bring it back exactly.
-    let original: Vec<mysql_async::Row> = table_rows(source, &schema).await;
+    let original = table_rows(source, &format!("{schema}.t")).await;
     let (before, _) = source_end(source).await;
 
-    // The established tool's era: real changes, indexed by the fixture in its forms.
+    // The established tool's era: real changes, indexed by the fixture in its forms, stamped
+    // 40, 30 and 20 minutes ago (in commit order), so that a moment between them exists.
     source
         .exec(&format!(
-            "INSERT INTO {schema}.t VALUES (1, 'k|1', 10, 'y', 'hello', 'p,r', X'0102'), \
+            "SET time_zone = '+00:00';
+             INSERT INTO {schema}.t VALUES (1, 'k|1', 10, 'y', 'hello', 'p,r', X'0102'), \
              (2, 'k2', 20, 'x', 'bye', '', '');
-             UPDATE {schema}.t SET v = 11 WHERE a = 'k|1';
-             UPDATE {schema}.t SET e = 'x', s = 'p,q', txt = 'pré2', bl = X'FF' WHERE a = 'k|4'"
+             INSERT INTO {schema}.ts_t VALUES (1, '2026-01-01 08:00:00.250');
+             INSERT INTO {schema}.cs_t VALUES (1, 'abc');
+             UPDATE {schema}.t SET v = 11 WHERE a = 'k|1'"
+        ))
+        .await;
+    let mid = table_rows(source, &format!("{schema}.t")).await;
+    source
+        .exec(&format!(
+            "SET time_zone = '+00:00';
+             UPDATE {schema}.t SET e = 'x', s = 'p,q', txt = 'pré2', bl = X'FF' WHERE a = 'k|4';
+             UPDATE {schema}.ts_t SET at = '2026-06-01 12:00:00' WHERE id = 1;
+             UPDATE {schema}.cs_t SET txt = 'abd' WHERE id = 1"
         ))
         .await;
     let (at, gtids) = source_end(source).await;
     assert_eq!(at.file, before.file, "the fixture expects one binlog file");
-    let events = rows_events(source, &at.file, before.pos, &schema).await;
+    let t = format!("{schema}.t");
+    let events = rows_events(source, &at.file, before.pos, &t).await;
     assert_eq!(events.len(), 3, "{events:?}");
     let old = [
         ins(
-            &format!("{schema}.t"),
+            &t,
             "1|k\\|1",
             old_image(1, "k|1", 10, 2, "hello", 5, &[1, 2]),
         ),
-        ins(
-            &format!("{schema}.t"),
-            "2|k2",
-            old_image(2, "k2", 20, 1, "bye", 0, b""),
-        ),
+        ins(&t, "2|k2", old_image(2, "k2", 20, 1, "bye", 0, b"")),
         upd(
-            &format!("{schema}.t"),
+            &t,
             "1|k\\|1",
             &["v"],
             old_image(1, "k|1", 10, 2, "hello", 5, &[1, 2]),
             old_image(1, "k|1", 11, 2, "hello", 5, &[1, 2]),
         ),
         upd(
-            &format!("{schema}.t"),
+            &t,
             "4|k\\|4",
             &["bl", "e", "s", "txt"],
             old_image(4, "k|4", 40, 3, "pré", 2, &[0, 255, 1]),
             old_image(4, "k|4", 40, 1, "pré2", 3, &[255]),
         ),
     ];
+    // The host wrote TIMESTAMPs at +02:00; cp1251 text is base64 of its bytes like any TEXT.
+    let (ts_t, cs_t) = (format!("{schema}.ts_t"), format!("{schema}.cs_t"));
+    let ts_events = rows_events(source, &at.file, before.pos, &ts_t).await;
+    let cs_events = rows_events(source, &at.file, before.pos, &cs_t).await;
+    assert_eq!((ts_events.len(), cs_events.len()), (2, 2));
+    let ts_old = [
+        ins(
+            &ts_t,
+            "1",
+            json!({"id": 1, "at": "2026-01-01 10:00:00.250"}),
+        ),
+        upd(
+            &ts_t,
+            "1",
+            &["at"],
+            json!({"id": 1, "at": "2026-01-01 10:00:00.250"}),
+            json!({"id": 1, "at": "2026-06-01 14:00:00.000"}),
+        ),
+    ];
+    let cs_old = [
+        ins(&cs_t, "1", json!({"id": 1, "txt": base64(b"abc")})),
+        upd(
+            &cs_t,
+            "1",
+            &["txt"],
+            json!({"id": 1, "txt": base64(b"abc")}),
+            json!({"id": 1, "txt": base64(b"abd")}),
+        ),
+    ];
     let index = Index::uninitialised(TestServer::index());
     let id = server_id();
     let now = TestServer::index().unix_time().await as i64;
+    let (then, later, latest) = (
+        crate::recover::utc(now - 2400),
+        crate::recover::utc(now - 1800),
+        crate::recover::utc(now - 1200),
+    );
     let mut conn = TestServer::index().conn(None).await;
     conn.query_drop(established_ddl(&index.db, now))
         .await
         .unwrap();
-    let values: Vec<String> = old
-        .iter()
-        .zip([&events[0], &events[0], &events[1], &events[2]])
-        .map(|(r, ev)| {
-            old_row(
-                &at.file,
-                ev,
-                &schema,
-                r.kind,
-                &r.pk,
-                r.changed.clone(),
-                r.before.clone(),
-                r.after.clone(),
-            )
-        })
-        .collect();
+    // In commit order, as the established stream wrote them.
+    let values: Vec<String> = [
+        old_row(&at.file, &events[0], &then, &old[0], 1),
+        old_row(&at.file, &events[0], &then, &old[1], 1),
+        old_row(&at.file, &ts_events[0], &then, &ts_old[0], 2),
+        old_row(&at.file, &cs_events[0], &then, &cs_old[0], 3),
+        old_row(&at.file, &events[1], &later, &old[2], 1),
+        old_row(&at.file, &events[2], &latest, &old[3], 1),
+        old_row(&at.file, &ts_events[1], &latest, &ts_old[1], 2),
+        old_row(&at.file, &cs_events[1], &latest, &cs_old[1], 3),
+    ]
+    .into();
     conn.query_drop(format!(
         "INSERT INTO `{db}`.binlog_events (binlog_file, start_pos, end_pos, event_timestamp, gtid, \
          connection_id, schema_name, table_name, event_type, pk_values, changed_columns, row_before, \
@@ -331,11 +368,32 @@ async fn adopt_and_stream(gtid_mode: bool) {
     conn.query_drop(snapshot_rows(&index.db, 1, &schema, "t", &T_COLUMNS))
         .await
         .unwrap();
+    conn.query_drop(snapshot_rows(
+        &index.db,
+        2,
+        &schema,
+        "ts_t",
+        &[
+            ("id", "PRI", "int", "int"),
+            ("at", "", "timestamp", "timestamp(3)"),
+        ],
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(snapshot_rows(
+        &index.db,
+        3,
+        &schema,
+        "cs_t",
+        &[("id", "PRI", "int", "int"), ("txt", "", "text", "text")],
+    ))
+    .await
+    .unwrap();
     conn.exec_drop(
         format!(
             "INSERT INTO `{}`.stream_state (id, mode, binlog_file, binlog_position, gtid_set, \
              events_indexed, last_event_time, last_checkpoint, server_id) \
-             VALUES (1, ?, ?, ?, ?, 4, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
+             VALUES (1, ?, ?, ?, ?, 8, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)",
             index.db
         ),
         (
@@ -402,7 +460,7 @@ async fn adopt_and_stream(gtid_mode: bool) {
     conn.disconnect().await.ok();
     assert_eq!(
         carried,
-        Some((true, 4)),
+        Some((true, 8)),
         "last event time and count carried over"
     );
     let cp = index.checkpoint(id).await.expect("a converted checkpoint");
@@ -421,13 +479,20 @@ async fn adopt_and_stream(gtid_mode: bool) {
     source
         .exec(&format!(
             "UPDATE {schema}.t SET v = 12 WHERE a = 'k|1';
-             INSERT INTO {schema}.t VALUES (3, 'k3', 30, 'z', 'new', 'r', '');
-             DELETE FROM {schema}.t WHERE a = 'k2';
+             INSERT INTO {schema}.t VALUES (3, 'k3', 30, 'z', 'new', 'r', '')"
+        ))
+        .await;
+    // A moment after the switch-over: every change after it is stamped in a later second.
+    let switched = crate::recover::source_clock(source).await;
+    let after_switch = table_rows(source, &t).await;
+    crate::recover::wait_for_next_second(source, switched).await;
+    source
+        .exec(&format!(
+            "DELETE FROM {schema}.t WHERE a = 'k2';
              DELETE FROM {schema}.t WHERE a = 'k|4'"
         ))
         .await;
     index.wait_caught_up(source, id).await;
-    let t = format!("{schema}.t");
     let new: Vec<Row> = vec![
         upd(
             &t,
@@ -446,11 +511,12 @@ async fn adopt_and_stream(gtid_mode: bool) {
     ];
     // Zero lost, zero doubled: the old era as it was, every later change once, none before the
     // checkpoint again.
-    crate::support::stream::assert_changes(&index.changes_of(0).await, &old);
+    let of_t = |rows: Vec<Row>| -> Vec<Row> { rows.into_iter().filter(|r| r.table == t).collect() };
+    crate::support::stream::assert_changes(&of_t(index.changes_of(0).await), &old);
     crate::support::stream::assert_changes(&index.changes_of(id).await, &new);
     let mut all = old.to_vec();
     all.extend(new.iter().cloned());
-    crate::support::stream::assert_changes(&index.changes().await, &all);
+    crate::support::stream::assert_changes(&of_t(index.changes().await), &all);
 
     // query --pk (bintrail's key form) finds the old and the new rows of the key, old ones marked.
     let dsn = index.dsn();
@@ -531,24 +597,101 @@ async fn adopt_and_stream(gtid_mode: bool) {
         "{csv}"
     );
 
-    // reconstruct does not read the old era: a moment before the stream's first change of the
-    // table is refused, saying why.
-    let out = bintrail(&[
-        "reconstruct",
-        "--index-dsn",
-        &dsn,
-        "--source-dsn",
-        &source.dsn(None),
-        "--table",
-        &t,
-        "--as-of",
-        &crate::recover::utc(now - 3600),
-        "--format",
-        "json",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    // reconstruct reads both eras. A moment before the oldest change of the table in either
+    // is refused.
+    let (code, _, err) = reconstruct(&index, source, &t, &crate::recover::utc(now - 3600), &[]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("older than the oldest change"), "{err}");
+
+    // A moment inside the old era (after its second change, before its third): printed as JSON
+    // and CSV in bintrail's value forms, and as INSERTs loaded into a copy, it is the table as
+    // the source held it then (the before image of an old change and of new ones restored).
+    let in_old_era = crate::recover::utc(now - 1500);
+    let expected_mid = [
+        new_image(1, "k|1", 11, "y", "hello", "p,r", &[1, 2]),
+        new_image(2, "k2", 20, "x", "bye", "", b""),
+        new_image(4, "k|4", 40, "z", "pré", "q", &[0, 255, 1]),
+    ];
+    let (code, out, err) = reconstruct(&index, source, &t, &in_old_era, &["--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json_rows(&out, "a"), sorted(&expected_mid, "a"), "{err}");
     assert!(err.contains("indexed by the established tool"), "{err}");
+    let (code, out, err) = reconstruct(&index, source, &t, &in_old_era, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    let (ab, fb) = (base64(&[1, 2]), base64(&[0, 255, 1]));
+    let mut csv = vec![
+        "b,a,v,e,txt,s,bl".to_string(),
+        format!("1,k|1,11,y,hello,\"p,r\",{ab}"),
+        "2,k2,20,x,bye,\"\",\"\"".to_string(),
+        format!("4,k|4,40,z,pré,q,{fb}"),
+    ];
+    csv.sort();
+    assert_eq!(lines, csv, "{out}");
+    let copy = into_copy(
+        &index,
+        source,
+        &t,
+        &in_old_era,
+        &format!("{schema}_chk.t_mid"),
+    )
+    .await;
+    assert_eq!(copy, mid, "the old-era moment loaded into a copy");
+
+    // A moment after the switch-over, in the stream's era.
+    let after = crate::recover::utc(switched);
+    let (code, out, err) = reconstruct(&index, source, &t, &after, &["--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let expected_after = [
+        new_image(1, "k|1", 12, "y", "hello", "p,r", &[1, 2]),
+        new_image(2, "k2", 20, "x", "bye", "", b""),
+        new_image(3, "k3", 30, "z", "new", "r", b""),
+        new_image(4, "k|4", 40, "x", "pré2", "p,q", &[255]),
+    ];
+    assert_eq!(json_rows(&out, "a"), sorted(&expected_after, "a"), "{err}");
+    let copy = into_copy(&index, source, &t, &after, &format!("{schema}_chk.t_after")).await;
+    assert_eq!(
+        copy, after_switch,
+        "the moment after the switch-over loaded into a copy"
+    );
+
+    // An old TIMESTAMP the answer needs is refused without the host's zone, naming the flag,
+    // and exact with it; at a moment after the old era's changes of the table it is not needed.
+    let (code, _, err) = reconstruct(&index, source, &ts_t, &in_old_era, &["--format", "json"]);
+    assert_eq!(code, Some(3), "{err}");
+    for expected in [
+        ts_t.as_str(),
+        "column at (timestamp(3))",
+        "a TIMESTAMP in the indexing host's time zone",
+        "--established-time-zone",
+    ] {
+        assert!(err.contains(expected), "refusal lacks {expected:?}: {err}");
+    }
+    let zone = ["--format", "json", "--established-time-zone", "+02:00"];
+    let (code, out, err) = reconstruct(&index, source, &ts_t, &in_old_era, &zone);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        json_rows(&out, "id"),
+        vec![json!({"id": 1, "at": "2026-01-01 08:00:00.250"})],
+        "{err}"
+    );
+    assert!(err.contains("+02:00 (--established-time-zone)"), "{err}");
+    let since_old = crate::recover::utc(now - 600);
+    let (code, out, err) = reconstruct(&index, source, &ts_t, &since_old, &["--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        json_rows(&out, "id"),
+        vec![json!({"id": 1, "at": "2026-06-01 12:00:00.000"})],
+        "{err}"
+    );
+
+    // Old TEXT of a column whose character set is not UTF-8 (nor latin1) is refused.
+    let (code, _, err) = reconstruct(&index, source, &cs_t, &in_old_era, &zone);
+    assert_eq!(code, Some(3), "{err}");
+    for expected in [cs_t.as_str(), "column txt (text)", "cp1251"] {
+        assert!(err.contains(expected), "refusal lacks {expected:?}: {err}");
+    }
 
     // recover over both eras, applied to the source, restores the row that predates the index
     // exactly and removes the rows the changes made: the old era's values were converted
@@ -577,68 +720,131 @@ async fn adopt_and_stream(gtid_mode: bool) {
     );
     let (ok, err) = crate::recover::apply_sql(source, &sql);
     assert!(ok, "{err}\n{script}");
-    assert_eq!(table_rows(source, &schema).await, original, "{script}");
+    assert_eq!(table_rows(source, &t).await, original, "{script}");
 
-    // A table whose old values cannot be converted exactly (a TIMESTAMP in the indexing host's
-    // zone) is refused, naming the table, the column and the form.
-    let mut conn = index.conn().await;
-    conn.query_drop(snapshot_rows(
-        &index.db,
-        2,
-        &schema,
-        "ts_t",
-        &[
-            ("id", "PRI", "int", "int"),
-            ("at", "", "timestamp", "timestamp"),
-        ],
-    ))
-    .await
-    .unwrap();
-    conn.query_drop(format!(
-        "INSERT INTO binlog_events (binlog_file, start_pos, end_pos, event_timestamp, \
-         schema_name, table_name, event_type, pk_values, row_after, schema_version) VALUES \
-         ('{}', 4, 100, UTC_TIMESTAMP(), '{schema}', 'ts_t', 1, '1', \
-         '{{\"id\": 1, \"at\": \"2026-01-01 10:00:00\"}}', 2)",
-        at.file
-    ))
-    .await
-    .unwrap();
-    conn.disconnect().await.ok();
-    let out = bintrail(&[
-        "recover",
-        "--index-dsn",
-        &dsn,
-        "--source-dsn",
-        &source.dsn(None),
-        "--schema",
-        &schema,
-        "--table",
-        "ts_t",
-        "--dry-run",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    // recover too: an old TIMESTAMP is refused without the host's zone, naming the table, the
+    // column and the form, converted with it; a named zone is a usage error.
+    let recover_ts = |extra: &[&str]| {
+        let source_dsn = source.dsn(None);
+        let mut args = vec![
+            "recover",
+            "--index-dsn",
+            &dsn,
+            "--source-dsn",
+            &source_dsn,
+            "--schema",
+            &schema,
+            "--table",
+            "ts_t",
+            "--dry-run",
+        ];
+        args.extend_from_slice(extra);
+        let out = bintrail(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, _, err) = recover_ts(&[]);
+    assert_eq!(code, Some(3), "{err}");
     for expected in [
-        format!("{schema}.ts_t").as_str(),
-        "column at (timestamp)",
+        ts_t.as_str(),
+        "column at (timestamp(3))",
         "a TIMESTAMP in the indexing host's time zone",
         "indexed by the established tool",
+        "--established-time-zone",
     ] {
         assert!(err.contains(expected), "refusal lacks {expected:?}: {err}");
     }
+    let (code, out, err) = recover_ts(&["--established-time-zone", "+02:00"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("converted exactly"), "{out}");
+    let (code, _, err) = recover_ts(&["--established-time-zone", "Europe/Berlin"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("named zones are refused"), "{err}");
     assert_eq!(stream.stop().await, 0);
 }
 
-/// Every row of the fixture's table, every column, as the source returns them.
-async fn table_rows(source: &TestServer, schema: &str) -> Vec<mysql_async::Row> {
+/// Every row of the fixture's table `table` (or a copy), every column, as the source returns
+/// them.
+async fn table_rows(source: &TestServer, table: &str) -> Vec<Vec<mysql_async::Value>> {
     let mut conn = source.conn(None).await;
-    let rows = conn
+    let rows: Vec<mysql_async::Row> = conn
         .query(format!(
-            "SELECT b, a, v, CAST(e AS CHAR), CAST(s AS CHAR), txt, HEX(bl) FROM {schema}.t ORDER BY a, b"
+            "SELECT b, a, v, CAST(e AS CHAR), CAST(s AS CHAR), txt, HEX(bl) FROM {table} ORDER BY a, b"
         ))
         .await
         .unwrap();
     conn.disconnect().await.ok();
+    rows.into_iter().map(mysql_async::Row::unwrap).collect()
+}
+
+/// `bintrail reconstruct --table table --as-of moment` with more flags: (exit status, stdout,
+/// stderr).
+fn reconstruct(
+    index: &Index,
+    source: &TestServer,
+    table: &str,
+    moment: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let (dsn, source_dsn) = (index.dsn(), source.dsn(None));
+    let mut args = vec![
+        "reconstruct",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &source_dsn,
+        "--table",
+        table,
+        "--as-of",
+        moment,
+    ];
+    args.extend_from_slice(extra);
+    let out = bintrail(&args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `reconstruct --format sql --into copy` (a `CREATE TABLE … LIKE` copy of `table`), loaded
+/// into the copy; the copy's rows.
+async fn into_copy(
+    index: &Index,
+    source: &TestServer,
+    table: &str,
+    moment: &str,
+    copy: &str,
+) -> Vec<Vec<mysql_async::Value>> {
+    source
+        .exec(&format!("CREATE TABLE {copy} LIKE {table}"))
+        .await;
+    let file = crate::support::temp_dir("adopt").join(format!("{copy}.sql"));
+    let path = file.to_str().unwrap();
+    let flags = ["--format", "sql", "--into", copy, "--output", path];
+    let (code, _, err) = reconstruct(index, source, table, moment, &flags);
+    assert_eq!(code, Some(0), "{err}");
+    let (ok, err) = crate::recover::apply_sql(source, &file);
+    assert!(ok, "{err}");
+    table_rows(source, copy).await
+}
+
+/// JSON lines as values, [`sorted`] by `key`.
+fn json_rows(out: &str, key: &str) -> Vec<Value> {
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    sorted(&rows, key)
+}
+
+/// Rows sorted by the JSON text of their `key`.
+fn sorted(rows: &[Value], key: &str) -> Vec<Value> {
+    let mut rows = rows.to_vec();
+    rows.sort_by_key(|r| r[key].to_string());
     rows
 }
 

@@ -485,6 +485,22 @@ async fn lookups_use_an_index(flavor: Flavor) {
             ),
             &["k_table_pk", "PRIMARY", "uk_change"][..],
         ),
+        (
+            "reconstruct: the last change before the cut of either era",
+            (
+                rc::LAST_BEFORE_CUT_ERA.to_string(),
+                v(vec![2.into(), 5_000.into()]),
+            ),
+            &["PRIMARY", "uk_change"][..],
+        ),
+        (
+            "reconstruct: the table's changes from the cut in either era",
+            (
+                rc::era_changes_sql(),
+                v(vec!["s3".into(), "t13".into(), 2.into(), 5_000.into()]),
+            ),
+            &["k_table_pk", "PRIMARY", "uk_change"][..],
+        ),
     ]);
     // recover's checks and its time bound.
     statements.extend([
