@@ -638,6 +638,19 @@ async fn adopt_and_stream(gtid_mode: bool) {
     )
     .await;
     assert_eq!(copy, mid, "the old-era moment loaded into a copy");
+    if let Some(g) = events[1].gtid.as_deref().filter(|_| gtid_mode) {
+        // Right after an old transaction: the same state.
+        let (code, out, err) = reconstruct_at(
+            &index,
+            source,
+            &t,
+            ("--as-of-gtid", g),
+            &["--format", "json"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(json_rows(&out, "a"), sorted(&expected_mid, "a"), "{err}");
+        assert!(err.contains("indexed by the established tool"), "{err}");
+    }
 
     // A moment after the switch-over, in the stream's era.
     let after = crate::recover::utc(switched);
@@ -789,6 +802,17 @@ fn reconstruct(
     moment: &str,
     extra: &[&str],
 ) -> (Option<i32>, String, String) {
+    reconstruct_at(index, source, table, ("--as-of", moment), extra)
+}
+
+/// [`reconstruct`] with the moment's flag (`--as-of` or `--as-of-gtid`) and value.
+fn reconstruct_at(
+    index: &Index,
+    source: &TestServer,
+    table: &str,
+    (how, moment): (&str, &str),
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
     let (dsn, source_dsn) = (index.dsn(), source.dsn(None));
     let mut args = vec![
         "reconstruct",
@@ -798,7 +822,7 @@ fn reconstruct(
         &source_dsn,
         "--table",
         table,
-        "--as-of",
+        how,
         moment,
     ];
     args.extend_from_slice(extra);
