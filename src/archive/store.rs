@@ -110,7 +110,8 @@ impl StoreError {
     }
 
     /// Whether running again later, with nobody changing anything, can succeed: the endpoint
-    /// unreachable or failing (5xx, 429) after every retry.
+    /// unreachable or failing (5xx, 429) after every retry. A missing bucket, refused
+    /// credentials or a wrong region need a person.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Unreachable { .. } => true,
@@ -235,8 +236,9 @@ impl Store {
                 temporary: false,
             })),
             Store::S3(s) => {
+                // Named by process too: two verifications may fetch the same object at once.
                 let copy = LocalFile {
-                    path: scratch(&s.location(), rel),
+                    path: scratch(&format!("{}\n{}", s.location(), std::process::id()), rel),
                     temporary: true,
                 };
                 Ok(s.get_to_file(rel, copy.path()).await?.then_some(copy))
@@ -301,4 +303,54 @@ fn detail(message: &str) -> String {
 fn scratch(location: &str, rel: &str) -> PathBuf {
     let id = hex(&Sha256::digest(format!("{location}\n{rel}").as_bytes()));
     std::env::temp_dir().join(format!(".bintrail-archive-{}.parquet.tmp", &id[..24]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, code: &str) -> StoreError {
+        StoreError::S3 {
+            method: "PUT".into(),
+            url: "http://127.0.0.1:9/b/k".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+            hint: s3::hint(code, status),
+        }
+    }
+
+    #[test]
+    fn an_absent_or_failing_service_is_transient_a_refusal_is_not() {
+        assert!(refused(503, "SlowDown").is_transient());
+        assert!(refused(500, "InternalError").is_transient());
+        assert!(!refused(404, "NoSuchBucket").is_transient());
+        assert!(!refused(403, "InvalidAccessKeyId").is_transient());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let e = StoreError::Unreachable {
+            method: "GET".into(),
+            url: "http://127.0.0.1:9/b".into(),
+            attempts: 4,
+            source: reset,
+        };
+        assert!(e.is_transient());
+        let said = refused(404, "NoSuchBucket").to_string();
+        assert!(said.starts_with("PUT http://127.0.0.1:9/b/k: S3 answered 404 NoSuchBucket: the bucket does not exist"), "{said}");
+    }
+
+    #[test]
+    fn a_directory_and_an_s3_url_open_their_stores_and_other_schemes_are_refused() {
+        let env = |_: &str| None;
+        assert!(matches!(
+            Store::open_with("/srv/archive", &env),
+            Ok(Store::Local(_))
+        ));
+        let e = Store::open_with("gs://bucket/p", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("directory or s3://bucket/prefix"), "{e}");
+        let keys = |k: &str| (!k.contains("ENDPOINT")).then(|| format!("{k}-value"));
+        let s3 = Store::open_with("s3://bucket/p/", &keys).unwrap();
+        assert_eq!(s3.location(), "s3://bucket/p");
+    }
 }

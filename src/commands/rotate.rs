@@ -53,7 +53,7 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
         loop {
             let mut conn = open_index(&index).await.map_err(super::open_failure)?;
             let at = now();
-            let rotation = rotate::rotate(
+            let result = rotate::rotate(
                 &mut conn,
                 &index.database,
                 at,
@@ -62,8 +62,10 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
                 dry_run,
                 archive.as_ref(),
             )
-            .await
-            .map_err(|e| {
+            .await;
+            // Ended cleanly on failure too, so the server releases the rotate lock at once.
+            let _ = conn.disconnect().await;
+            let rotation = result.map_err(|e| {
                 let kind = if e.is_transient() {
                     Kind::Runtime
                 } else {
@@ -71,7 +73,6 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
                 };
                 Failure::new(kind, e)
             })?;
-            let _ = conn.disconnect().await;
             if let (Some(dir), Some(archived)) = (&archive, &rotation.archived) {
                 report_archive(&index.database, dir, archived, dry_run);
             }

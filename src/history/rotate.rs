@@ -22,7 +22,8 @@
 //! * **One rotation at a time per index**: a rotation that changes anything holds the named
 //!   lock [`lock_name`] (`GET_LOCK`, on the index server, for the index database) from its
 //!   first read to its end, so two rotates never archive or drop the same partition; the
-//!   second one stops before doing anything ([`RotateError::Locked`]). The server releases the
+//!   second one waits [`LOCK_WAIT_SECONDS`] for it, then stops before doing anything
+//!   ([`RotateError::Locked`]). The server releases the
 //!   lock when the connection ends, so a crashed rotate never leaves it held.
 
 use mysql_async::prelude::Queryable;
@@ -120,6 +121,11 @@ impl RotateError {
         }
     }
 }
+
+/// How long a rotation waits for the lock: a rotate that just ended (or crashed) holds it until
+/// the server has noticed its connection close, which on a busy server is not instant; a
+/// rotate still running holds it far longer.
+pub const LOCK_WAIT_SECONDS: u64 = 5;
 
 /// The named lock a rotation of index `database` holds: readable when the name fits in the
 /// 64 characters a lock name may have, else a digest of it. (Lock names are compared without
@@ -284,7 +290,7 @@ pub async fn rotate(
         source,
     };
     let got: Option<Option<i64>> = conn
-        .exec_first("SELECT GET_LOCK(?, 0)", (&lock,))
+        .exec_first("SELECT GET_LOCK(?, ?)", (&lock, LOCK_WAIT_SECONDS))
         .await
         .map_err(server)?;
     if got.flatten() != Some(1) {
@@ -523,6 +529,19 @@ mod tests {
         let name = lock_name(&long);
         assert_eq!(name.len(), 64, "{name}");
         assert_ne!(name, lock_name(&"y".repeat(64)));
+    }
+
+    #[test]
+    fn a_held_lock_is_transient_a_layout_rotate_cannot_manage_is_not() {
+        let locked = RotateError::Locked {
+            database: "idx".into(),
+            lock: lock_name("idx"),
+        };
+        assert!(locked.is_transient());
+        assert!(!RotateError::NotPartitioned {
+            database: "idx".into()
+        }
+        .is_transient());
     }
 
     #[test]

@@ -145,25 +145,24 @@ pub async fn send(ep: &Endpoint, req: &Request<'_>, into: Option<&Path>) -> io::
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    timed("sending the request", conn.write_all(head.as_bytes())).await?;
-    if let Some((path, len)) = req.body {
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut buf = vec![0u8; 256 << 10];
-        let mut sent = 0u64;
-        while sent < len {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} shrank while it was sent", path.display()),
-                ));
-            }
-            timed("sending the body", conn.write_all(&buf[..n])).await?;
-            sent += n as u64;
-        }
-    }
-    timed("sending the request", conn.flush()).await?;
+    let sent = send_request(&mut conn, &head, req.body).await;
     let mut reader = BufReader::new(conn);
+    if let Err(e) = sent {
+        // A server may answer before it has read the whole body (S3 does for a missing bucket
+        // or refused credentials) and close: its answer says more than the broken pipe.
+        return match read_head(&mut reader).await {
+            Ok((status, headers)) if status >= 300 => {
+                let mut body = Vec::new();
+                let _ = timed_copy(&mut (&mut reader).take(64 << 10), &mut body).await;
+                Ok(Response {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+            _ => Err(e),
+        };
+    }
     let (status, headers) = read_head(&mut reader).await?;
     let mut response = Response {
         status,
@@ -209,6 +208,32 @@ pub async fn send(ep: &Endpoint, req: &Request<'_>, into: Option<&Path>) -> io::
     }
     response.body = body;
     Ok(response)
+}
+
+/// Writes the request head and streams the body file.
+async fn send_request(
+    conn: &mut Box<dyn Conn>,
+    head: &str,
+    body: Option<(&Path, u64)>,
+) -> io::Result<()> {
+    timed("sending the request", conn.write_all(head.as_bytes())).await?;
+    if let Some((path, len)) = body {
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut buf = vec![0u8; 256 << 10];
+        let mut sent = 0u64;
+        while sent < len {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} shrank while it was sent", path.display()),
+                ));
+            }
+            timed("sending the body", conn.write_all(&buf[..n])).await?;
+            sent += n as u64;
+        }
+    }
+    timed("sending the request", conn.flush()).await
 }
 
 fn bad(what: String) -> io::Error {

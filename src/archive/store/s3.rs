@@ -255,17 +255,22 @@ impl S3 {
         if ok.contains(&r.status) {
             return Ok(());
         }
+        Err(self.refused(r, method, key))
+    }
+
+    /// The error of a response S3 refused.
+    fn refused(&self, r: Response, method: &str, key: &str) -> StoreError {
         let body = String::from_utf8_lossy(&r.body);
         let code = element(&body, "Code").unwrap_or_else(|| format!("HTTP {}", r.status));
         let message = element(&body, "Message").unwrap_or_default();
-        Err(StoreError::S3 {
+        StoreError::S3 {
             method: method.to_string(),
             url: self.url(key),
             status: r.status,
             hint: hint(&code, r.status),
             code,
             message,
-        })
+        }
     }
 
     /// Signs and sends one request, retrying transient failures.
@@ -333,10 +338,7 @@ impl S3 {
             }
         }
         match last_error {
-            Some(Failed::Status(r)) => {
-                self.expect(r, method, key, &[])?;
-                unreachable!("expect() with no accepted status is always an error")
-            }
+            Some(Failed::Status(r)) => Err(self.refused(r, method, key)),
             Some(Failed::Io(source)) => Err(StoreError::Unreachable {
                 method: method.to_string(),
                 url: self.url(key),
