@@ -132,9 +132,10 @@ pub struct ArchiveVerifyCmd {
     #[command(flatten)]
     pub index: IndexArgs,
 
-    /// The archive's root directory (the DIR given to rotate --archive)
-    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR")]
-    pub archive: PathBuf,
+    /// The archive: the directory or s3://bucket/prefix given to rotate --archive (S3
+    /// credentials and endpoint from AWS_* environment variables)
+    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub archive: String,
 
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
@@ -896,8 +897,10 @@ pub struct RotateCmd {
     pub dry_run: bool,
 
     /// Before dropping an expired hour, write its changes as Parquet files under this
-    /// directory (schema=…/table=…/date=…/hour=…/stream=….parquet) and record them in the
-    /// index's archive_files; needs --retain
-    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR")]
-    pub archive: Option<PathBuf>,
+    /// directory or S3 location (schema=…/table=…/date=…/hour=…/stream=….parquet) and record
+    /// them in the index's archive_files; needs --retain. S3 credentials, region and endpoint
+    /// come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION and
+    /// AWS_ENDPOINT_URL
+    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub archive: Option<String>,
 }

@@ -592,6 +592,19 @@ fn check_readable(flag: &'static str, path: &Path) -> Result<(), TlsError> {
         })
 }
 
+/// The TLS client config of HTTPS to object storage (`--archive s3://…`): the public web PKI
+/// roots (`webpki-roots`, the Mozilla set mysql_async already builds in), the chain and the host
+/// name always checked. A private S3-compatible server over HTTPS needs a certificate from a
+/// public CA; plain `http://` endpoints (`AWS_ENDPOINT_URL`) use no TLS at all.
+pub fn https_client_config() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,9 @@
 //! table and hour, each recorded in the manifest once it is in place.
 //!
 //! # Invariants
-//! * **Write, fsync, rename, fsync the directory, record**: a file is complete and durable
-//!   under its final name before its manifest row exists, and the partition is dropped (by
+//! * **Write and fsync, put in place, record**: a file is complete and durable under its
+//!   final name ([`Store::commit`]: a rename and directory fsync, or one S3 `PUT`) before its
+//!   manifest row exists, and the partition is dropped (by
 //!   `history::rotate`) only after that row is committed. A crash between two steps leaves
 //!   the partition in place; the rerun writes the same file under the same name (the name is
 //!   a function of the rows, [`FileKey`]), replacing an unrecorded leftover, and skips what
@@ -13,15 +14,13 @@
 //!   consistent read. Rows that reach an expired hour later (a stream catching up on old
 //!   binlogs) have larger `event_id`s and go to a further file on the next run.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use serde::Serialize;
 
-use super::layout::{temp_name, FileKey};
+use super::layout::FileKey;
 use super::manifest::{self, FileRecord};
+use super::store::Store;
 use super::writer::{ArchiveRow, ParquetFile};
 use super::{failpoint, ArchiveError};
 use crate::history::time::{format_utc, TO_SECONDS_EPOCH};
@@ -188,20 +187,16 @@ fn group_params(
     ])
 }
 
-/// Writes the file `p` describes under `root`, puts it in place durably and records it.
+/// Writes the file `p` describes, puts it in place in `store` durably and records it.
 pub async fn write(
     conn: &mut Conn,
     database: &str,
-    root: &Path,
+    store: &Store,
     p: &Pending,
 ) -> Result<FileRecord, ArchiveError> {
-    let key = p.key();
-    let dir = root.join(key.dir());
-    create_dirs(root, &dir)?;
-    let final_path = dir.join(key.file_name());
-    let temp = dir.join(temp_name(&key.file_name()));
+    let staged = store.stage(&p.path)?;
     let written = {
-        let mut file = ParquetFile::create(&temp)?;
+        let mut file = ParquetFile::create(staged.path())?;
         let sql = format!(
             "SELECT event_id, stream_id, binlog_file, start_pos, end_pos, COALESCE(row_in_event, 0), \
              {}, gtid, connection_id, schema_name, table_name, event_type, pk_values, \
@@ -241,8 +236,9 @@ pub async fn write(
             read: written.rows,
         });
     }
-    std::fs::rename(&temp, &final_path).map_err(|e| ArchiveError::io(&final_path, e))?;
-    sync_dir(&dir)?;
+    store
+        .commit(staged, &p.path, written.bytes, &written.sha256)
+        .await?;
     failpoint("archive-written");
     let record = FileRecord {
         path: p.path.clone(),
@@ -261,29 +257,6 @@ pub async fn write(
     };
     manifest::record(conn, database, &record).await?;
     Ok(record)
-}
-
-/// Creates `dir` under `root` and fsyncs every directory whose entries changed on the way,
-/// so the file's directory survives a power cut with it.
-fn create_dirs(root: &Path, dir: &Path) -> Result<(), ArchiveError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(dir, e))?;
-    let mut at: PathBuf = dir.to_path_buf();
-    while at != root {
-        let Some(parent) = at.parent() else { break };
-        sync_dir(parent)?;
-        at = parent.to_path_buf();
-    }
-    Ok(())
-}
-
-/// fsync of a directory: makes a rename or a new entry in it durable.
-fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ArchiveError::io(dir, e))
 }
 
 /// A `binlog_events` row (the columns [`write`] selects) as an [`ArchiveRow`].

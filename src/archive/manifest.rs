@@ -5,8 +5,9 @@
 //!   partition is dropped only when the rows recorded for it are as many as it holds
 //!   ([`recorded_rows`]), so every change is at every moment in the index, in a recorded
 //!   file, or both.
-//! * Paths are relative to the archive root, so the archive can be moved (or, later, copied
-//!   to object storage) without rewriting the manifest.
+//! * Paths are relative to the archive root, the same in a directory and under an S3 prefix
+//!   (`store`), so the archive can be moved or copied between them without rewriting the
+//!   manifest.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

@@ -6,22 +6,24 @@
 //! * [`manifest`]: `archive_files` in the index, one row per recorded file.
 //! * [`export`]: a partition's changes → files → manifest rows.
 //! * [`verify`]: every recorded file checked against its manifest row.
+//! * [`store`]: where the files live, a directory or `s3://bucket/prefix`.
 //!
 //! # Crash safety
 //! Every change is at every moment in the index, in a complete recorded file, or both: a file
-//! is written under a hidden temporary name, fsynced, renamed into place, its directory
-//! fsynced, then recorded; the partition is dropped only once the rows recorded from it are as
+//! is written under a hidden temporary name and fsynced, put in place atomically (renamed and
+//! its directory fsynced, or uploaded in one S3 `PUT`), then recorded; the partition is dropped only once the rows recorded from it are as
 //! many as it holds, checked under a table lock. Rerunning after a crash at any step writes
 //! the missing files under the same names and skips the recorded ones.
 //!
 //! # Not built yet
-//! Reading the archive from `query`/`recover`/`reconstruct`/`status` (`--archive`) and object
-//! storage (`s3://`): the layout, the manifest's key and time ranges and the files' row-group
-//! statistics are what those will prune by.
+//! Reading the archive from `query`/`recover`/`reconstruct`/`status` (`--archive`): the
+//! layout, the manifest's key and time ranges and the files' row-group statistics are what
+//! those will prune by; [`store::Store::get_range`] reads the footers and row groups they pick.
 
 pub mod export;
 pub mod layout;
 pub mod manifest;
+pub mod store;
 pub mod verify;
 pub mod writer;
 
@@ -73,6 +75,9 @@ pub enum ArchiveError {
         /// What is wrong.
         what: String,
     },
+    /// The store (directory or S3) refused an operation.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// The rows of a file changed between planning and writing it.
     #[error("archive file {path}: {planned} changes were planned, {read} were read (changes are still arriving for that hour; run rotate again)")]
     Changed {
@@ -86,6 +91,20 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
+    /// Whether running again later, with nobody changing anything, can succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ArchiveError::Server { source, .. } => crate::classify::is_transient(source),
+            ArchiveError::Store(e) => e.is_transient(),
+            // Changes still arriving for the hour: the next run archives them.
+            ArchiveError::Changed { .. } => true,
+            ArchiveError::Io { .. }
+            | ArchiveError::Parquet { .. }
+            | ArchiveError::Manifest { .. }
+            | ArchiveError::Corrupt { .. } => false,
+        }
+    }
+
     fn io(path: &Path, source: std::io::Error) -> ArchiveError {
         ArchiveError::Io {
             path: path.to_path_buf(),

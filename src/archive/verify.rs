@@ -1,12 +1,15 @@
 //! `bintrail archive verify`: every recorded file re-read and checked against its manifest row.
 //!
 //! # Invariants
-//! * Nothing is trusted that can be checked: the size and SHA-256 of the bytes on disk, then
+//! * Nothing is trusted that can be checked: the size and SHA-256 of the bytes stored (a
+//!   directory's file, or an S3 object downloaded whole to a temporary copy), then
 //!   every row decoded (so a file whose checksum was recorded wrong still has to be readable),
 //!   counted, and its `event_id` and time range, stream, table and hour compared with the
 //!   manifest; rows must be in `event_id` order.
-//! * Every problem is reported, one per file, naming the file; verification never stops at
-//!   the first.
+//! * Every problem of a file is reported, one per file, naming the file; verification never
+//!   stops at the first. A store that cannot be read at all (an unreachable endpoint, a bucket
+//!   that does not exist, refused credentials) stops it with that error instead of calling
+//!   every file unreadable.
 
 use std::fs::File;
 use std::io::Read;
@@ -16,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::FileRecord;
+use super::store::{Store, StoreError};
 use super::writer::{hex, read_rows};
 use super::ArchiveError;
 use crate::index::ddl::PARTITION_SECONDS;
@@ -42,19 +46,19 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-/// Checks every file of `records` under `root`; `progress` is called after each file with
+/// Checks every file of `records` in `store`; `progress` is called after each file with
 /// (files done, files in all).
-pub fn verify(
-    root: &Path,
+pub async fn verify(
+    store: &Store,
     records: &[FileRecord],
     mut progress: impl FnMut(usize, usize),
-) -> Report {
+) -> Result<Report, StoreError> {
     let mut report = Report::default();
     for (i, r) in records.iter().enumerate() {
         report.files += 1;
         report.rows += r.rows;
         report.bytes += r.bytes;
-        if let Err(what) = verify_file(root, r) {
+        if let Err(what) = verify_file(store, r).await? {
             report.problems.push(Problem {
                 path: r.path.clone(),
                 what,
@@ -62,13 +66,25 @@ pub fn verify(
         }
         progress(i + 1, records.len());
     }
-    report
+    Ok(report)
 }
 
-/// Checks one file; `Err` says what is wrong.
-pub fn verify_file(root: &Path, r: &FileRecord) -> Result<(), String> {
-    let path = root.join(&r.path);
-    let (bytes, sha256) = match digest(&path) {
+/// Checks one file; the inner `Err` says what is wrong with it, the outer one why the store
+/// could not be read.
+pub async fn verify_file(store: &Store, r: &FileRecord) -> Result<Result<(), String>, StoreError> {
+    let copy = match store.fetch(&r.path).await {
+        Ok(Some(copy)) => copy,
+        Ok(None) => return Ok(Err("missing".into())),
+        Err(e @ StoreError::Io { .. }) => return Ok(Err(format!("unreadable: {e}"))),
+        Err(e) => return Err(e),
+    };
+    // Hashing and decoding a whole file is blocking work.
+    Ok(tokio::task::block_in_place(|| check(copy.path(), r)))
+}
+
+/// Checks the local file `path` against `r`.
+fn check(path: &Path, r: &FileRecord) -> Result<(), String> {
+    let (bytes, sha256) = match digest(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
         Err(e) => return Err(format!("unreadable: {e}")),
@@ -83,7 +99,7 @@ pub fn verify_file(root: &Path, r: &FileRecord) -> Result<(), String> {
         ));
     }
     let mut seen = Seen::default();
-    let declared = read_rows(&path, |row| {
+    let declared = read_rows(path, |row| {
         seen.add(r, &row);
         Ok(())
     })

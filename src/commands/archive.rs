@@ -1,5 +1,6 @@
 //! `bintrail archive verify`: every recorded archive file checked against the manifest.
 
+use bintrail::archive::store::Store;
 use bintrail::archive::{manifest, verify};
 use bintrail::history::open_index;
 
@@ -16,26 +17,37 @@ pub fn run(cmd: ArchiveCmd) -> Result<(), Failure> {
 /// Reads the manifest, verifies every file, prints the outcome; exit 3 when a file is bad.
 fn run_verify(cmd: ArchiveVerifyCmd) -> Result<(), Failure> {
     let (index, _, _) = cmd.index.into_config(None).map_err(Failure::usage)?;
-    if !cmd.archive.is_dir() {
-        return Err(Failure::usage(format!(
-            "--archive {}: not a directory",
-            cmd.archive.display()
-        )));
+    let store = Store::open(&cmd.archive).map_err(Failure::usage)?;
+    if let Store::Local(local) = &store {
+        if !local.root().is_dir() {
+            return Err(Failure::usage(format!(
+                "--archive {}: not a directory",
+                cmd.archive
+            )));
+        }
     }
-    let records = runtime()?.block_on(async {
+    let report = runtime()?.block_on(async {
         let mut conn = open_index(&index).await.map_err(super::open_failure)?;
         let records = manifest::all(&mut conn, &index.database)
             .await
             .map_err(|e| Failure::new(Kind::Runtime, e))?;
         let _ = conn.disconnect().await;
-        Ok::<_, Failure>(records)
+        verify::verify(&store, &records, |done, all| {
+            // Progress for a long verification, on stderr so stdout stays the report.
+            if done % 100 == 0 && done < all {
+                eprintln!("bintrail: verified {done} of {all} archive files");
+            }
+        })
+        .await
+        .map_err(|e| {
+            let kind = if e.is_transient() {
+                Kind::Runtime
+            } else {
+                Kind::Definite
+            };
+            Failure::new(kind, e)
+        })
     })?;
-    let report = verify::verify(&cmd.archive, &records, |done, all| {
-        // Progress for a long verification, on stderr so stdout stays the report.
-        if done % 100 == 0 && done < all {
-            eprintln!("bintrail: verified {done} of {all} archive files");
-        }
-    });
     match cmd.format {
         StatusFormat::Json => println!(
             "{}",
@@ -44,7 +56,7 @@ fn run_verify(cmd: ArchiveVerifyCmd) -> Result<(), Failure> {
         StatusFormat::Table => {
             println!(
                 "{}: {} file(s), {} change(s), {} bytes recorded; {} bad",
-                cmd.archive.display(),
+                store.location(),
                 report.files,
                 report.rows,
                 report.bytes,

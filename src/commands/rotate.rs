@@ -1,9 +1,9 @@
 //! `bintrail rotate`: retention by hourly partitions, once or `--every` interval until
 //! SIGTERM/SIGINT.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bintrail::archive::store::Store;
 use bintrail::history::open_index;
 use bintrail::history::rotate::{self, Archived, Plan};
 use bintrail::history::time::{format_duration, format_utc, now, parse_duration};
@@ -40,7 +40,7 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
         ));
     }
     let archive = match cmd.archive {
-        Some(dir) => Some(archive_dir(dir, retain.is_some(), cmd.dry_run)?),
+        Some(location) => Some(archive_store(&location, retain.is_some(), cmd.dry_run)?),
         None => None,
     };
     let (index, _, _) = cmd.index.into_config(None).map_err(Failure::usage)?;
@@ -53,26 +53,26 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
         loop {
             let mut conn = open_index(&index).await.map_err(super::open_failure)?;
             let at = now();
-            let rotation = rotate::rotate(
+            let result = rotate::rotate(
                 &mut conn,
                 &index.database,
                 at,
                 retain,
                 ahead,
                 dry_run,
-                archive.as_deref(),
+                archive.as_ref(),
             )
-            .await
-            .map_err(|e| {
-                let kind = match e {
-                    rotate::RotateError::Server { .. } | rotate::RotateError::Archive(_) => {
-                        Kind::Runtime
-                    }
-                    _ => Kind::Definite,
+            .await;
+            // Ended cleanly on failure too, so the server releases the rotate lock at once.
+            let _ = conn.disconnect().await;
+            let rotation = result.map_err(|e| {
+                let kind = if e.is_transient() {
+                    Kind::Runtime
+                } else {
+                    Kind::Definite
                 };
                 Failure::new(kind, e)
             })?;
-            let _ = conn.disconnect().await;
             if let (Some(dir), Some(archived)) = (&archive, &rotation.archived) {
                 report_archive(&index.database, dir, archived, dry_run);
             }
@@ -87,42 +87,34 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
     })
 }
 
-/// The `--archive` directory, created when missing (not on a dry run); refuses what is not
-/// built yet (object storage) and an archive without a retention.
-fn archive_dir(dir: PathBuf, retain: bool, dry_run: bool) -> Result<PathBuf, Failure> {
-    let text = dir.to_string_lossy();
-    if text.contains("://") {
-        return Err(Failure::usage(format!(
-            "--archive {text}: only a local directory is supported so far (object storage is not built yet)"
-        )));
-    }
+/// The `--archive` store (a directory is created when missing, not on a dry run); refuses an
+/// archive without a retention.
+fn archive_store(location: &str, retain: bool, dry_run: bool) -> Result<Store, Failure> {
     if !retain {
         return Err(Failure::usage(
             "--archive needs --retain: it archives the hours that retention drops",
         ));
     }
+    let store = Store::open(location).map_err(Failure::usage)?;
     if !dry_run {
-        std::fs::create_dir_all(&dir).map_err(|e| {
+        store.create_root().map_err(|e| {
             Failure::new(
                 Kind::Runtime,
-                format!(
-                    "--archive {}: cannot create the directory: {e}",
-                    dir.display()
-                ),
+                format!("--archive {location}: cannot create the directory: {e}"),
             )
         })?;
     }
-    Ok(dir)
+    Ok(store)
 }
 
 /// Prints what went (or would go) into the archive.
-fn report_archive(database: &str, dir: &Path, archived: &Archived, dry_run: bool) {
+fn report_archive(database: &str, store: &Store, archived: &Archived, dry_run: bool) {
     let rows: u64 = archived.files.iter().map(|f| f.rows).sum();
     let n = archived.files.len();
     if dry_run {
         println!(
             "{database}.binlog_events: would archive {rows} change(s) into {n} file(s) under {}",
-            dir.display()
+            store.location()
         );
         for f in &archived.files {
             println!("  {} ({} changes)", f.path, f.rows);
@@ -131,7 +123,7 @@ fn report_archive(database: &str, dir: &Path, archived: &Archived, dry_run: bool
         println!(
             "{database}.binlog_events: archived {rows} change(s) into {n} file(s), {} bytes, under {}",
             archived.bytes,
-            dir.display()
+            store.location()
         );
     }
     if let Some((name, held, recorded)) = &archived.kept {

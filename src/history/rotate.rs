@@ -19,8 +19,12 @@
 //!   lock after checking that the rows recorded from the partition are as many as it holds.
 //!   When they are not (changes arrived for its hours meanwhile) it and every later partition
 //!   are kept for the next run, which archives the newcomers into a further file.
-
-use std::path::Path;
+//! * **One rotation at a time per index**: a rotation that changes anything holds the named
+//!   lock [`lock_name`] (`GET_LOCK`, on the index server, for the index database) from its
+//!   first read to its end, so two rotates never archive or drop the same partition; the
+//!   second one waits [`LOCK_WAIT_SECONDS`] for it, then stops before doing anything
+//!   ([`RotateError::Locked`]). The server releases the
+//!   lock when the connection ends, so a crashed rotate never leaves it held.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -28,6 +32,7 @@ use serde::Serialize;
 
 use super::time::TO_SECONDS_EPOCH;
 use crate::archive::export::{self, PartitionRange, Pending};
+use crate::archive::store::Store;
 use crate::archive::{failpoint, manifest, ArchiveError};
 use crate::index::ddl::{
     self, partition_defs, partition_name, DdlError, ARCHIVE_FILES, BINLOG_EVENTS, KEY_CHANGES,
@@ -84,6 +89,14 @@ pub enum RotateError {
     /// The manifest table could not be created.
     #[error(transparent)]
     Ddl(#[from] DdlError),
+    /// Another rotation of the same index holds its lock.
+    #[error("another bintrail rotate is running on {database} (it holds the named lock '{lock}'; SELECT IS_USED_LOCK('{lock}') gives its connection id): this one changed nothing; run it again when that one is done")]
+    Locked {
+        /// The index database.
+        database: String,
+        /// The lock's name.
+        lock: String,
+    },
     /// The index refused a statement.
     #[error("rotating {database}.binlog_events: {source}")]
     Server {
@@ -93,6 +106,38 @@ pub enum RotateError {
         #[source]
         source: mysql_async::Error,
     },
+}
+
+impl RotateError {
+    /// Whether running again later, with nobody changing anything, can succeed (exit 1, not 3):
+    /// a lost connection, a lock released, an archive endpoint back.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RotateError::Server { source, .. } => crate::classify::is_transient(source),
+            RotateError::Archive(e) => e.is_transient(),
+            RotateError::Ddl(e) => e.is_transient(),
+            RotateError::Locked { .. } => true,
+            RotateError::NotPartitioned { .. } | RotateError::Layout { .. } => false,
+        }
+    }
+}
+
+/// How long a rotation waits for the lock: a rotate that just ended (or crashed) holds it until
+/// the server has noticed its connection close, which on a busy server is not instant; a
+/// rotate still running holds it far longer.
+pub const LOCK_WAIT_SECONDS: u64 = 5;
+
+/// The named lock a rotation of index `database` holds: readable when the name fits in the
+/// 64 characters a lock name may have, else a digest of it. (Lock names are compared without
+/// case, so `Idx` and `idx` share one: they wait for each other, which is safe.)
+pub fn lock_name(database: &str) -> String {
+    let readable = format!("bintrail.rotate.{database}");
+    if readable.chars().count() <= 64 {
+        return readable;
+    }
+    use sha2::Digest;
+    let digest = crate::archive::writer::hex(&sha2::Sha256::digest(database.as_bytes()));
+    format!("bintrail.rotate.{}", &digest[..48])
 }
 
 type PartitionRow = (
@@ -225,8 +270,8 @@ pub struct Rotation {
     pub archived: Option<Archived>,
 }
 
-/// Reads the partitions, plans at `now` and, unless `dry_run`, carries the plan out; with
-/// `archive`, every partition is archived there before it is dropped.
+/// Reads the partitions, plans at `now` and, unless `dry_run`, carries the plan out under the
+/// index's rotate lock; with `archive`, every partition is archived there before it is dropped.
 pub async fn rotate(
     conn: &mut Conn,
     database: &str,
@@ -234,7 +279,43 @@ pub async fn rotate(
     retain: Option<u64>,
     ahead: u32,
     dry_run: bool,
-    archive: Option<&Path>,
+    archive: Option<&Store>,
+) -> Result<Rotation, RotateError> {
+    if dry_run {
+        return rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
+    }
+    let lock = lock_name(database);
+    let server = |source| RotateError::Server {
+        database: database.to_string(),
+        source,
+    };
+    let got: Option<Option<i64>> = conn
+        .exec_first("SELECT GET_LOCK(?, ?)", (&lock, LOCK_WAIT_SECONDS))
+        .await
+        .map_err(server)?;
+    if got.flatten() != Some(1) {
+        return Err(RotateError::Locked {
+            database: database.to_string(),
+            lock,
+        });
+    }
+    let done = rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
+    // Released with the connection anyway; a failure here changes nothing.
+    let _ = conn
+        .exec_first::<Option<i64>, _, _>("SELECT RELEASE_LOCK(?)", (&lock,))
+        .await;
+    done
+}
+
+/// [`rotate`] once the lock is held (or on a dry run, which changes nothing).
+async fn rotate_locked(
+    conn: &mut Conn,
+    database: &str,
+    now: i64,
+    retain: Option<u64>,
+    ahead: u32,
+    dry_run: bool,
+    archive: Option<&Store>,
 ) -> Result<Rotation, RotateError> {
     let server = |source| RotateError::Server {
         database: database.to_string(),
@@ -255,7 +336,7 @@ pub async fn rotate(
         None => None,
     };
     let mut plan = plan(&parts, now, retain, ahead, oldest_future);
-    let Some(root) = archive else {
+    let Some(store) = archive else {
         if !dry_run {
             apply(conn, &plan, future.is_some()).await.map_err(server)?;
         }
@@ -277,7 +358,7 @@ pub async fn rotate(
         apply(conn, &plan, future.is_some()).await.map_err(server)?;
         for (range, part) in ranges(&dropping).into_iter().zip(dropping) {
             for p in export::pending(conn, database, &range).await? {
-                let record = export::write(conn, database, root, &p).await?;
+                let record = export::write(conn, database, store, &p).await?;
                 tracing::info!(path = %record.path, rows = record.rows, bytes = record.bytes, "archived");
                 archived.bytes += record.bytes;
                 archived.files.push(p);
@@ -439,6 +520,28 @@ mod tests {
             rows: 0,
         });
         v
+    }
+
+    #[test]
+    fn the_lock_is_named_after_the_index_and_fits_in_64_characters() {
+        assert_eq!(lock_name("bintrail"), "bintrail.rotate.bintrail");
+        let long = "x".repeat(64);
+        let name = lock_name(&long);
+        assert_eq!(name.len(), 64, "{name}");
+        assert_ne!(name, lock_name(&"y".repeat(64)));
+    }
+
+    #[test]
+    fn a_held_lock_is_transient_a_layout_rotate_cannot_manage_is_not() {
+        let locked = RotateError::Locked {
+            database: "idx".into(),
+            lock: lock_name("idx"),
+        };
+        assert!(locked.is_transient());
+        assert!(!RotateError::NotPartitioned {
+            database: "idx".into()
+        }
+        .is_transient());
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::stream_basic::server_id;
 use crate::support::stream::{start_here, Index, Stream};
 use crate::support::{bintrail, bintrail_cmd, repo_root, temp_dir, unique, Flavor, TestServer};
 
-const H: i64 = 3_600;
-const D: i64 = 86_400;
+pub(crate) const H: i64 = 3_600;
+pub(crate) const D: i64 = 86_400;
 
 /// A table name no file system segment could hold as it is.
 const AWKWARD: &str = "../we=ird/\nname %";
@@ -39,7 +39,7 @@ fn hour(t: i64) -> i64 {
 
 /// Changes in two hours of three days ago (the index's first and third hourly partitions), in
 /// one expired hour of the catch-all, and two recent ones; two tables in each old hour but one.
-async fn workload(source: &TestServer, schema: &str, n: i64) {
+pub(crate) async fn workload(source: &TestServer, schema: &str, n: i64) {
     let mut c = source.conn(None).await;
     let t = format!("`{schema}`.t");
     let w = format!("`{schema}`.`{}`", AWKWARD.replace('`', "``"));
@@ -95,7 +95,7 @@ async fn workload(source: &TestServer, schema: &str, n: i64) {
 }
 
 /// `query --format json` of the schema: one JSON value per change, by event_id.
-fn query(index: &Index, schema: &str) -> BTreeMap<u64, Value> {
+pub(crate) fn query(index: &Index, schema: &str) -> BTreeMap<u64, Value> {
     let out = bintrail(&[
         "query",
         "--index-dsn",
@@ -144,7 +144,7 @@ fn query_shape(c: &Value) -> Value {
 }
 
 /// Every row of every `.parquet` file under `dir`, read with the parquet crate, by event_id.
-fn read_with_parquet_crate(dir: &Path) -> BTreeMap<u64, Value> {
+pub(crate) fn read_with_parquet_crate(dir: &Path) -> BTreeMap<u64, Value> {
     let mut out = BTreeMap::new();
     for file in parquet_files(dir) {
         read_rows(&file, |r| {
@@ -208,7 +208,7 @@ fn read_with_engine(engine: &str, dir: &Path) -> BTreeMap<u64, Value> {
 }
 
 /// The Python with pyarrow and duckdb (provisioned once by scripts/archive-venv.sh).
-fn archive_python() -> PathBuf {
+pub(crate) fn archive_python() -> PathBuf {
     let out = Command::new(repo_root().join("scripts/archive-venv.sh"))
         .stdin(Stdio::null())
         .output()
@@ -222,7 +222,7 @@ fn archive_python() -> PathBuf {
 }
 
 /// The `.parquet` files under `dir` (not the hidden temporary ones), sorted.
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -266,7 +266,7 @@ fn verify(index: &Index, dir: &Path) -> Output {
 }
 
 /// (path, rows) of every manifest row.
-async fn manifest(index: &Index) -> Vec<(String, u64)> {
+pub(crate) async fn manifest(index: &Index) -> Vec<(String, u64)> {
     let mut conn = index.conn().await;
     let rows = conn
         .query("SELECT path, row_count FROM archive_files ORDER BY path")
@@ -276,7 +276,7 @@ async fn manifest(index: &Index) -> Vec<(String, u64)> {
     rows
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

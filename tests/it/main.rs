@@ -2,6 +2,7 @@
 
 mod adopt;
 mod archive;
+mod archive_s3;
 mod cli;
 mod compressed;
 mod ddl;

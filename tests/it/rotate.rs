@@ -205,6 +205,56 @@ async fn rotate_on(index_server: &'static TestServer) {
     assert_eq!(stream.stop().await, 0);
 }
 
+/// While another rotate holds the index's lock, a rotate changes nothing and says why (exit 1:
+/// running it again later succeeds); a dry run still plans; once released, rotate runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rotate_stops_while_another_holds_the_index_lock() {
+    let server = TestServer::index();
+    let index = Index::uninitialised(server);
+    let n = now();
+    let mut conn = server.conn(None).await;
+    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
+        .await
+        .unwrap();
+    let lock = bintrail::history::rotate::lock_name(&index.db);
+    let held: Option<i64> = conn
+        .exec_first("SELECT GET_LOCK(?, 0)", (&lock,))
+        .await
+        .unwrap();
+    assert_eq!(held, Some(1));
+    let before = partitions(&index).await;
+    let dsn = index.dsn();
+    let args = ["rotate", "--index-dsn", &dsn, "--retain", "2d"];
+    let out = bintrail(&args);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("another bintrail rotate is running"),
+        "{said}"
+    );
+    assert!(said.contains(&lock), "{said}");
+    assert_eq!(partitions(&index).await, before, "nothing changed");
+    let dry = bintrail(&["rotate", "--index-dsn", &dsn, "--retain", "2d", "--dry-run"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+
+    let _: Option<i64> = conn
+        .exec_first("SELECT RELEASE_LOCK(?)", (&lock,))
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    let out = bintrail(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(partitions(&index).await, before, "the expired hours went");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_refuses_an_unpartitioned_table_and_says_how_to_fix_it() {
     let index = Index::uninitialised(TestServer::index());
