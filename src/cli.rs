@@ -682,6 +682,9 @@ pub struct StatusCmd {
     #[command(flatten)]
     pub index: IndexArgs,
 
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
+
     /// Also show how far each stream of this source is behind it (bytes, GTIDs, seconds)
     #[arg(
         long,
@@ -702,11 +705,24 @@ pub struct StatusCmd {
     pub stale_after: Option<String>,
 }
 
+/// `--archive DIR` of the commands that read changes.
+#[derive(Debug, Args)]
+pub struct ArchiveReadArgs {
+    /// Also read the changes rotate --archive moved to this directory, as if they were still in
+    /// the index (files pruned by the index's archive_files manifest, or by the directory's
+    /// layout, then by each file's row-group statistics and key bloom filters)
+    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+}
+
 /// The `query` flags.
 #[derive(Debug, Args)]
 pub struct QueryCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
 
     #[command(flatten)]
     pub selection: SelectionFlags,
@@ -721,6 +737,9 @@ pub struct QueryCmd {
 pub struct RecoverCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
 
     /// The source (or a server with the same tables), whose information_schema gives the column
     /// types the SQL is written for
@@ -775,6 +794,9 @@ pub enum ReconstructFormat {
 pub struct ReconstructCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
 
     /// The source the stream reads: the live rows come from it
     #[arg(

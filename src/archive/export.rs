@@ -201,7 +201,7 @@ pub async fn write(
     let final_path = dir.join(key.file_name());
     let temp = dir.join(temp_name(&key.file_name()));
     let written = {
-        let mut file = ParquetFile::create(&temp)?;
+        let mut file = ParquetFile::create_for(&temp, p.rows)?;
         let sql = format!(
             "SELECT event_id, stream_id, binlog_file, start_pos, end_pos, COALESCE(row_in_event, 0), \
              {}, gtid, connection_id, schema_name, table_name, event_type, pk_values, \

@@ -6,6 +6,8 @@
 //! * [`manifest`]: `archive_files` in the index, one row per recorded file.
 //! * [`export`]: a partition's changes → files → manifest rows.
 //! * [`verify`]: every recorded file checked against its manifest row.
+//! * [`read`]: the read side: candidate files pruned by manifest or layout, row groups by
+//!   statistics and bloom filters, all file access through one small [`read::Store`].
 //!
 //! # Crash safety
 //! Every change is at every moment in the index, in a complete recorded file, or both: a file
@@ -15,13 +17,13 @@
 //! the missing files under the same names and skips the recorded ones.
 //!
 //! # Not built yet
-//! Reading the archive from `query`/`recover`/`reconstruct`/`status` (`--archive`) and object
-//! storage (`s3://`): the layout, the manifest's key and time ranges and the files' row-group
-//! statistics are what those will prune by.
+//! Object storage (`s3://`): [`read::Store`] is the one interface a bucket has to implement
+//! for the read side.
 
 pub mod export;
 pub mod layout;
 pub mod manifest;
+pub mod read;
 pub mod verify;
 pub mod writer;
 
@@ -47,6 +49,28 @@ pub enum ArchiveError {
         /// What it said.
         #[source]
         source: parquet::errors::ParquetError,
+    },
+    /// A value read back from a file does not have the type or range bintrail writes.
+    #[error("archive file {path}: column {column} of row group {row_group}: {what} (the file was not written by this bintrail, or is damaged; run `bintrail archive verify`)")]
+    Field {
+        /// The file (relative to the archive root when read through an [`read::Store`]).
+        path: String,
+        /// The column.
+        column: String,
+        /// The row group (from 0).
+        row_group: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// A file or listing of the archive could not be read through its store.
+    #[error("archive {root}: {path}: {what}")]
+    Store {
+        /// The archive's root.
+        root: String,
+        /// The file or prefix.
+        path: String,
+        /// What failed.
+        what: String,
     },
     /// The index refused a statement.
     #[error("archiving from {database}: {source}")]

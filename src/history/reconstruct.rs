@@ -43,6 +43,7 @@ use super::ddl;
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
+use crate::archive::read::{Archive, Scan};
 use super::time::{format_utc, parse_utc};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
@@ -350,7 +351,8 @@ pub trait RowSink {
 
 /// Reconstructs `req`, handing each row (in `Outcome::table` column order) to `sink`: first
 /// the live rows that are unchanged since the moment, in the table's scan order, then the
-/// restored ones. `progress` receives the wait messages.
+/// restored ones. `progress` receives the wait messages. With `archive`, its changes count as
+/// if they were in the index (the moment, the refusals and the changes since it).
 pub async fn reconstruct(
     idx: &mut Conn,
     src: &mut Conn,
@@ -358,6 +360,7 @@ pub async fn reconstruct(
     req: &Request,
     sink: &mut dyn RowSink,
     progress: &mut dyn FnMut(String),
+    archive: Option<&Archive>,
 ) -> Result<Outcome, ReconstructError> {
     let clock = std::time::Instant::now();
     let lap =
@@ -388,17 +391,21 @@ pub async fn reconstruct(
         let read = async {
             wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
             lap("caught up");
-            let moment = resolve(idx, &order, stream_id, &req.target).await?;
+            let moment = resolve(idx, &order, stream_id, &req.target, archive).await?;
             lap("moment");
             refuse_gaps(idx, &moment).await?;
-            refuse_too_old(idx, &moment, &req.schema, &req.table).await?;
+            refuse_too_old(idx, &moment, &req.schema, &req.table, archive).await?;
             lap("too old");
-            refuse_ddl(idx, &order, &moment, &req.target, &req.schema, &req.table).await?;
+            let target = (&req.target, req.schema.as_str(), req.table.as_str());
+            refuse_ddl(idx, &order, &moment, target, archive).await?;
             // A keyed table's changes are read while the live rows arrive (below); a keyless
             // one's decide first whether this snapshot can be used.
             let changes = match keyed {
                 true => None,
-                false => Some(changes_after(idx, &order, &moment, &req.schema, &req.table).await?),
+                false => Some(
+                    changes_after(idx, &order, &moment, (&req.schema, &req.table), archive)
+                        .await?,
+                ),
             };
             Ok::<_, ReconstructError>((moment, changes))
         }
@@ -423,7 +430,8 @@ pub async fn reconstruct(
     lap("snapshot and moment");
     let result = async {
         let live_sql = live_select(&table, &types, req)?;
-        let (changes, live) = overlapped(idx, src, &order, &moment, req, early, live_sql).await?;
+        let (changes, live) =
+            overlapped(idx, src, (&order, archive), &moment, req, early, live_sql).await?;
         let (mut live, buffered) = live;
         lap("changes read");
         refuse_policed(idx, &table, &changes).await?;
@@ -507,7 +515,7 @@ type Live<'a> = (
 async fn overlapped<'a>(
     idx: &mut Conn,
     src: &'a mut Conn,
-    order: &Order,
+    (order, archive): (&Order, Option<&Archive>),
     moment: &Moment,
     req: &Request,
     changes: Option<Vec<StoredChange>>,
@@ -517,7 +525,7 @@ async fn overlapped<'a>(
     let read_changes = async {
         let changes = match changes {
             Some(c) => c,
-            None => changes_after(idx, order, moment, &req.schema, &req.table).await?,
+            None => changes_after(idx, order, moment, (&req.schema, &req.table), archive).await?,
         };
         done.set(true);
         Ok::<_, ReconstructError>(changes)
@@ -538,6 +546,11 @@ async fn overlapped<'a>(
     };
     let (changes, live) = tokio::join!(read_changes, read_live);
     Ok((changes?, live?))
+}
+
+/// An archive read's result as the index's errors are.
+fn archived<T>(r: Result<T, crate::archive::ArchiveError>) -> Result<T, ReconstructError> {
+    r.map_err(|e| ReconstructError::Query(QueryError::Archive(e)))
 }
 
 /// Every column's rule.
@@ -587,6 +600,7 @@ async fn first_after_time(
     order: &Order,
     stream_id: u32,
     t: i64,
+    archive: Option<&Archive>,
 ) -> Result<Option<u64>, ReconstructError> {
     let at = format_utc(t);
     let first: Option<(Option<u64>,)> = idx
@@ -594,15 +608,31 @@ async fn first_after_time(
         .await
         .map_err(ReconstructError::Index)?;
     let mut best = first.and_then(|r| r.0);
+    let pos = |id| order.pos(stream_id, id);
+    let earlier = |best: Option<u64>, id: Option<u64>| match (best, id) {
+        (Some(b), Some(id)) => Some(if pos(id) < pos(b) { id } else { b }),
+        (b, id) => b.or(id),
+    };
+    let after_t = |range: Option<(u64, u64)>| Scan {
+        stream: Some(stream_id),
+        since: Some(t.saturating_add(1)),
+        min_event_id: range.map(|r| r.0),
+        max_event_id: range.map(|r| r.1),
+        ..Scan::default()
+    };
+    if let Some(a) = archive {
+        best = earlier(best, archived(a.first_match(&after_t(None)))?.map(|r| r.event_id));
+        for range in order.filled_of(stream_id) {
+            let found = archived(a.first_match(&after_t(Some(range))))?;
+            best = earlier(best, found.map(|r| r.event_id));
+        }
+    }
     for (from, to) in order.filled_of(stream_id) {
         let found: Option<(Option<u64>,)> = idx
             .exec_first(FIRST_AFTER_TIME_IN, (stream_id, at.as_str(), from, to))
             .await
             .map_err(ReconstructError::Index)?;
-        if let Some(id) = found.and_then(|r| r.0) {
-            let pos = |id| order.pos(stream_id, id);
-            best = Some(best.map_or(id, |b| if pos(id) < pos(b) { id } else { b }));
-        }
+        best = earlier(best, found.and_then(|r| r.0));
     }
     Ok(best)
 }
@@ -613,10 +643,18 @@ async fn resolve(
     order: &Order,
     stream_id: u32,
     target: &Target,
+    archive: Option<&Archive>,
 ) -> Result<Moment, ReconstructError> {
+    let of_stream = |gtid: Option<&str>, id: Option<u64>| Scan {
+        stream: Some(stream_id),
+        gtids: gtid.map(|g| std::iter::once(g.to_string()).collect()),
+        min_event_id: id,
+        max_event_id: id,
+        ..Scan::default()
+    };
     match target {
         Target::Time(t) => {
-            let first = first_after_time(idx, order, stream_id, *t).await?;
+            let first = first_after_time(idx, order, stream_id, *t, archive).await?;
             let Some(first) = first else {
                 return Ok(Moment {
                     stream_id,
@@ -629,15 +667,24 @@ async fn resolve(
                 .exec_first(GTID_OF_CHANGE, (first, stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
+            let mut gtid = gtid.and_then(|r| r.0);
+            if let (None, Some(a)) = (&gtid, archive) {
+                gtid = archived(a.first_match(&of_stream(None, Some(first))))?.and_then(|r| r.gtid);
+            }
             let mut cut = order.pos(stream_id, first);
             let mut before = format!("change #{first}");
-            if let Some(g) = gtid.and_then(|r| r.0) {
+            if let Some(g) = gtid {
                 let start: Option<(u64,)> = idx
                     .exec_first(TRANSACTION_START, (g.as_str(), stream_id))
                     .await
                     .map_err(ReconstructError::Index)?;
                 if let Some((start,)) = start {
                     cut = cut.min(order.pos(stream_id, start));
+                }
+                if let Some(a) = archive {
+                    if let Some(r) = archived(a.first_match(&of_stream(Some(&g), None)))? {
+                        cut = cut.min(order.pos(stream_id, r.event_id));
+                    }
                 }
                 before = format!("transaction {g}");
             }
@@ -664,10 +711,20 @@ async fn resolve(
                     )));
                 }
             }
-            let row: Option<(u64, String)> = idx
+            let mut row: Option<(u64, String)> = idx
                 .exec_first(TRANSACTION_END, (text.as_str(), stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
+            if let Some(a) = archive {
+                let last = archived(a.last_match(&of_stream(Some(&text), None)))?;
+                if let Some(r) = last {
+                    if row.as_ref().is_none_or(|(id, _)| {
+                        order.pos(stream_id, r.event_id) > order.pos(stream_id, *id)
+                    }) {
+                        row = Some((r.event_id, format_utc(r.event_time)));
+                    }
+                }
+            }
             match row {
                 Some((last, ts)) => Ok(Moment {
                     stream_id,
@@ -822,7 +879,23 @@ async fn refuse_too_old(
     m: &Moment,
     schema: &str,
     table: &str,
+    archive: Option<&Archive>,
 ) -> Result<(), ReconstructError> {
+    let before_cut = |stream: u32| Scan {
+        stream: Some(stream),
+        schema: Some(schema.to_string()),
+        table: Some(table.to_string()),
+        max_event_id: Some(m.cut.id_floor().saturating_sub(1)),
+        ..Scan::default()
+    };
+    let in_archive = |stream: u32| -> Result<bool, ReconstructError> {
+        match archive {
+            Some(a) if m.cut.id_floor() > 0 => {
+                Ok(archived(a.first_match(&before_cut(stream)))?.is_some())
+            }
+            _ => Ok(false),
+        }
+    };
     let before: Option<(u64,)> = idx
         .exec_first(
             ANY_BEFORE_CUT,
@@ -830,14 +903,23 @@ async fn refuse_too_old(
         )
         .await
         .map_err(ReconstructError::Index)?;
-    if before.is_some() {
+    if before.is_some() || in_archive(m.stream_id)? {
         return Ok(());
     }
     let oldest: Option<(Option<String>,)> = idx
         .exec_first(OLDEST_OF_TABLE, (schema, table, m.stream_id))
         .await
         .map_err(ReconstructError::Index)?;
-    let oldest = match oldest.and_then(|r| r.0) {
+    let mut oldest = oldest.and_then(|r| r.0);
+    let of_table = Scan {
+        max_event_id: None,
+        ..before_cut(m.stream_id)
+    };
+    if let Some(t) = archive.and_then(|a| a.first_time(&of_table)) {
+        let t = format_utc(t);
+        oldest = Some(oldest.map_or(t.clone(), |o| o.min(t)));
+    }
+    let oldest = match oldest {
         Some(t) => format!("{t} UTC"),
         None => "it holds no change of it at all".into(),
     };
@@ -845,7 +927,7 @@ async fn refuse_too_old(
         .exec_first(ANY_BEFORE_CUT, (schema, table, 0u32, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
-    if established.is_some() {
+    if established.is_some() || in_archive(0)? {
         return Err(ReconstructError::EstablishedEra {
             table: format!("{schema}.{table}"),
             stream_id: m.stream_id,
@@ -868,15 +950,24 @@ async fn refuse_ddl(
     idx: &mut Conn,
     order: &Order,
     m: &Moment,
-    target: &Target,
-    schema: &str,
-    table: &str,
+    (target, schema, table): (&Target, &str, &str),
+    archive: Option<&Archive>,
 ) -> Result<(), ReconstructError> {
     let prev: Option<(Option<u64>,)> = idx
         .exec_first(LAST_BEFORE_CUT, (m.stream_id, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
-    let prev = prev.and_then(|r| r.0).unwrap_or(0);
+    let mut prev = prev.and_then(|r| r.0).unwrap_or(0);
+    if let (Some(a), 1..) = (archive, m.cut.id_floor()) {
+        let below = Scan {
+            stream: Some(m.stream_id),
+            max_event_id: Some(m.cut.id_floor() - 1),
+            ..Scan::default()
+        };
+        if let Some(r) = archived(a.last_match(&below))? {
+            prev = prev.max(r.event_id);
+        }
+    }
     let markers = match ddl::markers_since(idx, m.stream_id, schema, table, prev).await {
         Ok(markers) => markers,
         Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(()),
@@ -1025,8 +1116,8 @@ async fn changes_after(
     idx: &mut Conn,
     order: &Order,
     m: &Moment,
-    schema: &str,
-    table: &str,
+    (schema, table): (&str, &str),
+    archive: Option<&Archive>,
 ) -> Result<Vec<StoredChange>, ReconstructError> {
     if m.cut == Pos::END {
         return Ok(Vec::new());
@@ -1038,14 +1129,26 @@ async fn changes_after(
         .map_err(ReconstructError::Index)?;
     let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
-        let c = query::parse_row(row)?;
-        if order.is_plain() || order.pos(c.stream_id, c.event_id) >= m.cut {
-            changes.push(c);
-        }
+        changes.push(query::parse_row(row)?);
     }
-    if !order.is_plain() {
-        changes.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
+    if let Some(a) = archive {
+        let scan = Scan {
+            stream: Some(m.stream_id),
+            schema: Some(schema.to_string()),
+            table: Some(table.to_string()),
+            min_event_id: Some(m.cut.id_floor()),
+            ..Scan::default()
+        };
+        let rows = archived(a.read(&scan))?;
+        let found = rows
+            .into_iter()
+            .map(query::from_archive)
+            .collect::<Result<Vec<_>, _>>()?;
+        changes = query::merge(changes, found);
     }
+    changes.retain(|c| order.is_plain() || order.pos(c.stream_id, c.event_id) >= m.cut);
+    // The index's rows arrive in `event_id` order; the archive's are merged after them.
+    changes.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
     Ok(changes)
 }
 
