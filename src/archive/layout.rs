@@ -147,9 +147,18 @@ mod tests {
             assert_eq!(FileKey::parse(&k.path()), Some(k.clone()), "{}", k.path());
         }
         let k = key("s", "t");
-        assert_eq!(FileKey::parse(&format!("{}/{}", k.dir(), temp_name(&k.file_name()))), None);
-        assert_eq!(FileKey::parse("schema=s/table=t/date=2026-11-25/stream=1-2.parquet"), None);
-        assert_eq!(FileKey::parse("x=s/table=t/date=2026-11-25/hour=14/stream=1-2.parquet"), None);
+        assert_eq!(
+            FileKey::parse(&format!("{}/{}", k.dir(), temp_name(&k.file_name()))),
+            None
+        );
+        assert_eq!(
+            FileKey::parse("schema=s/table=t/date=2026-11-25/stream=1-2.parquet"),
+            None
+        );
+        assert_eq!(
+            FileKey::parse("x=s/table=t/date=2026-11-25/hour=14/stream=1-2.parquet"),
+            None
+        );
     }
 
     #[test]

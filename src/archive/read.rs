@@ -254,7 +254,8 @@ impl Scan {
             && self.table.as_ref().is_none_or(|t| *t == c.table)
             && c.min_event_id <= hi
             && c.max_event_id.is_none_or(|m| m >= lo)
-            && c.max_event_id.is_none_or(|m| key_floor.is_none_or(|f| m >= f))
+            && c.max_event_id
+                .is_none_or(|m| key_floor.is_none_or(|f| m >= f))
             && c.times.0 <= until
             && c.times.1 >= since
             && self.keys.as_ref().is_none_or(|k| !k.is_empty())
@@ -461,11 +462,38 @@ impl Archive {
             .any(|c| c.max_event_id.is_none_or(|m| m >= from))
     }
 
+    /// [`Archive::each`] from the newest file down (by largest `event_id`, a file whose largest
+    /// is unknown first), stopping before the first file of which `enough(largest)` says that
+    /// nothing in it is wanted any more: `query --limit 10` over a year reads the newest files.
+    pub fn each_newest_first(
+        &self,
+        scan: &Scan,
+        enough: &dyn Fn(u64) -> bool,
+        each: &mut dyn FnMut(ArchiveRow) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        let mut files: Vec<&Candidate> = self
+            .files
+            .iter()
+            .filter(|c| scan.file_may_match(c))
+            .collect();
+        files.sort_by_key(|c| std::cmp::Reverse(c.max_event_id.unwrap_or(u64::MAX)));
+        for c in files {
+            if c.max_event_id.is_some_and(enough) {
+                break;
+            }
+            self.read_file(c, scan, each)?;
+        }
+        Ok(())
+    }
+
     /// The match of `scan` with the smallest `event_id`: files are read in the order of their
     /// smallest `event_id`, and none once that is above the best match found.
     pub fn first_match(&self, scan: &Scan) -> Result<Option<ArchiveRow>, ArchiveError> {
-        let mut files: Vec<&Candidate> =
-            self.files.iter().filter(|c| scan.file_may_match(c)).collect();
+        let mut files: Vec<&Candidate> = self
+            .files
+            .iter()
+            .filter(|c| scan.file_may_match(c))
+            .collect();
         files.sort_by_key(|c| c.min_event_id);
         let mut best: Option<ArchiveRow> = None;
         tokio::task::block_in_place(|| {
@@ -488,8 +516,11 @@ impl Archive {
     /// The match of `scan` with the largest `event_id`: files are read from the largest
     /// `event_id` down (a file whose largest is unknown first), none once below the best found.
     pub fn last_match(&self, scan: &Scan) -> Result<Option<ArchiveRow>, ArchiveError> {
-        let mut files: Vec<&Candidate> =
-            self.files.iter().filter(|c| scan.file_may_match(c)).collect();
+        let mut files: Vec<&Candidate> = self
+            .files
+            .iter()
+            .filter(|c| scan.file_may_match(c))
+            .collect();
         files.sort_by_key(|c| std::cmp::Reverse(c.max_event_id.unwrap_or(u64::MAX)));
         let mut best: Option<ArchiveRow> = None;
         tokio::task::block_in_place(|| {
@@ -594,9 +625,11 @@ impl Archive {
         let tail_len = c.size.min(FOOTER_GUESS);
         let tail = self.fetch(&c.path, c.size - tail_len..c.size)?;
         sparse.add(c.size - tail_len, tail.clone());
-        let meta_len = footer_len(&tail).ok_or_else(|| pq(parquet::errors::ParquetError::General(
-            "not a Parquet file (no PAR1 footer)".into(),
-        )))?;
+        let meta_len = footer_len(&tail).ok_or_else(|| {
+            pq(parquet::errors::ParquetError::General(
+                "not a Parquet file (no PAR1 footer)".into(),
+            ))
+        })?;
         if meta_len + 8 > tail_len {
             let start = c.size.saturating_sub(meta_len + 8);
             let more = self.fetch(&c.path, start..c.size - tail_len)?;
@@ -689,15 +722,17 @@ impl Archive {
                 let bytes = self.fetch(&c.path, start..start + length)?;
                 sparse.add(start, bytes);
             }
-            let filter = Sbbf::read_from_column_chunk(chunk, &*sparse).map_err(|e| {
-                ArchiveError::Store {
+            let filter =
+                Sbbf::read_from_column_chunk(chunk, &*sparse).map_err(|e| ArchiveError::Store {
                     root: self.store.root(),
                     path: c.path.clone(),
                     what: format!("bloom filter of {}: {e}", chunk.column_path()),
-                }
-            })?;
+                })?;
             if let Some(filter) = filter {
-                if !values.iter().any(|v| filter.check(&parquet::data_type::ByteArray::from(*v))) {
+                if !values
+                    .iter()
+                    .any(|v| filter.check(&parquet::data_type::ByteArray::from(*v)))
+                {
                     return Ok(false);
                 }
             }
@@ -742,7 +777,8 @@ struct Columns {
 
 impl Columns {
     fn of(schema: &parquet::schema::types::SchemaDescriptor) -> Columns {
-        let find = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+        let find =
+            |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
         Columns {
             event_id: find("event_id"),
             stream_id: find("stream_id"),
@@ -764,14 +800,17 @@ fn int_range(g: &RowGroupMetaData, column: Option<usize>) -> Option<(i64, i64)> 
 /// The min/max of a text column of a group, when recorded.
 fn text_range(g: &RowGroupMetaData, column: Option<usize>) -> Option<(Vec<u8>, Vec<u8>)> {
     match g.column(column?).statistics()? {
-        Statistics::ByteArray(s) => Some((s.min_opt()?.data().to_vec(), s.max_opt()?.data().to_vec())),
+        Statistics::ByteArray(s) => {
+            Some((s.min_opt()?.data().to_vec(), s.max_opt()?.data().to_vec()))
+        }
         _ => None,
     }
 }
 
 /// Whether a group may hold a match, by its statistics (a missing statistic rules nothing out).
 fn group_may_match(g: &RowGroupMetaData, columns: &Columns, scan: &Scan) -> bool {
-    let overlaps = |r: Option<(i64, i64)>, lo: i64, hi: i64| r.is_none_or(|(a, b)| a <= hi && b >= lo);
+    let overlaps =
+        |r: Option<(i64, i64)>, lo: i64, hi: i64| r.is_none_or(|(a, b)| a <= hi && b >= lo);
     let (lo, hi) = scan.ids();
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let ids = int_range(g, columns.event_id);
@@ -956,15 +995,29 @@ mod tests {
                 ..Scan::default()
             })
             .unwrap();
-        assert_eq!(by_id.iter().map(|r| r.event_id).collect::<Vec<_>>(), (120..=130).collect::<Vec<_>>());
+        assert_eq!(
+            by_id.iter().map(|r| r.event_id).collect::<Vec<_>>(),
+            (120..=130).collect::<Vec<_>>()
+        );
         assert_eq!(a.stats().groups_read, s.groups_read + 1);
         let below = |id: u64| Scan {
             stream: Some(3),
             max_event_id: Some(id),
             ..Scan::default()
         };
-        assert_eq!(a.last_match(&below(176)).unwrap().map(|r| r.event_id), Some(176));
-        assert_eq!(a.first_match(&Scan { min_event_id: Some(333), ..Scan::default() }).unwrap().map(|r| r.event_id), Some(333));
+        assert_eq!(
+            a.last_match(&below(176)).unwrap().map(|r| r.event_id),
+            Some(176)
+        );
+        assert_eq!(
+            a.first_match(&Scan {
+                min_event_id: Some(333),
+                ..Scan::default()
+            })
+            .unwrap()
+            .map(|r| r.event_id),
+            Some(333)
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -538,4 +538,29 @@ mod tests {
         assert_eq!(back, rows);
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    #[test]
+    fn a_field_of_another_type_or_out_of_range_is_an_error_not_a_zero() {
+        let mut r = row(1, 0, None);
+        assert!(set_field(&mut r, "event_id", &Field::Str("7".into()))
+            .unwrap_err()
+            .contains("expected an integer"));
+        assert!(set_field(&mut r, "event_id", &Field::Long(-1))
+            .unwrap_err()
+            .contains("-1 is out of range"));
+        assert!(set_field(&mut r, "stream_id", &Field::Long(1 << 40))
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(set_field(&mut r, "event_type", &Field::Int(7))
+            .unwrap_err()
+            .contains("not 1, 2 or 3"));
+        assert!(set_field(&mut r, "event_timestamp", &Field::Long(5))
+            .unwrap_err()
+            .contains("TIMESTAMP"));
+        assert!(set_field(&mut r, "gtid", &Field::Long(5)).is_err());
+        assert!(set_field(&mut r, "surprise", &Field::Null).is_err());
+        assert_eq!(r, row(1, 0, None), "nothing was set");
+        set_field(&mut r, "connection_id", &Field::Null).unwrap();
+        assert_eq!(r.connection_id, None);
+    }
 }

@@ -22,8 +22,7 @@ pub fn run(cmd: QueryCmd) -> Result<(), Failure> {
     let page = runtime()?.block_on(async {
         let mut conn = open_index(&index).await.map_err(super::open_failure)?;
         let archive =
-            super::open_archive(cmd.archive.archive.as_deref(), &mut conn, &index.database)
-                .await?;
+            super::open_archive(cmd.archive.archive.as_deref(), &mut conn, &index.database).await?;
         let page = fetch(&mut conn, &sel, archive.as_ref())
             .await
             .map_err(|e| Failure::new(Kind::Runtime, e))?;

@@ -89,8 +89,7 @@ pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
             .await
             .map_err(super::open_failure)?;
         let archive =
-            super::open_archive(cmd.archive.archive.as_deref(), &mut idx, &index.database)
-                .await?;
+            super::open_archive(cmd.archive.archive.as_deref(), &mut idx, &index.database).await?;
         let mut progress = |msg: String| eprintln!("bintrail: {msg}");
         let done = reconstruct::reconstruct(
             &mut idx,

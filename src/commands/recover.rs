@@ -31,10 +31,16 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
             .await
             .map_err(super::open_failure)?;
         let archive =
-            super::open_archive(cmd.archive.archive.as_deref(), &mut idx, &index.database)
-                .await?;
-        let planned =
-            recover::plan(&mut idx, &mut src, info.flavor, &sel, opts, archive.as_ref()).await;
+            super::open_archive(cmd.archive.archive.as_deref(), &mut idx, &index.database).await?;
+        let planned = recover::plan(
+            &mut idx,
+            &mut src,
+            info.flavor,
+            &sel,
+            opts,
+            archive.as_ref(),
+        )
+        .await;
         let _ = idx.disconnect().await;
         super::report_archive(archive.as_ref());
         let _ = src.disconnect().await;

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use bintrail::history::status::{self, Status, StreamStatus};
 use bintrail::archive::read::Extent;
+use bintrail::history::status::{self, Status, StreamStatus};
 use bintrail::history::time::{format_age, format_duration, format_utc, parse_duration};
 use bintrail::history::{open_index, open_source};
 
@@ -29,8 +29,7 @@ pub fn run(cmd: StatusCmd) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::new(Kind::Runtime, e))?;
         let archive =
-            super::open_archive(cmd.archive.archive.as_deref(), &mut conn, &index.database)
-                .await?;
+            super::open_archive(cmd.archive.archive.as_deref(), &mut conn, &index.database).await?;
         status.archive = archive.map(|a| a.extent());
         let _ = conn.disconnect().await;
         if let Some(dsn) = &source {

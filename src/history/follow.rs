@@ -27,8 +27,8 @@ use serde_json::{Map, Value};
 
 use super::order::{Order, Pos};
 use super::query::{from_archive, merge, parse_row, QueryError, StoredChange, COLUMNS};
-use crate::archive::read::{Archive, KeyFrom, Scan};
 use super::recent::Recent;
+use crate::archive::read::{Archive, KeyFrom, Scan};
 use crate::encoding::ROW_DIGEST_PREFIX;
 
 /// Keys per `IN (…)` list.
@@ -136,12 +136,30 @@ pub async fn later_changes(
     let mut later = Vec::new();
     for ((schema, table), mine) in tables {
         let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
-            later_by_image(conn, order, (schema, table), stream, &mine, &selected, archive).await?
+            later_by_image(
+                conn,
+                order,
+                (schema, table),
+                stream,
+                &mine,
+                &selected,
+                archive,
+            )
+            .await?
         } else if let Some(since) = &since {
             let ids = later_in_range(since, order, (schema, table), stream, &mine, &selected);
             read_changes(conn, stream, &ids).await?
         } else {
-            later_by_key(conn, order, (schema, table), stream, &mine, &selected, archive).await?
+            later_by_key(
+                conn,
+                order,
+                (schema, table),
+                stream,
+                &mine,
+                &selected,
+                archive,
+            )
+            .await?
         };
         later.extend(found);
     }

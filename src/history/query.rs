@@ -18,12 +18,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::follow::{follow_keys, Trail};
-use crate::archive::read::{Archive, KeyFrom, Scan};
-use crate::archive::writer::ArchiveRow;
-use crate::archive::ArchiveError;
 use super::order::{Order, Pos};
 use super::selection::Selection;
 use super::time::format_utc;
+use crate::archive::read::{Archive, KeyFrom, Scan};
+use crate::archive::writer::ArchiveRow;
+use crate::archive::ArchiveError;
 use crate::change::ChangeKind;
 use crate::index::adopt::ValueForm;
 
@@ -443,19 +443,34 @@ fn archived_newest(
     order: &Order,
 ) -> Result<Vec<StoredChange>, QueryError> {
     let keep = usize::try_from(sel.limit.saturating_add(1)).unwrap_or(usize::MAX);
-    let mut rows: Vec<ArchiveRow> = Vec::new();
+    let rows: std::cell::RefCell<Vec<ArchiveRow>> = std::cell::RefCell::new(Vec::new());
     let newest_first = |rows: &mut Vec<ArchiveRow>| {
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(order.pos(r.stream_id, r.event_id)));
         rows.truncate(keep);
     };
+    // In plain history order a file whose changes are all older than the `keep` newest found
+    // so far has nothing to add (with filled gaps, ids do not bound places: every file is read).
+    let enough = |largest: u64| {
+        let rows = rows.borrow();
+        order.is_plain()
+            && rows.len() >= keep
+            && rows
+                .iter()
+                .map(|r| r.event_id)
+                .min()
+                .is_some_and(|m| m > largest)
+    };
     tokio::task::block_in_place(|| {
-        archive.each(scan, &mut |r| {
+        archive.each_newest_first(scan, &enough, &mut |r| {
+            let mut rows = rows.borrow_mut();
             if let Some(col) = &sel.changed_column {
                 let changed: Option<Vec<String>> = r
                     .changed_columns
                     .as_deref()
                     .and_then(|t| serde_json::from_str(t).ok());
-                if changed.is_some_and(|c| !c.contains(col)) {
+                // As `JSON_CONTAINS` in the index: no changed columns (an insert or a delete)
+                // matches no column.
+                if !changed.is_some_and(|c| c.contains(col)) {
                     return Ok(());
                 }
             }
@@ -466,6 +481,7 @@ fn archived_newest(
             Ok(())
         })
     })?;
+    let mut rows = rows.into_inner();
     newest_first(&mut rows);
     rows.into_iter().map(from_archive).collect()
 }
@@ -489,7 +505,11 @@ fn identity(c: &StoredChange) -> Identity {
 pub fn merge(index: Vec<StoredChange>, archived: Vec<StoredChange>) -> Vec<StoredChange> {
     let seen: std::collections::HashSet<Identity> = index.iter().map(identity).collect();
     let mut out = index;
-    out.extend(archived.into_iter().filter(|c| !seen.contains(&identity(c))));
+    out.extend(
+        archived
+            .into_iter()
+            .filter(|c| !seen.contains(&identity(c))),
+    );
     out
 }
 

@@ -43,8 +43,8 @@ use super::ddl;
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
-use crate::archive::read::{Archive, Scan};
 use super::time::{format_utc, parse_utc};
+use crate::archive::read::{Archive, Scan};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
 use crate::encoding::{key_text, literal, LiteralError, SqlType};
@@ -403,8 +403,7 @@ pub async fn reconstruct(
             let changes = match keyed {
                 true => None,
                 false => Some(
-                    changes_after(idx, &order, &moment, (&req.schema, &req.table), archive)
-                        .await?,
+                    changes_after(idx, &order, &moment, (&req.schema, &req.table), archive).await?,
                 ),
             };
             Ok::<_, ReconstructError>((moment, changes))
@@ -621,7 +620,10 @@ async fn first_after_time(
         ..Scan::default()
     };
     if let Some(a) = archive {
-        best = earlier(best, archived(a.first_match(&after_t(None)))?.map(|r| r.event_id));
+        best = earlier(
+            best,
+            archived(a.first_match(&after_t(None)))?.map(|r| r.event_id),
+        );
         for range in order.filled_of(stream_id) {
             let found = archived(a.first_match(&after_t(Some(range))))?;
             best = earlier(best, found.map(|r| r.event_id));

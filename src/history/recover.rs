@@ -52,7 +52,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::ddl::{self, DdlMarker};
-use crate::archive::read::Archive;
 use super::established::{self, EraError, Snapshots};
 use super::follow;
 use super::live::LiveColumn;
@@ -64,6 +63,7 @@ use super::recent::{self, Recent};
 use super::reversal::{self, ReversalError};
 use super::selection::Selection;
 use super::transactions;
+use crate::archive::read::Archive;
 use crate::change::ChangeKind;
 use crate::encoding::SqlType;
 use crate::index::adopt::ValueForm;
