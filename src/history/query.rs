@@ -66,6 +66,10 @@ pub struct StoredChange {
     /// Fingerprint of the table's columns when the change was indexed (for a change the
     /// established tool indexed: the id of its `schema_snapshots` snapshot).
     pub schema_version: u32,
+    /// For a change read from the archive: its `policy_version` (the file holds it; the index's
+    /// own rows are looked up by `event_id` instead, `history::policed`). Not printed.
+    #[serde(skip)]
+    pub archived_policy: Option<u32>,
     /// The value forms of the images: the established tool's for its rows (`stream_id` 0,
     /// `index::adopt`); printed only then.
     #[serde(skip_serializing_if = "is_bintrail")]
@@ -571,6 +575,7 @@ pub fn from_archive(r: ArchiveRow) -> Result<StoredChange, QueryError> {
         row_before: parse_image(r.row_before).map_err(|e| corrupt(format!("row_before: {e}")))?,
         row_after: parse_image(r.row_after).map_err(|e| corrupt(format!("row_after: {e}")))?,
         schema_version: r.schema_version,
+        archived_policy: Some(r.policy_version),
     })
 }
 
@@ -618,6 +623,7 @@ pub(crate) fn parse_row(mut row: Row) -> Result<StoredChange, QueryError> {
         row_before: parse_image(before).map_err(|e| corrupt(format!("row_before: {e}")))?,
         row_after: parse_image(after).map_err(|e| corrupt(format!("row_after: {e}")))?,
         schema_version: col!(16, "schema_version"),
+        archived_policy: None,
     })
 }
 

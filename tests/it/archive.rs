@@ -418,6 +418,28 @@ async fn archive_on(index_server: &'static TestServer) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// An index created three days ago (three hourly partitions), a stream of `schema` on it
+/// (with `extra` flags), and [`workload`] indexed: (index, stream, now).
+async fn streamed_workload(schema: &str, extra: &[String]) -> (Index, Stream, i64) {
+    let index_server = TestServer::index();
+    let source = TestServer::shared(Flavor::Mysql);
+    let n = now();
+    let index = Index::uninitialised(index_server);
+    let mut conn = index_server.conn(None).await;
+    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), schema.to_string()]);
+    flags.extend_from_slice(extra);
+    let stream = Stream::start(source, &index, id, &flags);
+    workload(source, schema, n).await;
+    index.wait_caught_up(source, id).await;
+    (index, stream, n)
+}
+
 /// `bintrail ARGS`, with `--archive DIR` appended when given: (success, stdout, stderr).
 fn run(args: &[&str], archive: Option<&Path>) -> (bool, String, String) {
     let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -467,22 +489,9 @@ fn sorted_lines(text: &str) -> String {
 /// and the layout alone (no manifest) gives the same answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_changes_read_as_if_they_were_in_the_index() {
-    let index_server = TestServer::index();
     let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("aread");
-    let n = now();
-    let index = Index::uninitialised(index_server);
-    let mut conn = index_server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
-    conn.disconnect().await.ok();
-    let id = server_id();
-    let mut flags = start_here(source, true).await.flags();
-    flags.extend(["--schemas".to_string(), schema.clone()]);
-    let stream = Stream::start(source, &index, id, &flags);
-    workload(source, &schema, n).await;
-    index.wait_caught_up(source, id).await;
+    let (index, stream, n) = streamed_workload(&schema, &[]).await;
     let before = query(&index, &schema);
     assert_eq!(before.len(), 10, "{before:#?}");
 
@@ -680,6 +689,62 @@ async fn archived_changes_read_as_if_they_were_in_the_index() {
     assert_eq!(status["archive"]["source"], "layout");
     assert_eq!(status["archive"]["files"].as_u64(), Some(5));
 
+    assert_eq!(stream.stop().await, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An archived change keeps the capture policy it was indexed under: `recover` leaves an
+/// excluded column alone and `reconstruct` refuses as before the rotation (the policy is found
+/// through the file's `policy_version`, the change's row being gone from `binlog_events`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_changes_keep_their_capture_policy() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let schema = unique("apol");
+    let exclude = vec!["--exclude-columns".to_string(), format!("{schema}.t.d")];
+    let (index, stream, n) = streamed_workload(&schema, &exclude).await;
+    let (dsn, src) = (index.dsn(), source.dsn(None));
+    let table = format!("{schema}.t");
+    let at = format_utc(hour(n - 3 * D) + 60 + 125);
+    let recover = [
+        "recover",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &src,
+        "--table",
+        &table,
+        "--pk",
+        "1",
+        "--allow-partial-transactions",
+    ];
+    let reconstruct = [
+        "reconstruct",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &src,
+        "--table",
+        &table,
+        "--as-of",
+        &at,
+    ];
+    let (recovered, refused) = (answer(&recover, None), answer(&reconstruct, None));
+    assert!(recovered.0, "{}", recovered.1);
+    assert!(
+        recovered.1.contains("leave d (excluded)"),
+        "{}",
+        recovered.1
+    );
+    assert!(
+        !refused.0 && refused.1.contains("privacy policy"),
+        "{}",
+        refused.1
+    );
+    let dir = temp_dir("apol");
+    let done = rotate(&index, &dir, None, &[]);
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(answer(&recover, Some(&dir)), recovered);
+    assert_eq!(answer(&reconstruct, Some(&dir)), refused);
     assert_eq!(stream.stop().await, 0);
     std::fs::remove_dir_all(&dir).ok();
 }
