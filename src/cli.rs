@@ -683,6 +683,9 @@ pub struct StatusCmd {
     #[command(flatten)]
     pub index: IndexArgs,
 
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
+
     /// Also show how far each stream of this source is behind it (bytes, GTIDs, seconds)
     #[arg(
         long,
@@ -703,11 +706,24 @@ pub struct StatusCmd {
     pub stale_after: Option<String>,
 }
 
+/// `--archive DIR|s3://BUCKET/PREFIX` of the commands that read changes.
+#[derive(Debug, Args)]
+pub struct ArchiveReadArgs {
+    /// Also read the changes rotate --archive moved to this directory or s3://bucket/prefix, as
+    /// if they were still in the index (files pruned by the index's archive_files manifest, or
+    /// by the archive's layout, then by each file's row-group statistics and key bloom filters)
+    #[arg(long, env = "BINTRAIL_ARCHIVE", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub archive: Option<String>,
+}
+
 /// The `query` flags.
 #[derive(Debug, Args)]
 pub struct QueryCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
 
     #[command(flatten)]
     pub selection: SelectionFlags,
@@ -722,6 +738,9 @@ pub struct QueryCmd {
 pub struct RecoverCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
 
     /// The source (or a server with the same tables), whose information_schema gives the column
     /// types the SQL is written for
@@ -782,6 +801,9 @@ pub enum ReconstructFormat {
 pub struct ReconstructCmd {
     #[command(flatten)]
     pub index: IndexArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveReadArgs,
 
     /// The source the stream reads: the live rows come from it
     #[arg(

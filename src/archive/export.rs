@@ -196,7 +196,7 @@ pub async fn write(
 ) -> Result<FileRecord, ArchiveError> {
     let staged = store.stage(&p.path)?;
     let written = {
-        let mut file = ParquetFile::create(staged.path())?;
+        let mut file = ParquetFile::create_for(staged.path(), p.rows)?;
         let sql = format!(
             "SELECT event_id, stream_id, binlog_file, start_pos, end_pos, COALESCE(row_in_event, 0), \
              {}, gtid, connection_id, schema_name, table_name, event_type, pk_values, \

@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use crate::history::time::format_utc;
+use crate::history::time::{format_utc, parse_utc};
 use crate::percent;
 
 /// The identity of one archive file: whose changes, which hour, from which `event_id` on.
@@ -61,6 +61,36 @@ impl FileKey {
     /// The path relative to the archive root as a [`PathBuf`].
     pub fn relative(&self) -> PathBuf {
         PathBuf::from(self.path())
+    }
+
+    /// The key of a file from its path relative to the archive root ([`FileKey::path`] read
+    /// back); `None` for anything else (a temporary file, a file of another tool), which a
+    /// reader working from the layout alone skips.
+    pub fn parse(path: &str) -> Option<FileKey> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let [schema, table, date, hour, file] = parts.as_slice() else {
+            return None;
+        };
+        fn value<'a>(seg: &'a str, key: &str) -> Option<&'a str> {
+            seg.strip_prefix(key)?.strip_prefix('=')
+        }
+        let schema = percent::decode(value(schema, "schema")?)?;
+        let table = percent::decode(value(table, "table")?)?;
+        let (date, hour) = (value(date, "date")?, value(hour, "hour")?);
+        if date.len() != 10 || hour.len() != 2 || !hour.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hour_start = parse_utc(&format!("{date} {hour}:00:00"))?;
+        let (stream, first) = value(file, "stream")?
+            .strip_suffix(".parquet")?
+            .split_once('-')?;
+        Some(FileKey {
+            stream_id: stream.parse().ok()?,
+            schema,
+            table,
+            hour_start,
+            first_event_id: first.parse().ok()?,
+        })
     }
 }
 
@@ -108,6 +138,27 @@ mod tests {
         }
         assert_eq!(percent::encode("a/b\n%"), "a%2Fb%0A%25");
         assert_eq!(percent::encode("naïve"), "na%C3%AFve");
+    }
+
+    #[test]
+    fn a_path_reads_back_as_its_key_and_nothing_else_does() {
+        for name in ["orders", "a/b", "..", "x\ny", "50%", "naïve"] {
+            let k = key("app", name);
+            assert_eq!(FileKey::parse(&k.path()), Some(k.clone()), "{}", k.path());
+        }
+        let k = key("s", "t");
+        assert_eq!(
+            FileKey::parse(&format!("{}/{}", k.dir(), temp_name(&k.file_name()))),
+            None
+        );
+        assert_eq!(
+            FileKey::parse("schema=s/table=t/date=2026-11-25/stream=1-2.parquet"),
+            None
+        );
+        assert_eq!(
+            FileKey::parse("x=s/table=t/date=2026-11-25/hour=14/stream=1-2.parquet"),
+            None
+        );
     }
 
     #[test]

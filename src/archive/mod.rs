@@ -7,6 +7,8 @@
 //! * [`export`]: a partition's changes → files → manifest rows.
 //! * [`verify`]: every recorded file checked against its manifest row.
 //! * [`store`]: where the files live, a directory or `s3://bucket/prefix`.
+//! * [`read`]: the read side: candidate files pruned by manifest or layout, row groups by
+//!   statistics and bloom filters, every byte read through [`store::Store`].
 //!
 //! # Crash safety
 //! Every change is at every moment in the index, in a complete recorded file, or both: a file
@@ -16,13 +18,12 @@
 //! the missing files under the same names and skips the recorded ones.
 //!
 //! # Not built yet
-//! Reading the archive from `query`/`recover`/`reconstruct`/`status` (`--archive`): the
-//! layout, the manifest's key and time ranges and the files' row-group statistics are what
-//! those will prune by; [`store::Store::get_range`] reads the footers and row groups they pick.
+//! Compaction of small hours into larger files.
 
 pub mod export;
 pub mod layout;
 pub mod manifest;
+pub mod read;
 pub mod store;
 pub mod verify;
 pub mod writer;
@@ -49,6 +50,28 @@ pub enum ArchiveError {
         /// What it said.
         #[source]
         source: parquet::errors::ParquetError,
+    },
+    /// A value read back from a file does not have the type or range bintrail writes.
+    #[error("archive file {path}: column {column} of row group {row_group}: {what} (the file was not written by this bintrail, or is damaged; run `bintrail archive verify`)")]
+    Field {
+        /// The file (relative to the archive root when read through a [`read::Source`]).
+        path: String,
+        /// The column.
+        column: String,
+        /// The row group (from 0).
+        row_group: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// A file of the archive could not be decoded as it was read.
+    #[error("archive {root}: {path}: {what}")]
+    Read {
+        /// The archive's root.
+        root: String,
+        /// The file or prefix.
+        path: String,
+        /// What failed.
+        what: String,
     },
     /// The index refused a statement.
     #[error("archiving from {database}: {source}")]
@@ -101,6 +124,8 @@ impl ArchiveError {
             ArchiveError::Io { .. }
             | ArchiveError::Parquet { .. }
             | ArchiveError::Manifest { .. }
+            | ArchiveError::Field { .. }
+            | ArchiveError::Read { .. }
             | ArchiveError::Corrupt { .. } => false,
         }
     }

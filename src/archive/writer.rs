@@ -9,7 +9,11 @@
 //!   text, exactly as the index holds it. `pk_hash` is left out: it is `SHA2(pk_values, 256)`.
 //! * Rows are written in `event_id` order, and every column but the JSON text ones carries
 //!   min/max statistics per row group and page, so a reader can skip row groups by key, time
-//!   and `event_id` without decoding them.
+//!   and `event_id` without decoding them. `pk_values` and `gtid` also carry a bloom filter per
+//!   row group (sized for the file's rows): a group's key range spans most keys of a table
+//!   whose changes hit keys at random, so only the filter lets a one-key read skip it.
+//! * **Read back fails loudly**: a value of an unexpected type or out of its field's range is
+//!   an error naming the file, the column and the row group, never a silent 0.
 //! * [`ParquetFile::finish`] returns only after the footer is written and the file is fsynced;
 //!   its SHA-256 and size are of exactly the bytes written, computed on the way to the disk.
 
@@ -57,6 +61,16 @@ const JSON_COLUMNS: [&str; 3] = ["changed_columns", "row_before", "row_after"];
 
 /// The zstd level: 3 is zstd's own default, most of the ratio at a fraction of the CPU.
 const ZSTD_LEVEL: i32 = 3;
+
+/// The columns with a bloom filter per row group: the ones a read looks single values up in.
+pub const BLOOM_COLUMNS: [&str; 2] = ["pk_values", "gtid"];
+
+/// False positives the bloom filters allow: 1 in 100 groups without the key is read anyway.
+const BLOOM_FPP: f64 = 0.01;
+
+/// Bloom filters are sized for at most this many distinct values (a row group's rows, see
+/// `export`); a smaller file gets a smaller filter.
+const BLOOM_MAX_NDV: u64 = 50_000;
 
 /// One change as an archive file holds it: a row of `binlog_events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,8 +158,14 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
-    /// Creates (or truncates) the file at `path`.
+    /// Creates (or truncates) the file at `path`, with bloom filters sized for the largest.
     pub fn create(path: &Path) -> Result<ParquetFile, ArchiveError> {
+        ParquetFile::create_for(path, BLOOM_MAX_NDV)
+    }
+
+    /// Creates (or truncates) the file at `path` for about `rows` rows (the bloom filters'
+    /// size: a filter sized for 50,000 keys would outweigh an hour of a few changes).
+    pub fn create_for(path: &Path, rows: u64) -> Result<ParquetFile, ArchiveError> {
         let file = File::create(path).map_err(|e| ArchiveError::io(path, e))?;
         let sink = io::BufWriter::with_capacity(
             1 << 20,
@@ -155,7 +175,7 @@ impl ParquetFile {
                 bytes: 0,
             },
         );
-        let writer = SerializedFileWriter::new(sink, schema(), properties())
+        let writer = SerializedFileWriter::new(sink, schema(), properties(rows))
             .map_err(|e| ArchiveError::parquet(path, e))?;
         Ok(ParquetFile {
             path: path.to_path_buf(),
@@ -223,8 +243,9 @@ fn schema() -> Arc<parquet::schema::types::Type> {
     Arc::new(parse_message_type(MESSAGE_TYPE).expect("the archive schema parses"))
 }
 
-/// zstd, statistics on every column but the JSON text ones.
-fn properties() -> Arc<WriterProperties> {
+/// zstd, statistics on every column but the JSON text ones, bloom filters on
+/// [`BLOOM_COLUMNS`] sized for `rows` distinct values.
+fn properties(rows: u64) -> Arc<WriterProperties> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).expect("a valid zstd level");
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -234,6 +255,13 @@ fn properties() -> Arc<WriterProperties> {
         b = b
             .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
             .set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    let ndv = rows.clamp(64, BLOOM_MAX_NDV);
+    for c in BLOOM_COLUMNS {
+        b = b
+            .set_column_bloom_filter_enabled(ColumnPath::from(c), true)
+            .set_column_bloom_filter_fpp(ColumnPath::from(c), BLOOM_FPP)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from(c), ndv);
     }
     Arc::new(b.build())
 }
@@ -331,69 +359,123 @@ pub fn read_rows(
     let file = File::open(path).map_err(|e| ArchiveError::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(pq)?;
     let declared = reader.metadata().file_metadata().num_rows();
-    for row in reader.get_row_iter(None).map_err(pq)? {
-        let row = row.map_err(pq)?;
-        let mut out = ArchiveRow {
-            event_id: 0,
-            stream_id: 0,
-            binlog_file: String::new(),
-            start_pos: 0,
-            end_pos: 0,
-            row_in_event: 0,
-            event_time: 0,
-            gtid: None,
-            connection_id: None,
-            schema: String::new(),
-            table: String::new(),
-            event_type: 0,
-            pk_values: String::new(),
-            changed_columns: None,
-            row_before: None,
-            row_after: None,
-            schema_version: 0,
-            policy_version: 0,
-        };
-        for (name, field) in row.get_column_iter() {
-            set_field(&mut out, name, field);
+    let name = path.display().to_string();
+    for group in 0..reader.num_row_groups() {
+        let rows = reader.get_row_group(group).map_err(pq)?;
+        for row in rows.get_row_iter(None).map_err(pq)? {
+            each(archive_row(&row.map_err(pq)?, &name, group)?)?;
         }
-        each(out)?;
     }
-    Ok(u64::try_from(declared).unwrap_or(0))
+    u64::try_from(declared).map_err(|_| ArchiveError::Field {
+        path: name,
+        column: "(footer)".into(),
+        row_group: 0,
+        what: format!("declares {declared} rows"),
+    })
 }
 
-/// Sets the column `name` of `row` from a decoded field; values out of range become 0.
-fn set_field(row: &mut ArchiveRow, name: &str, field: &Field) {
-    let int = match field {
-        Field::Long(v) | Field::TimestampMicros(v) => *v,
-        Field::Int(v) => i64::from(*v),
-        _ => 0,
+/// A decoded row of row group `group` of file `path` as an [`ArchiveRow`]; every column must
+/// be present with its type and in its field's range.
+pub fn archive_row(
+    row: &parquet::record::Row,
+    path: &str,
+    group: usize,
+) -> Result<ArchiveRow, ArchiveError> {
+    let mut out = ArchiveRow {
+        event_id: 0,
+        stream_id: 0,
+        binlog_file: String::new(),
+        start_pos: 0,
+        end_pos: 0,
+        row_in_event: 0,
+        event_time: 0,
+        gtid: None,
+        connection_id: None,
+        schema: String::new(),
+        table: String::new(),
+        event_type: 0,
+        pk_values: String::new(),
+        changed_columns: None,
+        row_before: None,
+        row_after: None,
+        schema_version: 0,
+        policy_version: 0,
     };
-    let text = match field {
-        Field::Str(s) => Some(s.clone()),
-        _ => None,
-    };
-    let u32_of = |v: i64| u32::try_from(v).unwrap_or(0);
-    match name {
-        "event_id" => row.event_id = int as u64,
-        "stream_id" => row.stream_id = u32_of(int),
-        "binlog_file" => row.binlog_file = text.unwrap_or_default(),
-        "start_pos" => row.start_pos = int as u64,
-        "end_pos" => row.end_pos = int as u64,
-        "row_in_event" => row.row_in_event = u32_of(int),
-        "event_timestamp" => row.event_time = int.div_euclid(1_000_000),
-        "gtid" => row.gtid = text,
-        "connection_id" => row.connection_id = (!matches!(field, Field::Null)).then(|| u32_of(int)),
-        "schema_name" => row.schema = text.unwrap_or_default(),
-        "table_name" => row.table = text.unwrap_or_default(),
-        "event_type" => row.event_type = u8::try_from(int).unwrap_or(0),
-        "pk_values" => row.pk_values = text.unwrap_or_default(),
-        "changed_columns" => row.changed_columns = text,
-        "row_before" => row.row_before = text,
-        "row_after" => row.row_after = text,
-        "schema_version" => row.schema_version = u32_of(int),
-        "policy_version" => row.policy_version = u32_of(int),
-        _ => {}
+    let mut seen = 0;
+    for (name, field) in row.get_column_iter() {
+        set_field(&mut out, name, field).map_err(|what| ArchiveError::Field {
+            path: path.to_string(),
+            column: name.clone(),
+            row_group: group,
+            what,
+        })?;
+        seen += 1;
     }
+    if seen != COLUMNS {
+        return Err(ArchiveError::Field {
+            path: path.to_string(),
+            column: "(row)".into(),
+            row_group: group,
+            what: format!("{seen} columns, the archive schema has {COLUMNS}"),
+        });
+    }
+    Ok(out)
+}
+
+/// Columns of [`MESSAGE_TYPE`].
+const COLUMNS: usize = 18;
+
+/// Sets the column `name` of `row` from a decoded field; `Err` says what is wrong with it.
+fn set_field(row: &mut ArchiveRow, name: &str, field: &Field) -> Result<(), String> {
+    let int = || match field {
+        Field::Long(v) | Field::TimestampMicros(v) => Ok(*v),
+        Field::Int(v) => Ok(i64::from(*v)),
+        other => Err(format!("expected an integer, found {other:?}")),
+    };
+    let text = || match field {
+        Field::Str(s) => Ok(s.clone()),
+        other => Err(format!("expected text, found {other:?}")),
+    };
+    let opt_text = || match field {
+        Field::Null => Ok(None),
+        _ => text().map(Some),
+    };
+    fn fit<T: TryFrom<i64>>(v: i64) -> Result<T, String> {
+        T::try_from(v).map_err(|_| format!("{v} is out of range"))
+    }
+    match name {
+        "event_id" => row.event_id = fit(int()?)?,
+        "stream_id" => row.stream_id = fit(int()?)?,
+        "binlog_file" => row.binlog_file = text()?,
+        "start_pos" => row.start_pos = fit(int()?)?,
+        "end_pos" => row.end_pos = fit(int()?)?,
+        "row_in_event" => row.row_in_event = fit(int()?)?,
+        "event_timestamp" => match field {
+            Field::TimestampMicros(v) => row.event_time = v.div_euclid(1_000_000),
+            other => return Err(format!("expected a TIMESTAMP(MICROS), found {other:?}")),
+        },
+        "gtid" => row.gtid = opt_text()?,
+        "connection_id" => {
+            row.connection_id = match field {
+                Field::Null => None,
+                _ => Some(fit(int()?)?),
+            }
+        }
+        "schema_name" => row.schema = text()?,
+        "table_name" => row.table = text()?,
+        "event_type" => match int()? {
+            v @ 1..=3 => row.event_type = fit(v)?,
+            v => return Err(format!("{v} is not 1, 2 or 3")),
+        },
+        "pk_values" => row.pk_values = text()?,
+        "changed_columns" => row.changed_columns = opt_text()?,
+        "row_before" => row.row_before = opt_text()?,
+        "row_after" => row.row_after = opt_text()?,
+        "schema_version" => row.schema_version = fit(int()?)?,
+        "policy_version" => row.policy_version = fit(int()?)?,
+        other => return Err(format!("{other} is not a column of the archive schema")),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -455,5 +537,30 @@ mod tests {
         assert_eq!(declared, 5);
         assert_eq!(back, rows);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_field_of_another_type_or_out_of_range_is_an_error_not_a_zero() {
+        let mut r = row(1, 0, None);
+        assert!(set_field(&mut r, "event_id", &Field::Str("7".into()))
+            .unwrap_err()
+            .contains("expected an integer"));
+        assert!(set_field(&mut r, "event_id", &Field::Long(-1))
+            .unwrap_err()
+            .contains("-1 is out of range"));
+        assert!(set_field(&mut r, "stream_id", &Field::Long(1 << 40))
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(set_field(&mut r, "event_type", &Field::Int(7))
+            .unwrap_err()
+            .contains("not 1, 2 or 3"));
+        assert!(set_field(&mut r, "event_timestamp", &Field::Long(5))
+            .unwrap_err()
+            .contains("TIMESTAMP"));
+        assert!(set_field(&mut r, "gtid", &Field::Long(5)).is_err());
+        assert!(set_field(&mut r, "surprise", &Field::Null).is_err());
+        assert_eq!(r, row(1, 0, None), "nothing was set");
+        set_field(&mut r, "connection_id", &Field::Null).unwrap();
+        assert_eq!(r.connection_id, None);
     }
 }

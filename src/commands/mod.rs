@@ -75,6 +75,39 @@ pub fn open_failure(e: bintrail::history::OpenError) -> Failure {
     Failure::new(kind, e)
 }
 
+/// The archive of `--archive DIR`, its files from the manifest in the index (`conn`,
+/// `database`), or from the directory's layout when the manifest records none.
+pub async fn open_archive(
+    location: Option<&str>,
+    conn: &mut mysql_async::Conn,
+    database: &str,
+) -> Result<Option<bintrail::archive::read::Archive>, Failure> {
+    use bintrail::archive::read::Archive;
+    use bintrail::archive::store::Store;
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    let store = Store::open(location).map_err(|e| Failure::usage(e.to_string()))?;
+    if let Store::Local(l) = &store {
+        if !l.root().is_dir() {
+            return Err(Failure::usage(format!(
+                "--archive {location}: not a directory (give the DIR or s3://bucket/prefix rotate --archive wrote to)"
+            )));
+        }
+    }
+    let archive = Archive::open(Box::new(store), Some((conn, database)))
+        .await
+        .map_err(|e| Failure::new(Kind::Runtime, e))?;
+    Ok(Some(archive))
+}
+
+/// Tells the DBA on stderr how much of the archive a read opened: `files read: 2 of 40 …`.
+pub fn report_archive(archive: Option<&bintrail::archive::read::Archive>) {
+    if let Some(a) = archive {
+        eprintln!("bintrail: archive: {}", a.stats().describe());
+    }
+}
+
 /// The tokio runtime commands run on: two workers, as many as this kind of machine has cores.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()

@@ -21,10 +21,13 @@ pub fn run(cmd: QueryCmd) -> Result<(), Failure> {
     let sel = Selection::new(cmd.selection.into_args(), now()).map_err(Failure::usage)?;
     let page = runtime()?.block_on(async {
         let mut conn = open_index(&index).await.map_err(super::open_failure)?;
-        let page = fetch(&mut conn, &sel)
+        let archive =
+            super::open_archive(cmd.archive.archive.as_deref(), &mut conn, &index.database).await?;
+        let page = fetch(&mut conn, &sel, archive.as_ref())
             .await
             .map_err(|e| Failure::new(Kind::Runtime, e))?;
         let _ = conn.disconnect().await;
+        super::report_archive(archive.as_ref());
         Ok::<_, Failure>(page)
     })?;
     let text = match cmd.format {

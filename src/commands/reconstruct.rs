@@ -89,12 +89,21 @@ pub fn run(cmd: ReconstructCmd) -> Result<(), Failure> {
         let (mut src, info) = open_source(&source, &tls)
             .await
             .map_err(super::open_failure)?;
-        let done =
-            reconstruct::reconstruct(&mut idx, &mut src, &info, &req, &mut writer, &mut |msg| {
-                eprintln!("bintrail: {msg}")
-            })
-            .await;
+        let archive =
+            super::open_archive(cmd.archive.archive.as_deref(), &mut idx, &index.database).await?;
+        let mut progress = |msg: String| eprintln!("bintrail: {msg}");
+        let done = reconstruct::reconstruct(
+            &mut idx,
+            &mut src,
+            &info,
+            &req,
+            &mut writer,
+            &mut progress,
+            archive.as_ref(),
+        )
+        .await;
         let _ = idx.disconnect().await;
+        super::report_archive(archive.as_ref());
         let _ = src.disconnect().await;
         done.map_err(failure)
     })?;

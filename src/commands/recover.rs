@@ -31,8 +31,19 @@ pub fn run(cmd: RecoverCmd) -> Result<(), Failure> {
         let (mut src, info) = open_source(&source, &tls)
             .await
             .map_err(super::open_failure)?;
-        let planned = recover::plan(&mut idx, &mut src, info.flavor, &sel, opts).await;
+        let archive =
+            super::open_archive(cmd.archive.archive.as_deref(), &mut idx, &index.database).await?;
+        let planned = recover::plan(
+            &mut idx,
+            &mut src,
+            info.flavor,
+            &sel,
+            opts,
+            archive.as_ref(),
+        )
+        .await;
         let _ = idx.disconnect().await;
+        super::report_archive(archive.as_ref());
         let _ = src.disconnect().await;
         planned.map_err(failure)
     })?;

@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
+use bintrail::archive::read::Extent;
 use bintrail::history::status::{self, Status, StreamStatus};
-use bintrail::history::time::{format_age, format_duration, parse_duration};
+use bintrail::history::time::{format_age, format_duration, format_utc, parse_duration};
 use bintrail::history::{open_index, open_source};
 
 use super::{runtime, Failure, Kind};
@@ -27,6 +28,9 @@ pub fn run(cmd: StatusCmd) -> Result<(), Failure> {
         let mut status = status::load(&mut conn, &index.database)
             .await
             .map_err(|e| Failure::new(Kind::Runtime, e))?;
+        let archive =
+            super::open_archive(cmd.archive.archive.as_deref(), &mut conn, &index.database).await?;
+        status.archive = archive.map(|a| a.extent());
         let _ = conn.disconnect().await;
         if let Some(dsn) = &source {
             let (mut src, info) = open_source(dsn, &tls).await.map_err(super::open_failure)?;
@@ -103,7 +107,46 @@ fn render(status: &Status) -> String {
             t.partitions
         );
     }
+    if let Some(a) = &status.archive {
+        render_archive(&mut out, a);
+    }
     out
+}
+
+/// The archive's block: where, how much, which time range; then per table.
+fn render_archive(out: &mut String, a: &Extent) {
+    let when = |t: Option<i64>| t.map_or("-".to_string(), format_utc);
+    let rows = |r: Option<u64>| r.map_or("?".to_string(), |r| r.to_string());
+    let _ = writeln!(out, "\narchive {} (files from the {})", a.root, a.source);
+    let _ = writeln!(
+        out,
+        "  {} file(s), {}, {} change(s), from {} to {} UTC",
+        a.files,
+        bytes(a.bytes),
+        rows(a.rows),
+        when(a.first_time),
+        when(a.last_time)
+    );
+    if a.tables.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<30} {:>6} {:>12} {:>10}  {:<19}  {:<19}",
+        "ARCHIVED TABLE", "FILES", "SIZE", "CHANGES", "FROM (UTC)", "TO (UTC)"
+    );
+    for t in &a.tables {
+        let _ = writeln!(
+            out,
+            "{:<30} {:>6} {:>12} {:>10}  {:<19}  {:<19}",
+            format!("{}.{}", t.schema, t.table),
+            t.files,
+            bytes(t.bytes),
+            rows(t.rows),
+            format_utc(t.first_time),
+            format_utc(t.last_time)
+        );
+    }
 }
 
 fn render_stream(out: &mut String, s: &StreamStatus) {

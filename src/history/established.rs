@@ -848,6 +848,7 @@ mod tests {
         let change = |id: u64, kind: ChangeKind, before: Option<i64>, after: Option<i64>| {
             let img = |k: Option<i64>| k.and_then(|k| json!({ "id": k }).as_object().cloned());
             StoredChange {
+                archived_policy: None,
                 value_form: ValueForm::Bintrail,
                 event_id: id,
                 stream_id: 0,
@@ -913,6 +914,7 @@ mod tests {
             },
         );
         let mut c = StoredChange {
+            archived_policy: None,
             value_form: ValueForm::Established,
             event_id: 7,
             stream_id: 0,

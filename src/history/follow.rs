@@ -13,7 +13,11 @@
 //!   the row only when it comes at or after the point from which the row holds that key, so an
 //!   unrelated row that held the same key earlier is never mistaken for this one. SQL bounds are
 //!   the places' [`Pos::id_floor`]s; what they return is filtered and sorted by place.
-//! * Keys changed before `key_changes` existed (an index upgraded since) are not found.
+//! * Keys changed before `key_changes` existed (an index upgraded since) are not found, nor
+//!   keys changed in hours `rotate` dropped (their `key_changes` rows go with them, also when
+//!   the hours were archived).
+//! * With an archive, the changes under the followed keys (or of the keyless table) are looked
+//!   for in it too, each change once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,8 +26,9 @@ use mysql_async::{Conn, Row};
 use serde_json::{Map, Value};
 
 use super::order::{Order, Pos};
-use super::query::{parse_row, QueryError, StoredChange, COLUMNS};
+use super::query::{from_archive, merge, parse_row, QueryError, StoredChange, COLUMNS};
 use super::recent::Recent;
+use crate::archive::read::{Archive, KeyFrom, Scan};
 use crate::encoding::ROW_DIGEST_PREFIX;
 
 /// Keys per `IN (…)` list.
@@ -114,6 +119,7 @@ pub async fn later_changes(
     order: &Order,
     changes: &[StoredChange],
     recent: Option<&Recent>,
+    archive: Option<&Archive>,
 ) -> Result<(usize, Vec<StoredChange>), QueryError> {
     let selected: BTreeSet<u64> = changes.iter().map(|c| c.event_id).collect();
     let mut tables: BTreeMap<(&str, &str), Vec<&StoredChange>> = BTreeMap::new();
@@ -130,12 +136,30 @@ pub async fn later_changes(
     let mut later = Vec::new();
     for ((schema, table), mine) in tables {
         let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
-            later_by_image(conn, order, (schema, table), stream, &mine, &selected).await?
+            later_by_image(
+                conn,
+                order,
+                (schema, table),
+                stream,
+                &mine,
+                &selected,
+                archive,
+            )
+            .await?
         } else if let Some(since) = &since {
             let ids = later_in_range(since, order, (schema, table), stream, &mine, &selected);
             read_changes(conn, stream, &ids).await?
         } else {
-            later_by_key(conn, order, (schema, table), stream, &mine, &selected).await?
+            later_by_key(
+                conn,
+                order,
+                (schema, table),
+                stream,
+                &mine,
+                &selected,
+                archive,
+            )
+            .await?
         };
         later.extend(found);
     }
@@ -158,6 +182,7 @@ async fn later_by_key(
     stream: u32,
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
+    archive: Option<&Archive>,
 ) -> Result<Vec<StoredChange>, QueryError> {
     let mut trail = selected_keys(order, mine);
     // A selected update that moved a row: its old key is the row's again once undone.
@@ -211,7 +236,34 @@ async fn later_by_key(
             }
         }
     }
-    read_changes(conn, stream, &later_ids).await
+    let found = read_changes(conn, stream, &later_ids).await?;
+    let Some(archive) = archive else {
+        return Ok(found);
+    };
+    let scan = Scan {
+        stream: Some(stream),
+        schema: Some(schema.to_string()),
+        table: Some(table.to_string()),
+        keys: Some(
+            trail
+                .iter()
+                .map(|(k, from)| KeyFrom {
+                    pk: k.clone(),
+                    from: from.id_floor(),
+                    stream: Some(stream),
+                })
+                .collect(),
+        ),
+        ..Scan::default()
+    };
+    let mut archived = Vec::new();
+    for r in archive.read(&scan)? {
+        let from = trail.get(&r.pk_values).copied().unwrap_or(Pos::END);
+        if order.pos(stream, r.event_id) >= from && !selected.contains(&r.event_id) {
+            archived.push(from_archive(r)?);
+        }
+    }
+    Ok(merge(found, archived))
 }
 
 /// [`later_by_key`] on what was written since the oldest selected change, read whole
@@ -333,6 +385,7 @@ async fn later_by_image(
     stream: u32,
     mine: &[&StoredChange],
     selected: &BTreeSet<u64>,
+    archive: Option<&Archive>,
 ) -> Result<Vec<StoredChange>, QueryError> {
     let oldest = mine
         .iter()
@@ -345,6 +398,21 @@ async fn later_by_image(
         .into_iter()
         .map(parse_row)
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(archive) = archive {
+        let scan = Scan {
+            stream: Some(stream),
+            schema: Some(schema.to_string()),
+            table: Some(table.to_string()),
+            min_event_id: Some(oldest.id_floor()),
+            ..Scan::default()
+        };
+        let archived = archive
+            .read(&scan)?
+            .into_iter()
+            .map(from_archive)
+            .collect::<Result<Vec<_>, _>>()?;
+        all = merge(all, archived);
+    }
     all.sort_by_key(|c| order.pos(stream, c.event_id));
     let mut images: Vec<Map<String, Value>> = Vec::new();
     let mut digests: BTreeSet<String> = BTreeSet::new();

@@ -8,9 +8,11 @@
 //! touched. Those columns are taken out of the images before any SQL is written, so an UPDATE
 //! leaves them as the live row has them, and a restoring INSERT would leave them to their
 //! defaults: it is refused unless the caller accepts that. A key column under the policy makes
-//! the row unfindable by its stored key: refused outright.
+//! the row unfindable by its stored key: refused outright. A change read from the archive
+//! brings its `policy_version` from its file; a version the index does not know counts as a
+//! policy that excluded every column.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -72,7 +74,44 @@ pub async fn load(
     if none {
         return Ok(Policed { by_event });
     }
-    for chunk in changes.chunks(1000) {
+    // An archived change's policy_version came with it from its file (its row is gone from
+    // `binlog_events`, or the same as the file's).
+    let archived: BTreeSet<(u32, u32)> = changes
+        .iter()
+        .filter_map(|c| c.archived_policy.map(|v| (c.stream_id, v)))
+        .filter(|(_, v)| *v != 0)
+        .collect();
+    for (stream, version) in archived {
+        let text: Option<String> = match index
+            .exec_first(
+                format!(
+                    "SELECT policy FROM {CAPTURE_POLICIES} WHERE stream_id = ? AND policy_version = ?"
+                ),
+                (stream, version),
+            )
+            .await
+        {
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => None,
+            other => other?,
+        };
+        // A policy version the index no longer knows: every column counts as policed, never
+        // as captured as is.
+        let policy = match text {
+            Some(t) => Policy::from_canonical(&t),
+            None => Policy::from_canonical("exclude *.*.*"),
+        };
+        for c in changes
+            .iter()
+            .filter(|c| c.stream_id == stream && c.archived_policy == Some(version))
+        {
+            by_event.insert(c.event_id, policy.clone());
+        }
+    }
+    let indexed: Vec<&StoredChange> = changes
+        .iter()
+        .filter(|c| c.archived_policy.is_none())
+        .collect();
+    for chunk in indexed.chunks(1000) {
         let ids: Vec<String> = chunk.iter().map(|c| c.event_id.to_string()).collect();
         let rows: Result<Vec<(u64, String)>, _> = index
             .query(format!(

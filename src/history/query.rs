@@ -21,6 +21,9 @@ use super::follow::{follow_keys, Trail};
 use super::order::{Order, Pos};
 use super::selection::Selection;
 use super::time::format_utc;
+use crate::archive::read::{Archive, KeyFrom, Scan};
+use crate::archive::writer::ArchiveRow;
+use crate::archive::ArchiveError;
 use crate::change::ChangeKind;
 use crate::index::adopt::ValueForm;
 
@@ -63,6 +66,10 @@ pub struct StoredChange {
     /// Fingerprint of the table's columns when the change was indexed (for a change the
     /// established tool indexed: the id of its `schema_snapshots` snapshot).
     pub schema_version: u32,
+    /// For a change read from the archive: its `policy_version` (the file holds it; the index's
+    /// own rows are looked up by `event_id` instead, `history::policed`). Not printed.
+    #[serde(skip)]
+    pub archived_policy: Option<u32>,
     /// The value forms of the images: the established tool's for its rows (`stream_id` 0,
     /// `index::adopt`); printed only then.
     #[serde(skip_serializing_if = "is_bintrail")]
@@ -83,6 +90,9 @@ pub enum QueryError {
     /// The index refused the query.
     #[error("querying the index: {0}")]
     Server(#[from] mysql_async::Error),
+    /// The archive could not be read.
+    #[error("reading the archive: {0}")]
+    Archive(#[from] ArchiveError),
     /// A stored row does not have the shape bintrail writes.
     #[error("binlog_events row {event_id} is unreadable: {what}")]
     Corrupt {
@@ -318,14 +328,23 @@ fn permute(parts: &[&str], chosen: &mut Vec<usize>, used: &mut [bool], out: &mut
 
 /// Runs the selection. `--pk K` also follows the row forward through updates that changed its
 /// key (`history::follow`): the update away from K and the changes under each new key from that
-/// update on are included.
-pub async fn fetch(conn: &mut Conn, sel: &Selection) -> Result<Page, QueryError> {
+/// update on are included. With `archive`, its changes count as if they were in the index.
+pub async fn fetch(
+    conn: &mut Conn,
+    sel: &Selection,
+    archive: Option<&Archive>,
+) -> Result<Page, QueryError> {
     let order = Order::load(conn).await?;
-    fetch_in(conn, sel, &order).await
+    fetch_in(conn, sel, &order, archive).await
 }
 
 /// [`fetch`] with the index's [`Order`] already loaded.
-pub async fn fetch_in(conn: &mut Conn, sel: &Selection, order: &Order) -> Result<Page, QueryError> {
+pub async fn fetch_in(
+    conn: &mut Conn,
+    sel: &Selection,
+    order: &Order,
+    archive: Option<&Archive>,
+) -> Result<Page, QueryError> {
     let mut trail = Trail::new();
     if let (Some(schema), Some(table), Some(pk)) = (&sel.schema, &sel.table, &sel.pk) {
         trail.insert(pk.clone(), Pos::START);
@@ -361,6 +380,10 @@ pub async fn fetch_in(conn: &mut Conn, sel: &Selection, order: &Order) -> Result
             changes.push(parse_row(row)?);
         }
     }
+    if let Some(archive) = archive {
+        let newest = archived_newest(archive, &selection_scan(sel, &trail), sel, order)?;
+        changes = merge(changes, newest);
+    }
     changes.sort_unstable_by_key(|c: &StoredChange| {
         std::cmp::Reverse(order.pos(c.stream_id, c.event_id))
     });
@@ -368,6 +391,192 @@ pub async fn fetch_in(conn: &mut Conn, sel: &Selection, order: &Order) -> Result
     changes.truncate(usize::try_from(sel.limit).unwrap_or(usize::MAX));
     changes.reverse();
     Ok(Page { changes, more })
+}
+
+/// The archive's part of a selection: the same filters, the keys of `trail` each from its
+/// place on, and for the established era the other orders of `--pk`'s parts (as in
+/// [`select_sql_following`]). `--changed-column` is checked on the rows.
+pub fn selection_scan(sel: &Selection, trail: &Trail) -> Scan {
+    let keys = sel.pk.as_ref().map(|pk| {
+        let mut keys: Vec<KeyFrom> = trail
+            .iter()
+            .map(|(k, from)| KeyFrom {
+                pk: k.clone(),
+                from: if k == pk { 0 } else { from.id_floor() },
+                stream: None,
+            })
+            .collect();
+        if !trail.contains_key(pk) {
+            keys.push(KeyFrom {
+                pk: pk.clone(),
+                from: 0,
+                stream: None,
+            });
+        }
+        keys.extend(established_orders(pk).into_iter().map(|o| KeyFrom {
+            pk: o,
+            from: 0,
+            stream: Some(0),
+        }));
+        keys
+    });
+    let gtids = if !sel.gtids.is_empty() {
+        Some(sel.gtids.iter().cloned().collect())
+    } else {
+        sel.gtid.clone().map(|g| std::iter::once(g).collect())
+    };
+    Scan {
+        stream: sel.server_id,
+        schema: sel.schema.clone(),
+        table: sel.table.clone(),
+        keys,
+        since: sel.since,
+        until: sel.until,
+        gtids,
+        kind: sel.kind.map(|k| k.code()),
+        ..Scan::default()
+    }
+}
+
+/// The newest `limit + 1` archived changes `scan` (and `--changed-column`) matches, in history
+/// order; never more than twice that are held while reading.
+fn archived_newest(
+    archive: &Archive,
+    scan: &Scan,
+    sel: &Selection,
+    order: &Order,
+) -> Result<Vec<StoredChange>, QueryError> {
+    let keep = usize::try_from(sel.limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let rows: std::cell::RefCell<Vec<ArchiveRow>> = std::cell::RefCell::new(Vec::new());
+    let newest_first = |rows: &mut Vec<ArchiveRow>| {
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(order.pos(r.stream_id, r.event_id)));
+        rows.truncate(keep);
+    };
+    // In plain history order a file whose changes are all older than the `keep` newest found
+    // so far has nothing to add (with filled gaps, ids do not bound places: every file is read).
+    let enough = |largest: u64| {
+        let rows = rows.borrow();
+        order.is_plain()
+            && rows.len() >= keep
+            && rows
+                .iter()
+                .map(|r| r.event_id)
+                .min()
+                .is_some_and(|m| m > largest)
+    };
+    tokio::task::block_in_place(|| {
+        archive.each_newest_first(scan, &enough, &mut |r| {
+            let mut rows = rows.borrow_mut();
+            if let Some(col) = &sel.changed_column {
+                let changed: Option<Vec<String>> = r
+                    .changed_columns
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok());
+                // As `JSON_CONTAINS` in the index: no changed columns (an insert or a delete)
+                // matches no column.
+                if !changed.is_some_and(|c| c.contains(col)) {
+                    return Ok(());
+                }
+            }
+            rows.push(r);
+            if rows.len() >= keep.saturating_mul(2) {
+                newest_first(&mut rows);
+            }
+            Ok(())
+        })
+    })?;
+    let mut rows = rows.into_inner();
+    newest_first(&mut rows);
+    rows.into_iter().map(from_archive).collect()
+}
+
+/// A change's identity: its primary key `event_id` (copied into the file with the row) and
+/// what the index's unique key `uk_change` holds. A change recorded in an archive file and
+/// still in its partition (a crash between the two) is one change.
+type Identity = (u64, u32, String, u64, u32);
+
+fn identity(c: &StoredChange) -> Identity {
+    (
+        c.event_id,
+        c.stream_id,
+        c.binlog_file.clone(),
+        c.start_pos,
+        c.row_in_event,
+    )
+}
+
+/// The changes of the index and of the archive, each change once (the index's copy kept).
+pub fn merge(index: Vec<StoredChange>, archived: Vec<StoredChange>) -> Vec<StoredChange> {
+    let seen: std::collections::HashSet<Identity> = index.iter().map(identity).collect();
+    let mut out = index;
+    out.extend(
+        archived
+            .into_iter()
+            .filter(|c| !seen.contains(&identity(c))),
+    );
+    out
+}
+
+/// Which of `ids` (of `stream`) the index holds (`PRIMARY`): archived changes that are also
+/// still in their partition are counted once.
+pub async fn in_index(
+    conn: &mut Conn,
+    stream: u32,
+    ids: &[u64],
+) -> Result<std::collections::HashSet<u64>, mysql_async::Error> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(GTID_BATCH) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params: Vec<mysql_async::Value> = vec![stream.into()];
+        params.extend(chunk.iter().map(|i| mysql_async::Value::from(*i)));
+        let found: Vec<u64> = conn
+            .exec(
+                format!(
+                    "SELECT event_id FROM binlog_events WHERE stream_id = ? AND event_id IN ({marks})"
+                ),
+                params,
+            )
+            .await?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// An archived change as a [`StoredChange`], exactly as [`parse_row`] reads it from the index.
+pub fn from_archive(r: ArchiveRow) -> Result<StoredChange, QueryError> {
+    let event_id = r.event_id;
+    let corrupt = |what: String| QueryError::Corrupt { event_id, what };
+    let event_type = match r.event_type {
+        1 => ChangeKind::Insert,
+        2 => ChangeKind::Update,
+        3 => ChangeKind::Delete,
+        n => return Err(corrupt(format!("event_type {n} is not 1, 2 or 3"))),
+    };
+    Ok(StoredChange {
+        event_id,
+        stream_id: r.stream_id,
+        value_form: ValueForm::of_stream(r.stream_id),
+        binlog_file: r.binlog_file,
+        start_pos: r.start_pos,
+        end_pos: r.end_pos,
+        row_in_event: r.row_in_event,
+        event_timestamp: format_utc(r.event_time),
+        gtid: r.gtid,
+        connection_id: r.connection_id,
+        schema: r.schema,
+        table: r.table,
+        event_type,
+        pk_values: r.pk_values,
+        changed_columns: r
+            .changed_columns
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| corrupt(format!("changed_columns: {e}")))?,
+        row_before: parse_image(r.row_before).map_err(|e| corrupt(format!("row_before: {e}")))?,
+        row_after: parse_image(r.row_after).map_err(|e| corrupt(format!("row_after: {e}")))?,
+        schema_version: r.schema_version,
+        archived_policy: Some(r.policy_version),
+    })
 }
 
 /// A `binlog_events` row as a [`StoredChange`].
@@ -414,6 +623,7 @@ pub(crate) fn parse_row(mut row: Row) -> Result<StoredChange, QueryError> {
         row_before: parse_image(before).map_err(|e| corrupt(format!("row_before: {e}")))?,
         row_after: parse_image(after).map_err(|e| corrupt(format!("row_after: {e}")))?,
         schema_version: col!(16, "schema_version"),
+        archived_policy: None,
     })
 }
 

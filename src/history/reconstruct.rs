@@ -62,6 +62,7 @@ use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
 use super::time::{format_utc, parse_utc};
+use crate::archive::read::{Archive, Scan};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
 use crate::encoding::{key_text, literal, LiteralError, SqlType};
@@ -395,7 +396,8 @@ pub trait RowSink {
 
 /// Reconstructs `req`, handing each row (in `Outcome::table` column order) to `sink`: first
 /// the live rows that are unchanged since the moment, in the table's scan order, then the
-/// restored ones. `progress` receives the wait messages.
+/// restored ones. `progress` receives the wait messages. With `archive`, its changes count as
+/// if they were in the index (the moment, the refusals and the changes since it).
 pub async fn reconstruct(
     idx: &mut Conn,
     src: &mut Conn,
@@ -403,6 +405,7 @@ pub async fn reconstruct(
     req: &Request,
     sink: &mut dyn RowSink,
     progress: &mut dyn FnMut(String),
+    archive: Option<&Archive>,
 ) -> Result<Outcome, ReconstructError> {
     let clock = std::time::Instant::now();
     let lap =
@@ -437,17 +440,21 @@ pub async fn reconstruct(
         let read = async {
             wait_for(idx, stream_id, &snapshot, req.wait, progress).await?;
             lap("caught up");
-            let moment = resolve(idx, &order, stream_id, era, &req.target).await?;
+            let moment = resolve(idx, &order, (stream_id, era), &req.target, archive).await?;
             lap("moment");
             refuse_gaps(idx, &moment).await?;
-            refuse_too_old(idx, &moment, &req.schema, &req.table, successor).await?;
+            let table = (req.schema.as_str(), req.table.as_str());
+            refuse_too_old(idx, &moment, table, successor, archive).await?;
             lap("too old");
-            refuse_ddl(idx, &order, &moment, &req.target, &req.schema, &req.table).await?;
+            let target = (&req.target, req.schema.as_str(), req.table.as_str());
+            refuse_ddl(idx, &order, &moment, target, archive).await?;
             // A keyed table's changes are read while the live rows arrive (below); a keyless
             // one's decide first whether this snapshot can be used.
             let changes = match keyed {
                 true => None,
-                false => Some(changes_after(idx, &order, &moment, &req.schema, &req.table).await?),
+                false => Some(
+                    changes_after(idx, &order, &moment, (&req.schema, &req.table), archive).await?,
+                ),
             };
             Ok::<_, ReconstructError>((moment, changes))
         }
@@ -472,7 +479,8 @@ pub async fn reconstruct(
     lap("snapshot and moment");
     let result = async {
         let live_sql = live_select(&table, &types, req)?;
-        let (changes, live) = overlapped(idx, src, &order, &moment, req, early, live_sql).await?;
+        let (changes, live) =
+            overlapped(idx, src, (&order, archive), &moment, req, early, live_sql).await?;
         let (mut live, buffered) = live;
         lap("changes read");
         let (changes, faults, snapshots) = convert_era(idx, &table, req, changes).await?;
@@ -558,7 +566,7 @@ type Live<'a> = (
 async fn overlapped<'a>(
     idx: &mut Conn,
     src: &'a mut Conn,
-    order: &Order,
+    (order, archive): (&Order, Option<&Archive>),
     moment: &Moment,
     req: &Request,
     changes: Option<Vec<StoredChange>>,
@@ -568,7 +576,7 @@ async fn overlapped<'a>(
     let read_changes = async {
         let changes = match changes {
             Some(c) => c,
-            None => changes_after(idx, order, moment, &req.schema, &req.table).await?,
+            None => changes_after(idx, order, moment, (&req.schema, &req.table), archive).await?,
         };
         done.set(true);
         Ok::<_, ReconstructError>(changes)
@@ -589,6 +597,11 @@ async fn overlapped<'a>(
     };
     let (changes, live) = tokio::join!(read_changes, read_live);
     Ok((changes?, live?))
+}
+
+/// An archive read's result as the index's errors are.
+fn archived<T>(r: Result<T, crate::archive::ArchiveError>) -> Result<T, ReconstructError> {
+    r.map_err(|e| ReconstructError::Query(QueryError::Archive(e)))
 }
 
 /// Every column's rule.
@@ -638,6 +651,7 @@ async fn first_after_time(
     order: &Order,
     stream_id: u32,
     t: i64,
+    archive: Option<&Archive>,
 ) -> Result<Option<u64>, ReconstructError> {
     let at = format_utc(t);
     let first: Option<(Option<u64>,)> = idx
@@ -645,15 +659,34 @@ async fn first_after_time(
         .await
         .map_err(ReconstructError::Index)?;
     let mut best = first.and_then(|r| r.0);
+    let pos = |id| order.pos(stream_id, id);
+    let earlier = |best: Option<u64>, id: Option<u64>| match (best, id) {
+        (Some(b), Some(id)) => Some(if pos(id) < pos(b) { id } else { b }),
+        (b, id) => b.or(id),
+    };
+    let after_t = |range: Option<(u64, u64)>| Scan {
+        stream: Some(stream_id),
+        since: Some(t.saturating_add(1)),
+        min_event_id: range.map(|r| r.0),
+        max_event_id: range.map(|r| r.1),
+        ..Scan::default()
+    };
+    if let Some(a) = archive {
+        best = earlier(
+            best,
+            archived(a.first_match(&after_t(None)))?.map(|r| r.event_id),
+        );
+        for range in order.filled_of(stream_id) {
+            let found = archived(a.first_match(&after_t(Some(range))))?;
+            best = earlier(best, found.map(|r| r.event_id));
+        }
+    }
     for (from, to) in order.filled_of(stream_id) {
         let found: Option<(Option<u64>,)> = idx
             .exec_first(FIRST_AFTER_TIME_IN, (stream_id, at.as_str(), from, to))
             .await
             .map_err(ReconstructError::Index)?;
-        if let Some(id) = found.and_then(|r| r.0) {
-            let pos = |id| order.pos(stream_id, id);
-            best = Some(best.map_or(id, |b| if pos(id) < pos(b) { id } else { b }));
-        }
+        best = earlier(best, found.and_then(|r| r.0));
     }
     Ok(best)
 }
@@ -664,9 +697,9 @@ async fn first_after_time(
 async fn first_in_history_after(
     idx: &mut Conn,
     order: &Order,
-    stream_id: u32,
-    established: bool,
+    (stream_id, established): (u32, bool),
     t: i64,
+    archive: Option<&Archive>,
 ) -> Result<Option<(u32, u64)>, ReconstructError> {
     if established {
         let old: Option<(Option<u64>,)> = idx
@@ -677,7 +710,7 @@ async fn first_in_history_after(
             return Ok(Some((0, id)));
         }
     }
-    let first = first_after_time(idx, order, stream_id, t).await?;
+    let first = first_after_time(idx, order, stream_id, t, archive).await?;
     Ok(first.map(|id| (stream_id, id)))
 }
 
@@ -686,13 +719,21 @@ async fn first_in_history_after(
 async fn resolve(
     idx: &mut Conn,
     order: &Order,
-    stream_id: u32,
-    established: bool,
+    (stream_id, established): (u32, bool),
     target: &Target,
+    archive: Option<&Archive>,
 ) -> Result<Moment, ReconstructError> {
+    let of_stream = |gtid: Option<&str>, id: Option<u64>| Scan {
+        stream: Some(stream_id),
+        gtids: gtid.map(|g| std::iter::once(g.to_string()).collect()),
+        min_event_id: id,
+        max_event_id: id,
+        ..Scan::default()
+    };
     match target {
         Target::Time(t) => {
-            let first = first_in_history_after(idx, order, stream_id, established, *t).await?;
+            let first =
+                first_in_history_after(idx, order, (stream_id, established), *t, archive).await?;
             let Some((stream, first)) = first else {
                 return Ok(Moment {
                     stream_id,
@@ -706,15 +747,24 @@ async fn resolve(
                 .exec_first(GTID_OF_CHANGE, (first, stream))
                 .await
                 .map_err(ReconstructError::Index)?;
+            let mut gtid = gtid.and_then(|r| r.0);
+            if let (None, Some(a), true) = (&gtid, archive, stream == stream_id) {
+                gtid = archived(a.first_match(&of_stream(None, Some(first))))?.and_then(|r| r.gtid);
+            }
             let mut cut = order.pos(stream, first);
             let mut before = format!("change #{first}");
-            if let Some(g) = gtid.and_then(|r| r.0) {
+            if let Some(g) = gtid {
                 let start: Option<(u64,)> = idx
                     .exec_first(TRANSACTION_START, (g.as_str(), stream))
                     .await
                     .map_err(ReconstructError::Index)?;
                 if let Some((start,)) = start {
                     cut = cut.min(order.pos(stream, start));
+                }
+                if let Some(a) = archive {
+                    if let Some(r) = archived(a.first_match(&of_stream(Some(&g), None)))? {
+                        cut = cut.min(order.pos(stream_id, r.event_id));
+                    }
                 }
                 before = format!("transaction {g}");
             }
@@ -749,6 +799,16 @@ async fn resolve(
                 .exec_first(TRANSACTION_END, (text.as_str(), stream_id))
                 .await
                 .map_err(ReconstructError::Index)?;
+            if let Some(a) = archive {
+                let last = archived(a.last_match(&of_stream(Some(&text), None)))?;
+                if let Some(r) = last {
+                    if row.as_ref().is_none_or(|(id, _)| {
+                        order.pos(stream_id, r.event_id) > order.pos(stream_id, *id)
+                    }) {
+                        row = Some((r.event_id, format_utc(r.event_time)));
+                    }
+                }
+            }
             let mut stream = stream_id;
             if row.is_none() && established {
                 // The stream's checkpoint holds the old era's GTIDs too (`index::adopt`).
@@ -928,23 +988,39 @@ async fn refuse_gaps(idx: &mut Conn, m: &Moment) -> Result<(), ReconstructError>
 async fn refuse_too_old(
     idx: &mut Conn,
     m: &Moment,
-    schema: &str,
-    table: &str,
+    (schema, table): (&str, &str),
     successor: Option<u32>,
+    archive: Option<&Archive>,
 ) -> Result<(), ReconstructError> {
     let any_before = |stream: u32| (schema, table, stream, m.cut.id_floor());
+    let before_cut = |stream: u32| Scan {
+        stream: Some(stream),
+        schema: Some(schema.to_string()),
+        table: Some(table.to_string()),
+        max_event_id: Some(m.cut.id_floor().saturating_sub(1)),
+        ..Scan::default()
+    };
+    let in_archive = |stream: u32| -> Result<bool, ReconstructError> {
+        match archive {
+            Some(a) if m.cut.id_floor() > 0 => {
+                Ok(archived(a.first_match(&before_cut(stream)))?.is_some())
+            }
+            _ => Ok(false),
+        }
+    };
     let before: Option<(u64,)> = idx
         .exec_first(ANY_BEFORE_CUT, any_before(m.stream_id))
         .await
         .map_err(ReconstructError::Index)?;
-    if before.is_some() {
+    if before.is_some() || in_archive(m.stream_id)? {
         return Ok(());
     }
     let established: Option<(u64,)> = idx
         .exec_first(ANY_BEFORE_CUT, any_before(0))
         .await
         .map_err(ReconstructError::Index)?;
-    if established.is_some() && m.established {
+    let established = established.is_some() || in_archive(0)?;
+    if established && m.established {
         return Ok(());
     }
     let mut oldest = None;
@@ -959,11 +1035,19 @@ async fn refuse_too_old(
         // Old-era changes all precede the stream's: the earlier one found last wins.
         oldest = found.and_then(|r| r.0).or(oldest);
     }
+    let of_table = Scan {
+        max_event_id: None,
+        ..before_cut(m.stream_id)
+    };
+    if let Some(t) = archive.and_then(|a| a.first_time(&of_table)) {
+        let t = format_utc(t);
+        oldest = Some(oldest.map_or(t.clone(), |o: String| o.min(t)));
+    }
     let oldest = match oldest {
         Some(t) => format!("{t} UTC"),
         None => "it holds no change of it at all".into(),
     };
-    if established.is_some() {
+    if established {
         return Err(ReconstructError::EstablishedEra {
             table: format!("{schema}.{table}"),
             stream_id: m.stream_id,
@@ -990,9 +1074,8 @@ async fn refuse_ddl(
     idx: &mut Conn,
     order: &Order,
     m: &Moment,
-    target: &Target,
-    schema: &str,
-    table: &str,
+    (target, schema, table): (&Target, &str, &str),
+    archive: Option<&Archive>,
 ) -> Result<(), ReconstructError> {
     // A marker's `last_event_id` is the index's largest id when it was recorded, so with the
     // established era the last change before the cut is either era's.
@@ -1004,7 +1087,17 @@ async fn refuse_ddl(
         .exec_first(last_before, (m.stream_id, m.cut.id_floor()))
         .await
         .map_err(ReconstructError::Index)?;
-    let prev = prev.and_then(|r| r.0).unwrap_or(0);
+    let mut prev = prev.and_then(|r| r.0).unwrap_or(0);
+    if let (Some(a), 1..) = (archive, m.cut.id_floor()) {
+        let below = Scan {
+            stream: Some(m.stream_id),
+            max_event_id: Some(m.cut.id_floor() - 1),
+            ..Scan::default()
+        };
+        if let Some(r) = archived(a.last_match(&below))? {
+            prev = prev.max(r.event_id);
+        }
+    }
     let markers = match ddl::markers_since(idx, m.stream_id, schema, table, prev).await {
         Ok(markers) => markers,
         Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(()),
@@ -1153,8 +1246,8 @@ async fn changes_after(
     idx: &mut Conn,
     order: &Order,
     m: &Moment,
-    schema: &str,
-    table: &str,
+    (schema, table): (&str, &str),
+    archive: Option<&Archive>,
 ) -> Result<Vec<StoredChange>, ReconstructError> {
     if m.cut == Pos::END {
         return Ok(Vec::new());
@@ -1169,14 +1262,26 @@ async fn changes_after(
         .map_err(ReconstructError::Index)?;
     let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
-        let c = query::parse_row(row)?;
-        if order.is_plain() || order.pos(c.stream_id, c.event_id) >= m.cut {
-            changes.push(c);
-        }
+        changes.push(query::parse_row(row)?);
     }
-    if !order.is_plain() {
-        changes.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
+    if let Some(a) = archive {
+        let scan = Scan {
+            stream: Some(m.stream_id),
+            schema: Some(schema.to_string()),
+            table: Some(table.to_string()),
+            min_event_id: Some(m.cut.id_floor()),
+            ..Scan::default()
+        };
+        let rows = archived(a.read(&scan))?;
+        let found = rows
+            .into_iter()
+            .map(query::from_archive)
+            .collect::<Result<Vec<_>, _>>()?;
+        changes = query::merge(changes, found);
     }
+    changes.retain(|c| order.is_plain() || order.pos(c.stream_id, c.event_id) >= m.cut);
+    // The index's rows arrive in `event_id` order; the archive's are merged after them.
+    changes.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
     Ok(changes)
 }
 

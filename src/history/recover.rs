@@ -64,6 +64,7 @@ use super::recent::{self, Recent};
 use super::reversal::{self, ReversalError};
 use super::selection::Selection;
 use super::transactions;
+use crate::archive::read::Archive;
 use crate::change::ChangeKind;
 use crate::encoding::SqlType;
 use crate::index::adopt::ValueForm;
@@ -279,18 +280,21 @@ pub struct GapRefusal {
 
 /// Selects the changes and plans their reversal, refusing as described in the module docs.
 /// `source` is a connection to the source (or a server with the same tables) of `flavor`.
+/// With `archive`, its changes count as if they were in the index: for the selection and for
+/// every check of later changes and transactions.
 pub async fn plan(
     index: &mut Conn,
     source: &mut Conn,
     flavor: Flavor,
     sel: &Selection,
     opts: Options,
+    archive: Option<&Archive>,
 ) -> Result<Recovery, RecoverError> {
     let clock = std::time::Instant::now();
     let lap =
         |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "recover");
     let order = Order::load(index).await.map_err(RecoverError::Index)?;
-    let page = query::fetch_in(index, sel, &order).await?;
+    let page = query::fetch_in(index, sel, &order, archive).await?;
     lap("selected");
     if page.more {
         return Err(RecoverError::TooMany {
@@ -332,13 +336,18 @@ pub async fn plan(
         .map(|c| order.pos(c.stream_id, c.event_id).id_floor())
         .min()
         .unwrap_or(0);
-    let recent = recent::read(index, stream, first, recent::cap(changes.len()))
-        .await
-        .map_err(RecoverError::Index)?;
+    // What the index holds from the oldest selected change on is all there is only when the
+    // archive holds nothing from there on; else the checks look rows up in both.
+    let recent = match archive.is_some_and(|a| a.reaches(first)) {
+        true => None,
+        false => recent::read(index, stream, first, recent::cap(changes.len()))
+            .await
+            .map_err(RecoverError::Index)?,
+    };
     lap("recent changes read");
     let mut notes = era.notes();
     let later = match era.old {
-        0 => later_changes(index, &order, &changes, recent.as_ref()).await?,
+        0 => later_changes(index, &order, &changes, recent.as_ref(), archive).await?,
         _ => era_later_changes(index, &changes, &era.streams, &tables, &reading).await?,
     };
     if let Some((count, example)) = later {
@@ -360,7 +369,7 @@ pub async fn plan(
             continue;
         }
         let recent = recent.as_ref().filter(|_| *s == stream);
-        notes.extend(check_transactions(index, &mine, recent, opts).await?);
+        notes.extend(check_transactions(index, &mine, recent, opts, archive).await?);
     }
     lap("transactions");
     let policed = policed::load(index, &changes)
@@ -670,8 +679,9 @@ async fn later_changes(
     order: &Order,
     changes: &[StoredChange],
     recent: Option<&Recent>,
+    archive: Option<&Archive>,
 ) -> Result<Option<(usize, String)>, RecoverError> {
-    let (count, later) = follow::later_changes(index, order, changes, recent).await?;
+    let (count, later) = follow::later_changes(index, order, changes, recent, archive).await?;
     Ok(later.first().map(|c| {
         let example = format!(
             "#{} {} {} {}.{} {}",
@@ -693,10 +703,14 @@ async fn check_transactions(
     changes: &[StoredChange],
     recent: Option<&Recent>,
     opts: Options,
+    archive: Option<&Archive>,
 ) -> Result<Vec<String>, RecoverError> {
-    let partial = transactions::partial_transactions(index, changes, recent)
+    let partial = transactions::partial_transactions(index, changes, recent, archive)
         .await
-        .map_err(RecoverError::Index)?;
+        .map_err(|e| match e {
+            transactions::CountError::Index(e) => RecoverError::Index(e),
+            transactions::CountError::Archive(e) => RecoverError::Query(QueryError::Archive(e)),
+        })?;
     let Some(first) = partial.first() else {
         return Ok(Vec::new());
     };

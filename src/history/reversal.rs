@@ -353,6 +353,7 @@ mod tests {
     fn change(kind: ChangeKind, before: Option<Value>, after: Option<Value>) -> StoredChange {
         let obj = |v: Option<Value>| v.and_then(|v| v.as_object().cloned());
         StoredChange {
+            archived_policy: None,
             value_form: crate::index::adopt::ValueForm::Bintrail,
             event_id: 7,
             stream_id: 42,

@@ -27,6 +27,9 @@ pub struct Status {
     pub streams: Vec<StreamStatus>,
     /// Size of each index table.
     pub tables: Vec<TableSize>,
+    /// With `--archive`: the cold tier's extent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::archive::read::Extent>,
 }
 
 /// One stream's state.
@@ -173,6 +176,7 @@ pub async fn load(conn: &mut Conn, database: &str) -> Result<Status, StatusError
         now,
         streams,
         tables,
+        archive: None,
     })
 }
 

@@ -6,7 +6,8 @@
 //! from what was written since the oldest selected change when that was read ([`Recent`]: the
 //! transaction in progress there may also have changes before it, counted through `k_gtid`),
 //! else through `k_gtid`. Changes indexed without a GTID (a source without GTIDs) cannot be
-//! grouped into transactions here and are not checked.
+//! grouped into transactions here and are not checked. With an archive, its changes of those
+//! transactions count too, each once (one still in the index as well is counted there).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,8 @@ use mysql_async::Conn;
 
 use super::query::StoredChange;
 use super::recent::Recent;
+use crate::archive::read::{Archive, Scan};
+use crate::archive::ArchiveError;
 
 /// GTIDs per `IN (…)` list.
 const BATCH: usize = 500;
@@ -40,13 +43,25 @@ impl Partial {
     }
 }
 
-/// The transactions of `changes` (all of one stream) that have more changes in the index than
-/// in `changes`, in GTID order.
+/// Why the transactions could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum CountError {
+    /// The index refused a lookup.
+    #[error("reading the index: {0}")]
+    Index(#[from] mysql_async::Error),
+    /// The archive could not be read.
+    #[error("reading the archive: {0}")]
+    Archive(#[from] ArchiveError),
+}
+
+/// The transactions of `changes` (all of one stream) that have more changes in the index (and
+/// `archive`) than in `changes`, in GTID order.
 pub async fn partial_transactions(
     conn: &mut Conn,
     changes: &[StoredChange],
     recent: Option<&Recent>,
-) -> Result<Vec<Partial>, mysql_async::Error> {
+    archive: Option<&Archive>,
+) -> Result<Vec<Partial>, CountError> {
     let mut selected: BTreeMap<&str, u64> = BTreeMap::new();
     for c in changes {
         if let Some(g) = &c.gtid {
@@ -57,11 +72,11 @@ pub async fn partial_transactions(
     let oldest = changes.iter().min_by_key(|c| c.event_id);
     if let (Some(recent), Some(oldest)) = (recent, oldest) {
         if recent.from <= oldest.event_id {
-            return in_range(conn, &selected, stream, recent).await;
+            return in_range(conn, &selected, stream, recent, archive).await;
         }
     }
     let gtids: Vec<&str> = selected.keys().copied().collect();
-    let mut out = Vec::new();
+    let mut all: BTreeMap<String, u64> = BTreeMap::new();
     for chunk in gtids.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let mut params: Vec<mysql_async::Value> = vec![stream.into()];
@@ -75,9 +90,45 @@ pub async fn partial_transactions(
                 params,
             )
             .await?;
-        out.extend(partials(&selected, totals));
+        all.extend(totals);
     }
-    out.sort_by(|a, b| a.gtid.cmp(&b.gtid));
+    if let Some(archive) = archive {
+        for (g, n) in archived_counts(conn, archive, stream, &gtids, None).await? {
+            *all.entry(g).or_default() += n;
+        }
+    }
+    // A BTreeMap: already in GTID order.
+    Ok(partials(&selected, all).collect())
+}
+
+/// Per GTID of `gtids`, the archived changes of `stream` (below `below`) that the index does
+/// not hold as well.
+async fn archived_counts(
+    conn: &mut Conn,
+    archive: &Archive,
+    stream: u32,
+    gtids: &[&str],
+    below: Option<u64>,
+) -> Result<BTreeMap<String, u64>, CountError> {
+    let scan = Scan {
+        stream: Some(stream),
+        gtids: Some(gtids.iter().map(|g| g.to_string()).collect()),
+        max_event_id: below.map(|b| b.saturating_sub(1)),
+        ..Scan::default()
+    };
+    let rows = if below == Some(0) {
+        Vec::new()
+    } else {
+        archive.read(&scan)?
+    };
+    let ids: Vec<u64> = rows.iter().map(|r| r.event_id).collect();
+    let also = super::query::in_index(conn, stream, &ids).await?;
+    let mut out = BTreeMap::new();
+    for r in rows.into_iter().filter(|r| !also.contains(&r.event_id)) {
+        if let Some(g) = r.gtid {
+            *out.entry(g).or_default() += 1;
+        }
+    }
     Ok(out)
 }
 
@@ -104,7 +155,8 @@ async fn in_range(
     selected: &BTreeMap<&str, u64>,
     stream: u32,
     recent: &Recent,
-) -> Result<Vec<Partial>, mysql_async::Error> {
+    archive: Option<&Archive>,
+) -> Result<Vec<Partial>, CountError> {
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     let mine = || recent.changes.iter().filter(|c| c.stream == stream);
     for c in mine() {
@@ -117,6 +169,10 @@ async fn in_range(
             .exec_first(EARLIER_OF_TRANSACTION, (g, recent.from, stream))
             .await?;
         *totals.entry(g).or_default() += before.unwrap_or(0);
+        if let Some(archive) = archive {
+            let earlier = archived_counts(conn, archive, stream, &[g], Some(recent.from)).await?;
+            *totals.entry(g).or_default() += earlier.values().sum::<u64>();
+        }
     }
     // A BTreeMap: already in GTID order.
     Ok(partials(selected, totals).collect())

@@ -417,3 +417,334 @@ async fn archive_on(index_server: &'static TestServer) {
     assert_eq!(stream.stop().await, 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// An index created three days ago (three hourly partitions), a stream of `schema` on it
+/// (with `extra` flags), and [`workload`] indexed: (index, stream, now).
+async fn streamed_workload(schema: &str, extra: &[String]) -> (Index, Stream, i64) {
+    let index_server = TestServer::index();
+    let source = TestServer::shared(Flavor::Mysql);
+    let n = now();
+    let index = Index::uninitialised(index_server);
+    let mut conn = index_server.conn(None).await;
+    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    let id = server_id();
+    let mut flags = start_here(source, true).await.flags();
+    flags.extend(["--schemas".to_string(), schema.to_string()]);
+    flags.extend_from_slice(extra);
+    let stream = Stream::start(source, &index, id, &flags);
+    workload(source, schema, n).await;
+    index.wait_caught_up(source, id).await;
+    (index, stream, n)
+}
+
+/// `bintrail ARGS`, with `--archive DIR` appended when given: (success, stdout, stderr).
+fn run(args: &[&str], archive: Option<&Path>) -> (bool, String, String) {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if let Some(dir) = archive {
+        all.extend(["--archive".to_string(), dir.to_string_lossy().to_string()]);
+    }
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let out = bintrail(&refs);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// What a reading command answered: whether it succeeded and its output (stdout; for a
+/// refusal, the refusal), with the archive's `files read` line and recover's note on the
+/// stream's checkpoint (which moves while the stream runs) left out.
+fn answer(args: &[&str], archive: Option<&Path>) -> (bool, String) {
+    let (ok, out, err) = run(args, archive);
+    let out: String = out
+        .lines()
+        .filter(|l| !l.contains("up to its checkpoint of"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let err: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("bintrail: archive: files read"))
+        .collect();
+    if ok {
+        (ok, out)
+    } else {
+        (ok, err.join("\n"))
+    }
+}
+
+/// Reconstructed rows, as a sorted list (restored rows follow the live ones in no set order).
+fn sorted_lines(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// `query`, `recover` and `reconstruct` with `--archive DIR` answer after a rotation exactly
+/// what they answered before it, also while a partition is archived but not yet dropped (each
+/// change once); `status --archive` shows the archive; a one-key query reads one file of five;
+/// and the layout alone (no manifest) gives the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_changes_read_as_if_they_were_in_the_index() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let schema = unique("aread");
+    let (index, stream, n) = streamed_workload(&schema, &[]).await;
+    let before = query(&index, &schema);
+    assert_eq!(before.len(), 10, "{before:#?}");
+
+    let t1 = hour(n - 3 * D) + 60;
+    let t3 = hour(n - 2 * D) - 5 * H + 10;
+    let archived_update = before
+        .values()
+        .find(|c| c["event_timestamp"] == format_utc(t1 + 120))
+        .expect("the archived update");
+    let gtid = archived_update["gtid"].as_str().unwrap().to_string();
+    let (dsn, src) = (index.dsn(), source.dsn(None));
+    let table = format!("{schema}.t");
+    let (since, until) = (format_utc(t1 + 100), format_utc(t3 + 5));
+    let q = |extra: &[&str]| {
+        let mut a = vec!["query", "--index-dsn", &dsn, "--format", "json"];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let recover = |extra: &[&str]| {
+        let mut a = vec!["recover", "--index-dsn", &dsn, "--source-dsn", &src];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let reconstruct = |extra: &[&str]| {
+        let mut a = vec![
+            "reconstruct",
+            "--index-dsn",
+            &dsn,
+            "--source-dsn",
+            &src,
+            "--table",
+            &table,
+            "--format",
+            "json",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let (t1_after_update, t3_before) = (format_utc(t1 + 125), format_utc(t3 - 1));
+    let commands: Vec<Vec<String>> = vec![
+        q(&["--schema", &schema, "--limit", "1000"]),
+        q(&["--table", &table]),
+        q(&["--table", &table, "--pk", "1"]),
+        q(&["--schema", &schema, "--since", &since, "--until", &until]),
+        q(&["--schema", &schema, "--event-type", "update"]),
+        q(&["--gtid", &gtid]),
+        q(&["--schema", &schema, "--limit", "3"]),
+        q(&["--table", &table, "--changed-column", "v"]),
+        recover(&[
+            "--table",
+            &table,
+            "--pk",
+            "1",
+            "--allow-partial-transactions",
+        ]),
+        recover(&["--table", &table, "--pk", "1"]),
+        recover(&[
+            "--table",
+            &table,
+            "--pk",
+            "1",
+            "--until",
+            &until,
+            "--allow-partial-transactions",
+        ]),
+        recover(&["--table", &table, "--since", &t3_before]),
+        reconstruct(&["--as-of", &t1_after_update]),
+        reconstruct(&["--as-of-gtid", &gtid]),
+        reconstruct(&["--as-of", &t3_before, "--pk", "4"]),
+    ];
+    let ask = |archive: Option<&Path>| -> Vec<(bool, String)> {
+        commands
+            .iter()
+            .map(|c| {
+                let args: Vec<&str> = c.iter().map(String::as_str).collect();
+                let (ok, out) = answer(&args, archive);
+                match args[0] {
+                    "reconstruct" => (ok, sorted_lines(&out)),
+                    _ => (ok, out),
+                }
+            })
+            .collect()
+    };
+    let expected = ask(None);
+    // Each answer says something: the reconstructions and most queries and recoveries succeed.
+    assert!(
+        expected.iter().filter(|(ok, _)| *ok).count() >= 12,
+        "{expected:#?}"
+    );
+    assert!(
+        expected[9].1.contains("partial"),
+        "the refusal for half a transaction: {}",
+        expected[9].1
+    );
+    let dir = temp_dir("aread");
+
+    // A partition archived and recorded but not dropped: its changes are in both places.
+    let crashed = rotate(&index, &dir, Some("archive-recorded"), &[]);
+    assert!(!crashed.status.success(), "{}", text(&crashed));
+    assert!(!manifest(&index).await.is_empty());
+    let both = ask(Some(&dir));
+    for (i, (want, got)) in expected.iter().zip(&both).enumerate() {
+        assert_eq!(want, got, "partly archived, not dropped: {:?}", commands[i]);
+    }
+
+    let done = rotate(&index, &dir, None, &[]);
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(
+        query(&index, &schema).len(),
+        2,
+        "8 changes moved to the archive"
+    );
+    let without = ask(None);
+    assert_ne!(
+        without, expected,
+        "without --archive the archived changes are not seen"
+    );
+    let with = ask(Some(&dir));
+    for (i, (want, got)) in expected.iter().zip(&with).enumerate() {
+        assert_eq!(want, got, "after rotation: {:?}", commands[i]);
+    }
+
+    // A one-key read opens the footers of the table's files and reads only the file with it.
+    let key = [
+        "query",
+        "--index-dsn",
+        &dsn,
+        "--table",
+        &table,
+        "--pk",
+        "3",
+        "--format",
+        "json",
+    ];
+    let (ok, out, err) = run(&key, Some(&dir));
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        err.contains("files read: 1 of 5 (3 footer(s) opened"),
+        "{err}"
+    );
+
+    // status shows the archive's extent, per table too.
+    let (ok, out, err) = run(
+        &["status", "--index-dsn", &dsn, "--format", "json"],
+        Some(&dir),
+    );
+    assert!(ok, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let a = &status["archive"];
+    assert_eq!(
+        (a["files"].as_u64(), a["rows"].as_u64()),
+        (Some(5), Some(8)),
+        "{a:#}"
+    );
+    assert_eq!(a["source"], "manifest");
+    let on_disk: u64 = parquet_files(&dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(a["bytes"].as_u64(), Some(on_disk));
+    assert_eq!(a["first_time"].as_i64(), Some(t1));
+    assert_eq!(a["last_time"].as_i64(), Some(t3 + 1));
+    let tables: Vec<(String, u64)> = a["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tables, vec![(AWKWARD.to_string(), 2), ("t".to_string(), 6)]);
+    let (ok, out, _) = run(&["status", "--index-dsn", &dsn], Some(&dir));
+    assert!(
+        ok && out.contains("5 file(s)") && out.contains("8 change(s)"),
+        "{out}"
+    );
+
+    // The layout alone: with the manifest gone, the directory's paths are the file list.
+    let mut conn = index.conn().await;
+    conn.query_drop("DELETE FROM archive_files").await.unwrap();
+    conn.disconnect().await.ok();
+    let layout = ask(Some(&dir));
+    for (i, (want, got)) in expected.iter().zip(&layout).enumerate() {
+        assert_eq!(want, got, "from the layout alone: {:?}", commands[i]);
+    }
+    let (_, out, _) = run(
+        &["status", "--index-dsn", &dsn, "--format", "json"],
+        Some(&dir),
+    );
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["archive"]["source"], "layout");
+    assert_eq!(status["archive"]["files"].as_u64(), Some(5));
+
+    assert_eq!(stream.stop().await, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An archived change keeps the capture policy it was indexed under: `recover` leaves an
+/// excluded column alone and `reconstruct` refuses as before the rotation (the policy is found
+/// through the file's `policy_version`, the change's row being gone from `binlog_events`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_changes_keep_their_capture_policy() {
+    let source = TestServer::shared(Flavor::Mysql);
+    let schema = unique("apol");
+    let exclude = vec!["--exclude-columns".to_string(), format!("{schema}.t.d")];
+    let (index, stream, n) = streamed_workload(&schema, &exclude).await;
+    let (dsn, src) = (index.dsn(), source.dsn(None));
+    let table = format!("{schema}.t");
+    let at = format_utc(hour(n - 3 * D) + 60 + 125);
+    let recover = [
+        "recover",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &src,
+        "--table",
+        &table,
+        "--pk",
+        "1",
+        "--allow-partial-transactions",
+    ];
+    let reconstruct = [
+        "reconstruct",
+        "--index-dsn",
+        &dsn,
+        "--source-dsn",
+        &src,
+        "--table",
+        &table,
+        "--as-of",
+        &at,
+    ];
+    let (recovered, refused) = (answer(&recover, None), answer(&reconstruct, None));
+    assert!(recovered.0, "{}", recovered.1);
+    assert!(
+        recovered.1.contains("leave d (excluded)"),
+        "{}",
+        recovered.1
+    );
+    assert!(
+        !refused.0 && refused.1.contains("privacy policy"),
+        "{}",
+        refused.1
+    );
+    let dir = temp_dir("apol");
+    let done = rotate(&index, &dir, None, &[]);
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(answer(&recover, Some(&dir)), recovered);
+    assert_eq!(answer(&reconstruct, Some(&dir)), refused);
+    assert_eq!(stream.stop().await, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
