@@ -254,6 +254,40 @@ async fn s3_archive_holds_exactly_the_changes_survives_a_crash_and_verify_names_
     let listed: Vec<String> = objects.iter().map(|o| o.path.clone()).collect();
     assert_eq!(listed, paths);
 
+    // bintrail reads the S3 archive as if it were in the index: the same answer as before.
+    let dsn = index.dsn();
+    let read = run(
+        &[
+            "query",
+            "--index-dsn",
+            &dsn,
+            "--schema",
+            &schema,
+            "--limit",
+            "100000",
+            "--format",
+            "json",
+            "--archive",
+            LOCATION,
+        ],
+        &env,
+        None,
+    );
+    assert!(read.status.success(), "{}", text(&read));
+    let seen: BTreeMap<u64, Value> = String::from_utf8_lossy(&read.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["event_id"].as_u64().unwrap(), v)
+        })
+        .collect();
+    assert_eq!(seen, before, "query --archive s3://…");
+    assert!(
+        String::from_utf8_lossy(&read.stderr).contains("bintrail: archive: files read: "),
+        "{}",
+        text(&read)
+    );
+
     // Read back whole (decoded by the parquet crate), by range, and by size.
     let mirror = temp_dir("s3-mirror");
     for o in &objects {
