@@ -310,9 +310,9 @@ async fn limit(m: HashMap<String, String>) -> Res<J> {
         if load {
             use futures_util::StreamExt;
             // Vec<u8> into the driver's Bytes by inference (no direct dependency on `bytes`).
-            c.set_infile_handler(async move {
-                Ok(futures_util::stream::iter([Ok(s.into())]).boxed())
-            });
+            c.set_infile_handler(
+                async move { Ok(futures_util::stream::iter([Ok(s.into())]).boxed()) },
+            );
             c.query_drop(&load_sql).await?;
         } else {
             c.query_drop(String::from_utf8(s)?).await?;
@@ -748,7 +748,10 @@ fn report(m: HashMap<String, String>) -> Res<J> {
             "e2e_vs_established_load",
             per(e2e_rate, f(&est_load["rows_per_s"])),
         ),
-        ("e2e_vs_limit_load", per(e2e_rate, f(&lim_load["rows_per_s"]))),
+        (
+            "e2e_vs_limit_load",
+            per(e2e_rate, f(&lim_load["rows_per_s"])),
+        ),
         ("nouk_rows_per_s", f(&nouk["rows_per_s"])),
         ("nouk_load_rows_per_s", f(&nouk_load["rows_per_s"])),
         ("huge_changes_per_s", huge_rate),
@@ -815,7 +818,9 @@ fn check(n: f64, out: &J) -> Res<()> {
     let mut wrong = vec![];
     for (row, v) in out["table"].as_array().into_iter().flatten().enumerate() {
         let skipped = out["meta"]["index_local_infile"] == json!("off")
-            && v["figure"].as_str().is_some_and(|f| f.contains("LOAD DATA"));
+            && v["figure"]
+                .as_str()
+                .is_some_and(|f| f.contains("LOAD DATA"));
         if !skipped && v["bintrail"].as_str().is_some_and(|b| b.contains("n/a")) {
             wrong.push(format!("row {row} ({}) was not measured", v["figure"]));
         }
@@ -835,7 +840,10 @@ fn check(n: f64, out: &J) -> Res<()> {
         }
     }
     if f(&raw["huge"]["rows"]) != Some(n) {
-        wrong.push(format!("huge.rows is {}, expected {n}", raw["huge"]["rows"]));
+        wrong.push(format!(
+            "huge.rows is {}, expected {n}",
+            raw["huge"]["rows"]
+        ));
     }
     for what in ["e2e", "bigtxn", "huge"] {
         if raw[what]["exit_code"] != json!(0) {
@@ -895,7 +903,10 @@ fn summary(m: HashMap<String, String>) -> Res<J> {
     );
     let mut out = serde_json::Map::new();
     for k in keys {
-        let mut v: Vec<f64> = runs.iter().filter_map(|r| r["values"][&k].as_f64()).collect();
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r["values"][&k].as_f64())
+            .collect();
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let (lo, mid, hi) = match v.len() {
             0 => (None, None, None),

@@ -781,7 +781,7 @@ fn push_load_row(out: &mut Vec<u8>, server_id: u32, c: &Change) {
     push_load_opt(out, c.row_before.as_deref());
     out.push(b'\t');
     push_load_opt(out, c.row_after.as_deref());
-    let _ = write!(out, "\t{}\t{}\n", c.schema_version, c.policy_version);
+    let _ = writeln!(out, "\t{}\t{}", c.schema_version, c.policy_version);
 }
 
 fn push_load_opt(out: &mut Vec<u8>, value: Option<&str>) {
