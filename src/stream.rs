@@ -469,9 +469,10 @@ async fn write_loop(
             },
             // The channel is empty and the reader waits on the socket: nothing more is coming
             // right now, so waiting for a fuller batch only adds lag. Filtered-only progress
-            // (no changes) is left to the timer, which records it without a commit per event.
+            // (no changes) is left to the timer, which records it without a commit per event;
+            // so is a batch that ends inside a transaction.
             () = idle.woken() => {
-                if idle.is_waiting() && batch.has_changes() {
+                if idle.is_waiting() && batch.has_changes() && batch.ends_a_transaction() {
                     batch.flush(&mut writer, telemetry).await?;
                 }
             }
@@ -506,6 +507,13 @@ impl Batch {
     /// Whether anything besides the checkpoint is pending: changes, XA parts or DDL markers.
     pub(crate) fn has_changes(&self) -> bool {
         !self.rows.is_empty() || !self.xa.is_empty() || !self.ddl.is_empty()
+    }
+
+    /// Whether the pending checkpoint is a transaction boundary (no rows of an open transaction
+    /// done): inside a huge transaction the socket running dry is the source's pace, not the
+    /// end of traffic, so the batch keeps filling (the timer still bounds its wait).
+    fn ends_a_transaction(&self) -> bool {
+        self.checkpoint.as_ref().is_some_and(|c| c.rows_done == 0)
     }
 
     /// Adds a chunk and makes its checkpoint the one the next flush writes.
