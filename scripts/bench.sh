@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench.sh [--size N] [--duration S] [--rate R] [--server-args 'ARGS'] [--keep]
+#                         [--index-log-bin on|off] [--index-local-infile on|off] [--runs N]
 #                         [--profile release|dev] [--out DIR] [--check]
 #
 # The end-to-end benchmark of bintrail (see bench/README.md). In one run, on a throwaway
 # MySQL 9.7 source and a throwaway MySQL 9.7 index (scripts/server.sh, the tests' settings; the
-# index with --skip-log-bin as in the tests):
+# index with --skip-log-bin as in the tests, unless --index-log-bin on gives it the binlog a
+# production index server has, with sync_binlog=1; and with --local-infile=ON, so that bintrail
+# writes by LOAD DATA LOCAL INFILE, unless --index-local-infile off leaves MySQL's default OFF):
 #   1. builds a backlog of N row changes on the source (default 1,000,000; multiple of 10,000):
 #      bench.orders, 50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction;
 #   2. times `bintrail stream` (release build) from spawn until stream_state covers the
@@ -12,6 +15,10 @@
 #   3. the index-side limit: the same change rows, read back from the index, INSERTed with
 #      1,000-row statements (one transaction each) into a copy of binlog_events and into the
 #      established shape; index bytes per change of both;
+#   3b. the physical-limit probe beyond that: the same rows by LOAD DATA LOCAL INFILE (1,000 rows per
+#      transaction) into the copy of binlog_events and into the established shape, and (INSERT and
+#      LOAD) into the copy without uk_change, event_id given (what a primary key that is itself the
+#      dedup key would cost); skipped with --index-local-infile off, but for the INSERT one;
 #   4. read+decode only: `bintrail stream --dry-run` over the backlog, and the peers
 #      mysqlbinlog -v and python-mysql-replication on the same binlog files;
 #   4b. from files: `bintrail index --files` over the backlog's binlog files in the source's data
@@ -21,6 +28,9 @@
 #      archived by `bintrail rotate --retain 47h --archive DIR` (write rate against reading the
 #      same rows from the index with the mysql client; Parquet bytes per change against the
 #      backlog's binlog bytes and the index's on-disk bytes), then `bintrail archive verify`;
+#   4d. the huge-transaction variant: the same mix on another table, its updates and deletes as
+#      ONE UPDATE of 30% and ONE DELETE of 20% of N rows (60k/40k at N = 200,000), streamed into a
+#      fresh index database; reported against step 2's figure;
 #   5. peak RSS while streaming ONE transaction of N rows;
 #   6. live lag: R rows/s (default 5,000) for S seconds (default 60) while the stream runs;
 #   7. time travel: `bintrail reconstruct` of bench.big (the N rows of step 5) as of right after
@@ -34,6 +44,8 @@
 # --profile dev uses the debug builds that `cargo test` made (the test suite's small run);
 # --out DIR writes the JSON there instead of bench/results/; --check fails the run unless every
 # figure was measured and every reader saw exactly the N changes (the small run in scripts/test.sh).
+# --runs N repeats the whole run N times (fresh servers each time) and then reports every figure's
+# min/median/max (bench/results/<UTC date-time>-runs.json, beside each run's own JSON).
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -42,7 +54,15 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
 fi
 
 size=1000000 duration=60 rate=5000 keep=false server_args= profile=release results=bench/results check=
+index_log_bin=off index_local_infile=on runs=1 pass=()
 while (($#)); do
+    case $1 in
+        --runs) runs=$2; shift 2; continue ;;
+        --out) results=$2; shift 2; continue ;;
+    esac
+    # Every other flag is passed on unchanged to each run of --runs.
+    pass+=("$1")
+    [[ $1 == --keep || $1 == --check ]] || pass+=("${2-}")
     case $1 in
         --size) size=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
@@ -50,14 +70,20 @@ while (($#)); do
         --server-args) server_args=$2; shift 2 ;;
         --keep) keep=true; shift ;;
         --profile) profile=$2; shift 2 ;;
-        --out) results=$2; shift 2 ;;
         --check) check=--check; shift ;;
+        --index-log-bin) index_log_bin=$2; shift 2 ;;
+        --index-local-infile) index_local_infile=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ $size =~ ^[0-9]+$ ]] && ((size >= 10000 && size % 10000 == 0)) ||
     { echo "bench.sh: --size must be a positive multiple of 10000" >&2; exit 2; }
+[[ $index_log_bin == on || $index_log_bin == off ]] ||
+    { echo "bench.sh: --index-log-bin must be on or off" >&2; exit 2; }
+[[ $index_local_infile == on || $index_local_infile == off ]] ||
+    { echo "bench.sh: --index-local-infile must be on or off" >&2; exit 2; }
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --runs must be a positive number" >&2; exit 2; }
 
 log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now_ns() { date +%s%N; }
@@ -67,6 +93,21 @@ case $profile in
     dev) build=() dir=${CARGO_TARGET_DIR:-$PWD/target}/debug ;;
     *) echo "bench.sh: --profile must be release or dev" >&2; exit 2 ;;
 esac
+if ((runs > 1)); then
+    # Each run is a whole run of this script (fresh servers, its own JSON); then the summary.
+    runs_dir=$(mktemp -d /tmp/bintrail-bench-runs.XXXXXX)
+    for ((r = 1; r <= runs; r++)); do
+        printf '== run %d of %d\n' "$r" "$runs" >&2
+        "$0" "${pass[@]}" --out "$runs_dir/$r"
+    done
+    mkdir -p "$results"
+    stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+    cp "$runs_dir"/*/*.json "$results/"
+    "$dir/examples/bench" summary --out "$results/$stamp-runs.json" "$runs_dir"/*/*.json
+    rm -rf "$runs_dir"
+    printf '== wrote %s\n' "$results/$stamp-runs.json" >&2
+    exit 0
+fi
 log "provision + build (bintrail and the bench helper, $profile profile)"
 scripts/provision.sh </dev/null >/dev/null
 cargo build "${build[@]}" --locked --quiet --bin bintrail --example bench
@@ -95,7 +136,10 @@ if $keep; then log "work dir $work (kept)"; else trap cleanup EXIT; fi
 log "start source and index (scripts/server.sh, MySQL $BINTRAIL_MYSQL_VERSION)"
 read -r -a extra_args <<<"$server_args"
 source_port=$(scripts/server.sh start mysql "$work/source" "${extra_args[@]}" | sed -n 's/^port=//p')
-index_port=$(scripts/server.sh start mysql "$work/index" --skip-log-bin "${extra_args[@]}" | sed -n 's/^port=//p')
+index_bin_args=(--skip-log-bin)
+[[ $index_log_bin == on ]] && index_bin_args=()
+index_bin_args+=("--local-infile=${index_local_infile^^}")
+index_port=$(scripts/server.sh start mysql "$work/index" "${index_bin_args[@]}" "${extra_args[@]}" | sed -n 's/^port=//p')
 source_dsn="mysql://root@127.0.0.1:$source_port/"
 index_dsn="mysql://root@127.0.0.1:$index_port/bintrail_bench"
 src() { scripts/server.sh client "$work/source" "$@"; }
@@ -105,7 +149,7 @@ idx() { scripts/server.sh client "$work/index" bintrail_bench "$@"; }
 src -e "CREATE DATABASE bench; CREATE TABLE bench.orders (
           id BIGINT NOT NULL PRIMARY KEY, customer_id INT NOT NULL, status VARCHAR(20) NOT NULL,
           amount DECIMAL(12,2) NOT NULL, placed_at DATETIME(6) NOT NULL, note VARCHAR(200) NULL);
-        CREATE TABLE bench.big LIKE bench.orders;
+        CREATE TABLE bench.big LIKE bench.orders; CREATE TABLE bench.orders_huge LIKE bench.orders;
         FLUSH BINARY LOGS;"
 start_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
 start_file=$(src -N -e 'SHOW BINARY LOG STATUS' | cut -f1)
@@ -177,7 +221,23 @@ cols=$(idx -N -e "SELECT GROUP_CONCAT(column_name ORDER BY ordinal_position) FRO
 "$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_limit_events --columns "$cols" \
     >"$out/limit.json"
 cat "$out/limit.json" >&2
+load_limit() { # <to table> <columns> <out name>: the LOAD DATA variant, when the index allows it
+    if [[ $index_local_infile == on ]]; then
+        idx -e "TRUNCATE TABLE $1"
+        "$bench" limit --index-dsn "$index_dsn" --from binlog_events --to "$1" --columns "$2" --load-data 1 \
+            >"$out/$3.json"
+        cat "$out/$3.json" >&2
+    fi
+}
+load_limit bench_limit_events "$cols" limit_load
 idx -e 'DROP TABLE bench_limit_events'
+log "potential: the copy without uk_change, event_id given (the primary key as the dedup key)"
+sed -e '1s/`bench_limit_events`/`bench_nouk_events`/' -e '/UNIQUE KEY `uk_change`/d' "$work/limit.sql" | idx
+"$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_nouk_events --columns "event_id,$cols" \
+    >"$out/nouk.json"
+cat "$out/nouk.json" >&2
+load_limit bench_nouk_events "event_id,$cols" nouk_load
+idx -e 'DROP TABLE bench_nouk_events'
 
 log "established shape: 4 secondary indexes, stored SHA2 pk_hash, 3 JSON columns"
 idx -e "CREATE TABLE bench_established_events (
@@ -207,6 +267,7 @@ est_cols=$(sed -e 's/\bstream_id,//' -e 's/,row_in_event\b//' -e 's/,policy_vers
 "$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_established_events \
     --columns "$est_cols" >"$out/established.json"
 cat "$out/established.json" >&2
+load_limit bench_established_events "$est_cols" established_load
 idx -e 'DROP TABLE bench_established_events'
 
 log "peer: mysqlbinlog -v --read-from-remote-server ${backlog_files[*]}"
@@ -278,6 +339,38 @@ idx -e 'DROP DATABASE bintrail_arch'
 log "peer: python-mysql-replication"
 "$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
 cat "$out/pyrepl.json" >&2
+
+log "huge transactions: the same mix with ONE $((size * 3 / 10))-row UPDATE and ONE $((size / 5))-row DELETE"
+# The inserts as in the backlog (1,000-row transactions), then one UPDATE of the rows the
+# backlog's updates touch and one DELETE of the rows its deletes remove: the same changes.
+gen_huge() {
+    local c t lo
+    echo "SET SESSION cte_max_recursion_depth = 1001;"
+    for ((c = 0; c < size / 10000; c++)); do
+        for ((t = 0; t < 5; t++)); do
+            lo=$((c * 5000 + t * 1000))
+            echo "INSERT INTO bench.orders_huge WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1000)
+  SELECT $lo + n, ($lo + n) % 100003, ELT(1 + n % 3, 'new', 'pending', 'backorder'), (($lo + n) % 100000) / 100,
+         TIMESTAMP('2026-11-25 12:00:00') + INTERVAL ($lo + n) * 1001 MICROSECOND,
+         CONCAT('order ', $lo + n, ': ', REPEAT(SUBSTRING(SHA2($lo + n, 256), 1, 16), 1 + n % 8)) FROM s;"
+        done
+    done
+    echo "UPDATE bench.orders_huge SET status = 'paid', amount = amount + 1.25, placed_at = placed_at + INTERVAL 1 SECOND,
+  note = CONCAT(note, ' +paid') WHERE (id - 1) % 5000 < 3000;"
+    echo "DELETE FROM bench.orders_huge WHERE (id - 1) % 5000 >= 3000;"
+}
+huge_start=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+gen_huge | src bench
+huge_target=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+huge_dsn="mysql://root@127.0.0.1:$index_port/bintrail_huge"
+"$bintrail" init --index-dsn "$huge_dsn" >/dev/null 2>>"$work/init.log"
+"$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$huge_dsn" \
+    --server-id 4246 --start-gtid "$huge_start" --target-gtid "$huge_target" --expect-rows "$size" \
+    --log "$work/stream-huge.log" >"$work/huge.json"
+huge_rows=$(scripts/server.sh client "$work/index" bintrail_huge -N -e 'SELECT COUNT(*) FROM binlog_events')
+sed "s/}\$/, \"rows\": ${huge_rows:-0}}/" "$work/huge.json" >"$out/huge.json"
+cat "$out/huge.json" >&2
+idx -e 'DROP DATABASE bintrail_huge'
 
 log "memory: one transaction of $size rows (INSERT ... SELECT into bench.big)"
 src bench -e "SET SESSION cte_max_recursion_depth = $((size + 1));
@@ -352,7 +445,7 @@ cat >"$out/meta.json" <<EOF
  "backlog_build_s": $backlog_s, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
  "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src vendor Cargo.toml 2>/dev/null || echo -dirty)",
  "profile": "$profile", "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
- "servers": "scripts/server.sh defaults (index: --skip-log-bin) + [$server_args]",
+ "servers": "scripts/server.sh defaults (index: ${index_bin_args[*]:-with its binlog}) + [$server_args]", "index_log_bin": "$index_log_bin", "index_local_infile": "$index_local_infile",
  "source_settings": "$source_settings", "index_settings": "$index_settings",
  "bintrail_flags": "stream --checkpoint-interval 1 --ssl-mode disabled --log-format text (batch-size default 1000)"}
 EOF

@@ -6,8 +6,9 @@
 //! - Shutdown is cooperative: cancelling stops the reader; the writer drains what the channel
 //!   holds, commits it with its checkpoint, and returns. A failing reader also lets the writer
 //!   commit everything received before the failure.
-//! - A batch closes on `batch_size` rows or on the `checkpoint_interval` timer, whichever comes
-//!   first; the timer also records progress when every event was filtered out.
+//! - A batch closes on `batch_size` rows, on the `checkpoint_interval` timer, or when the reader
+//!   has nothing more to give right now (channel empty, socket empty: see `source::idle`),
+//!   whichever comes first; the timer also records progress when every event was filtered out.
 //! - A start point that did not come from a checkpoint (start flags, `--reset`, the source's
 //!   current end) is made durable before the first event is read, so a crash before the first
 //!   flush cannot move the stream past changes it never indexed.
@@ -33,6 +34,7 @@ use crate::connect::connect;
 use crate::index::writer::{DdlAt, Writer, WriterError};
 use crate::index::{ddl, state};
 use crate::position::{Checkpoint, ResumePoint};
+use crate::source::idle::Idle;
 use crate::source::txn::Chunk;
 use crate::source::{self, SourceError, SourceInfo};
 use crate::sql::SESSION_SETUP;
@@ -287,10 +289,11 @@ async fn run_once(
     let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
     let reader_cancel = cancel.child_token();
     let reader = source::Reader::new(config, &info, stream, lookup, &from, telemetry.clone());
+    let idle = reader.idle.clone();
     // The reader's log lines carry the caller's span (its SERVER_ID field).
     let events_at_start = telemetry.events_received.load(Ordering::Relaxed);
     let reader = tokio::spawn(source::read(reader, tx, reader_cancel.clone()).in_current_span());
-    let written = write_loop(writer, rx, config, telemetry, &from).await;
+    let written = write_loop(writer, rx, config, telemetry, &from, &idle).await;
     if written.is_err() {
         reader_cancel.cancel();
     }
@@ -414,13 +417,16 @@ async fn resolve_start(
     Ok((from, false))
 }
 
-/// Accumulates chunks and flushes them with their checkpoint on size or time.
+/// Accumulates chunks and flushes them with their checkpoint on size, on time, or as soon as
+/// the reader has nothing more to give (so light traffic is indexed within milliseconds, while
+/// under a backlog the channel is never empty and batches still fill to `batch_size`).
 async fn write_loop(
     mut writer: Writer,
     mut rx: mpsc::Receiver<Chunk>,
     config: &StreamConfig,
     telemetry: &Telemetry,
     from: &Checkpoint,
+    idle: &Idle,
 ) -> Result<(), StreamError> {
     let mut batch = Batch {
         rows: Vec::with_capacity(config.batch_size.min(10_000)),
@@ -432,6 +438,22 @@ async fn write_loop(
     tick.tick().await;
     loop {
         tokio::select! {
+            // The timer first, so that a channel that is never empty cannot starve it; then the
+            // channel, so that the idle branch only runs when the channel is empty.
+            biased;
+            _ = tick.tick() => {
+                if !batch.flush(&mut writer, telemetry).await? {
+                    // Idle: rewrite the same checkpoint, so its age in stream_state shows a live
+                    // stream and a hung index server is noticed even without traffic.
+                    batch.touch(&mut writer, telemetry).await?;
+                } else {
+                    tracing::info!(
+                        checkpoint = %telemetry.checkpoint(),
+                        rows_indexed = telemetry.rows_indexed.load(std::sync::atomic::Ordering::Relaxed),
+                        "checkpoint"
+                    );
+                }
+            }
             chunk = rx.recv() => match chunk {
                 Some(chunk) => {
                     batch.add(chunk);
@@ -445,17 +467,13 @@ async fn write_loop(
                     return Ok(());
                 }
             },
-            _ = tick.tick() => {
-                if !batch.flush(&mut writer, telemetry).await? {
-                    // Idle: rewrite the same checkpoint, so its age in stream_state shows a live
-                    // stream and a hung index server is noticed even without traffic.
-                    batch.touch(&mut writer, telemetry).await?;
-                } else {
-                    tracing::info!(
-                        checkpoint = %telemetry.checkpoint(),
-                        rows_indexed = telemetry.rows_indexed.load(std::sync::atomic::Ordering::Relaxed),
-                        "checkpoint"
-                    );
+            // The channel is empty and the reader waits on the socket: nothing more is coming
+            // right now, so waiting for a fuller batch only adds lag. Filtered-only progress
+            // (no changes) is left to the timer, which records it without a commit per event;
+            // so is a batch that ends inside a transaction.
+            () = idle.woken() => {
+                if idle.is_waiting() && batch.has_changes() && batch.ends_a_transaction() {
+                    batch.flush(&mut writer, telemetry).await?;
                 }
             }
         }
@@ -484,6 +502,18 @@ impl Batch {
     /// Changes pending.
     pub(crate) fn len(&self) -> usize {
         self.rows.len() + self.xa.iter().map(|(_, _, c)| c.len()).sum::<usize>()
+    }
+
+    /// Whether anything besides the checkpoint is pending: changes, XA parts or DDL markers.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.rows.is_empty() || !self.xa.is_empty() || !self.ddl.is_empty()
+    }
+
+    /// Whether the pending checkpoint is a transaction boundary (no rows of an open transaction
+    /// done): inside a huge transaction the socket running dry is the source's pace, not the
+    /// end of traffic, so the batch keeps filling (the timer still bounds its wait).
+    fn ends_a_transaction(&self) -> bool {
+        self.checkpoint.as_ref().is_some_and(|c| c.rows_done == 0)
     }
 
     /// Adds a chunk and makes its checkpoint the one the next flush writes.

@@ -4,15 +4,18 @@
 //!   bench stream-until --bintrail BIN --source-dsn DSN --index-dsn DSN --server-id ID
 //!                      --target-gtid SET [--start-gtid SET] [--log FILE] [--timeout S]
 //!       runs `bintrail stream` from spawn until stream_state covers SET; wall time, CPU, VmHWM.
-//!   bench limit --index-dsn DSN --from TABLE --to TABLE --columns a,b,c
-//!       copies TABLE's rows (as read back) into another table with 1,000-row INSERTs, one
-//!       transaction each, all SQL built before the clock starts; rows/s.
+//!   bench limit --index-dsn DSN --from TABLE --to TABLE --columns a,b,c [--load-data 1]
+//!       copies TABLE's rows (as read back) into another table with 1,000-row INSERTs (or LOAD
+//!       DATA LOCAL INFILE of 1,000 rows), one transaction each, all SQL built before the clock
+//!       starts; rows/s.
 //!   bench lag --bintrail BIN --source-dsn DSN --index-dsn DSN --server-id ID --rate R --duration S
 //!       steady source writes while the stream runs; lag percentiles (see README).
 //!   bench init-at --index-dsn DSN --days-ago D
 //!       a fresh index database whose hourly partitions begin D days ago (the archive stage).
 //!   bench report --dir DIR --out FILE
 //!       reads DIR/*.json pieces, prints the markdown table, writes FILE.
+//!   bench summary --out FILE RUN.json...
+//!       min/median/max of every figure over several reports (`bench.sh --runs N`).
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -31,7 +34,14 @@ fn args() -> (String, HashMap<String, String>) {
     let mut it = std::env::args().skip(1);
     let cmd = it.next().unwrap_or_default();
     let mut m = HashMap::new();
+    let mut files = 0;
     while let Some(k) = it.next() {
+        if !k.starts_with("--") {
+            // A positional argument (summary's report files): keyed by its place.
+            m.insert(format!("#{files}"), k);
+            files += 1;
+            continue;
+        }
         let k = k.trim_start_matches("--").to_string();
         let v = it.next().unwrap_or_default();
         m.insert(k, v);
@@ -240,25 +250,56 @@ async fn limit(m: HashMap<String, String>) -> Res<J> {
     let rows: Vec<Row> = c
         .query(format!("SELECT {cols} FROM {from} ORDER BY event_id"))
         .await?;
+    let load = m.contains_key("load-data");
     let head = format!("INSERT INTO {to} ({cols}) VALUES ");
+    let load_sql = format!(
+        "LOAD DATA LOCAL INFILE 'bench' INTO TABLE {to} CHARACTER SET utf8mb4 \
+         FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' ({cols})"
+    );
     let mut stmts = Vec::new();
     let mut bytes = 0usize;
     for chunk in rows.chunks(batch) {
-        let mut s = String::with_capacity(head.len() + chunk.len() * 700);
-        s.push_str(&head);
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push('(');
-            for j in 0..r.len() {
-                if j > 0 {
-                    s.push(',');
+        let mut s = Vec::with_capacity(head.len() + chunk.len() * 700);
+        if load {
+            for r in chunk {
+                for j in 0..r.len() {
+                    if j > 0 {
+                        s.push(b'\t');
+                    }
+                    match &r[j] {
+                        Value::NULL => s.extend_from_slice(b"\\N"),
+                        Value::Bytes(b) => {
+                            for &c in b {
+                                match c {
+                                    b'\\' => s.extend_from_slice(b"\\\\"),
+                                    b'\t' => s.extend_from_slice(b"\\t"),
+                                    b'\n' => s.extend_from_slice(b"\\n"),
+                                    0 => s.extend_from_slice(b"\\0"),
+                                    c => s.push(c),
+                                }
+                            }
+                        }
+                        v => s.extend_from_slice(v.as_sql(true).as_bytes()),
+                    }
                 }
-                let v: &Value = &r[j];
-                s.push_str(&v.as_sql(false));
+                s.push(b'\n');
             }
-            s.push(')');
+        } else {
+            s.extend_from_slice(head.as_bytes());
+            for (i, r) in chunk.iter().enumerate() {
+                if i > 0 {
+                    s.push(b',');
+                }
+                s.push(b'(');
+                for j in 0..r.len() {
+                    if j > 0 {
+                        s.push(b',');
+                    }
+                    let v: &Value = &r[j];
+                    s.extend_from_slice(v.as_sql(false).as_bytes());
+                }
+                s.push(b')');
+            }
         }
         bytes += s.len();
         stmts.push(s);
@@ -266,9 +307,18 @@ async fn limit(m: HashMap<String, String>) -> Res<J> {
     let n = rows.len();
     drop(rows);
     let t = Instant::now();
-    for s in &stmts {
+    for s in stmts {
         c.query_drop("START TRANSACTION").await?;
-        c.query_drop(s).await?;
+        if load {
+            use futures_util::StreamExt;
+            // Vec<u8> into the driver's Bytes by inference (no direct dependency on `bytes`).
+            c.set_infile_handler(
+                async move { Ok(futures_util::stream::iter([Ok(s.into())]).boxed()) },
+            );
+            c.query_drop(&load_sql).await?;
+        } else {
+            c.query_drop(String::from_utf8(s)?).await?;
+        }
         c.query_drop("COMMIT").await?;
     }
     let secs = t.elapsed().as_secs_f64();
@@ -475,6 +525,11 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     let files_dry = load(dir, "files_dryrun");
     let mb_files = load(dir, "mysqlbinlog_files");
     let arch = load(dir, "archive");
+    let huge = load(dir, "huge");
+    let lim_load = load(dir, "limit_load");
+    let est_load = load(dir, "established_load");
+    let nouk = load(dir, "nouk");
+    let nouk_load = load(dir, "nouk_load");
 
     let e2e_rate = f(&e2e["seconds"]).map(|s| n / s);
     let cpu = match (f(&e2e["cpu_user_s"]), f(&e2e["cpu_sys_s"])) {
@@ -507,6 +562,32 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         fmt_num(f(&lim["rows_per_s"]), ""),
         fmt_num(f(&est["rows_per_s"]), ""),
         ratio(f(&lim["rows_per_s"]), f(&est["rows_per_s"])),
+    );
+    push(
+        "index-side limit by LOAD DATA LOCAL INFILE (1,000 rows/txn): bintrail's table vs established shape",
+        fmt_num(f(&lim_load["rows_per_s"]), ""),
+        fmt_num(f(&est_load["rows_per_s"]), ""),
+        ratio(f(&lim_load["rows_per_s"]), f(&est_load["rows_per_s"])),
+    );
+    push(
+        "end-to-end changes/s vs the LOAD DATA limit of its own table",
+        fmt_num(e2e_rate, ""),
+        fmt_num(f(&lim_load["rows_per_s"]), ""),
+        ratio(e2e_rate, f(&lim_load["rows_per_s"])),
+    );
+    push(
+        "potential: its table without uk_change (event_id given), INSERT / LOAD DATA rows/s vs with it",
+        format!(
+            "{} / {}",
+            fmt_num(f(&nouk["rows_per_s"]), ""),
+            fmt_num(f(&nouk_load["rows_per_s"]), "")
+        ),
+        format!(
+            "{} / {}",
+            fmt_num(f(&lim["rows_per_s"]), ""),
+            fmt_num(f(&lim_load["rows_per_s"]), "")
+        ),
+        ratio(f(&nouk["rows_per_s"]), f(&lim["rows_per_s"])),
     );
     push(
         "end-to-end wall time (spawn → checkpoint covers the backlog)",
@@ -549,6 +630,13 @@ fn report(m: HashMap<String, String>) -> Res<J> {
             ),
         ),
         ratio(dry_rate, py_rate),
+    );
+    let huge_rate = f(&huge["seconds"]).map(|s| n / s);
+    push(
+        "end-to-end changes/s, updates/deletes as ONE 30%/20%-of-N-row transaction each vs 1,000-row ones",
+        fmt_num(huge_rate, ""),
+        fmt_num(e2e_rate, " (the 1,000-row backlog, above)"),
+        ratio(huge_rate, e2e_rate),
     );
     let files_rate = f(&files["rows_per_s"]);
     push(
@@ -668,6 +756,61 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         "".into(),
     );
 
+    let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => None,
+    };
+    let values: Vec<(&str, Option<f64>)> = vec![
+        ("e2e_changes_per_s", e2e_rate),
+        ("limit_rows_per_s", f(&lim["rows_per_s"])),
+        ("established_rows_per_s", f(&est["rows_per_s"])),
+        ("e2e_vs_limit", per(e2e_rate, f(&lim["rows_per_s"]))),
+        ("e2e_vs_established", per(e2e_rate, f(&est["rows_per_s"]))),
+        (
+            "limit_vs_established",
+            per(f(&lim["rows_per_s"]), f(&est["rows_per_s"])),
+        ),
+        ("limit_load_rows_per_s", f(&lim_load["rows_per_s"])),
+        ("established_load_rows_per_s", f(&est_load["rows_per_s"])),
+        (
+            "e2e_vs_established_load",
+            per(e2e_rate, f(&est_load["rows_per_s"])),
+        ),
+        (
+            "e2e_vs_limit_load",
+            per(e2e_rate, f(&lim_load["rows_per_s"])),
+        ),
+        ("nouk_rows_per_s", f(&nouk["rows_per_s"])),
+        ("nouk_load_rows_per_s", f(&nouk_load["rows_per_s"])),
+        ("huge_changes_per_s", huge_rate),
+        ("huge_vs_e2e", per(huge_rate, e2e_rate)),
+        ("cpu_us_per_change", cpu.map(|c| c * 1e6 / n)),
+        ("dryrun_changes_per_s", dry_rate),
+        ("mysqlbinlog_changes_per_s", mb_rate),
+        ("dryrun_vs_mysqlbinlog", per(dry_rate, mb_rate)),
+        ("lag_ms_p50", f(&lag["lag_ms_p50"])),
+        ("lag_ms_p99", f(&lag["lag_ms_p99"])),
+        (
+            "bytes_vs_established",
+            per(f(&bytes["bytes_per_row"]), f(&est["bytes_per_row"])),
+        ),
+        (
+            "disk_bytes_vs_established",
+            per(
+                f(&bytes["disk_bytes_per_row"]),
+                f(&est["disk_bytes_per_row"]),
+            ),
+        ),
+        ("files_changes_per_s", files_rate),
+        ("reconstruct_vs_select", per(recon_rate, select_rate)),
+        ("undo_s", f(&tt["undo_s"])),
+        ("vmhwm_backlog_mib", mib(&e2e["vmhwm_kb"])),
+    ];
+    let values: serde_json::Map<String, J> = values
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.map_or(J::Null, |v| json!(v))))
+        .collect();
+
     let mut md = format!(
         "## bintrail benchmark, {} changes ({}), {}\n\n| figure | bintrail | reference | ratio |\n|---|---|---|---|\n",
         n, meta["mix"].as_str().unwrap_or(""), meta["date"].as_str().unwrap_or("")
@@ -686,7 +829,7 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         .iter()
         .map(|(a, b, c, d)| json!({"figure": a, "bintrail": b, "reference": c, "ratio": d}))
         .collect();
-    let out = json!({"meta": meta, "table": table, "raw": {"e2e": e2e, "limit": lim, "established": est,
+    let out = json!({"meta": meta, "table": table, "values": values, "raw": {"huge": huge, "limit_load": lim_load, "established_load": est_load, "nouk": nouk, "nouk_load": nouk_load,"e2e": e2e, "limit": lim, "established": est,
         "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag, "timetravel": tt,
         "files": files, "files_dryrun": files_dry, "mysqlbinlog_files": mb_files, "archive": arch}});
     std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
@@ -702,7 +845,11 @@ fn check(n: f64, out: &J) -> Res<()> {
     let raw = &out["raw"];
     let mut wrong = vec![];
     for (row, v) in out["table"].as_array().into_iter().flatten().enumerate() {
-        if v["bintrail"].as_str().is_some_and(|b| b.starts_with("n/a")) {
+        let skipped = out["meta"]["index_local_infile"] == json!("off")
+            && v["figure"]
+                .as_str()
+                .is_some_and(|f| f.contains("LOAD DATA"));
+        if !skipped && v["bintrail"].as_str().is_some_and(|b| b.contains("n/a")) {
             wrong.push(format!("row {row} ({}) was not measured", v["figure"]));
         }
     }
@@ -710,6 +857,7 @@ fn check(n: f64, out: &J) -> Res<()> {
         ("bytes.rows", &raw["bytes"]["rows"]),
         ("limit.rows", &raw["limit"]["rows"]),
         ("established.rows", &raw["established"]["rows"]),
+        ("nouk.rows", &raw["nouk"]["rows"]),
         ("dryrun.changes", &raw["dryrun"]["changes"]),
         ("pyrepl.rows", &raw["pyrepl"]["rows"]),
         ("files.changes", &raw["files"]["changes"]),
@@ -724,7 +872,13 @@ fn check(n: f64, out: &J) -> Res<()> {
             wrong.push(format!("{what} is {v}, expected {n}"));
         }
     }
-    for what in ["e2e", "bigtxn"] {
+    if f(&raw["huge"]["rows"]) != Some(n) {
+        wrong.push(format!(
+            "huge.rows is {}, expected {n}",
+            raw["huge"]["rows"]
+        ));
+    }
+    for what in ["e2e", "bigtxn", "huge"] {
         if raw[what]["exit_code"] != json!(0) {
             wrong.push(format!(
                 "{what}: bintrail exited with {}",
@@ -793,6 +947,54 @@ async fn init_at(m: HashMap<String, String>) -> Res<J> {
     Ok(J::Null)
 }
 
+/// min/median/max of each figure (`values`) over the reports named as positional arguments.
+fn summary(m: HashMap<String, String>) -> Res<J> {
+    let mut runs: Vec<J> = vec![];
+    for i in 0.. {
+        let Some(path) = m.get(&format!("#{i}")) else {
+            break;
+        };
+        runs.push(serde_json::from_str(&std::fs::read_to_string(path)?)?);
+    }
+    let first = runs.first().ok_or("summary: no report files given")?;
+    let keys: Vec<String> = first["values"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut md = format!(
+        "## bintrail benchmark, {} runs of {} changes (index binlog {}), min / median / max\n\n| figure | min | median | max |\n|---|---|---|---|\n",
+        runs.len(),
+        first["meta"]["changes"],
+        first["meta"]["index_log_bin"].as_str().unwrap_or("off"),
+    );
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r["values"][&k].as_f64())
+            .collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (lo, mid, hi) = match v.len() {
+            0 => (None, None, None),
+            len => (Some(v[0]), Some(v[len / 2]), Some(v[len - 1])),
+        };
+        md.push_str(&format!(
+            "| {k} | {} | {} | {} |\n",
+            fmt_num(lo, ""),
+            fmt_num(mid, ""),
+            fmt_num(hi, "")
+        ));
+        out.insert(k, json!({"min": lo, "median": mid, "max": hi, "all": v}));
+    }
+    println!("{md}");
+    let metas: Vec<&J> = runs.iter().map(|r| &r["meta"]).collect();
+    std::fs::write(
+        get(&m, "out"),
+        serde_json::to_string_pretty(&json!({"runs": metas, "summary": out}))?,
+    )?;
+    Ok(J::Null)
+}
+
 #[tokio::main]
 async fn main() {
     let (cmd, m) = args();
@@ -803,6 +1005,7 @@ async fn main() {
         "lag" => lag(m).await,
         "init-at" => init_at(m).await,
         "report" => report(m),
+        "summary" => summary(m),
         _ => Err(format!("unknown command '{cmd}'").into()),
     };
     match r {

@@ -17,6 +17,7 @@ pub mod ddl_names;
 pub mod file;
 pub mod file_ends;
 pub mod gap;
+pub mod idle;
 pub mod mariadb;
 pub mod schema;
 pub mod txn;
@@ -25,7 +26,7 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row};
 use tokio::sync::mpsc;
@@ -485,6 +486,8 @@ pub struct Reader {
     pub lookup: Conn,
     /// Where activity is reported.
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    /// Raised while the reader waits on the socket with nothing buffered (see [`idle`]).
+    pub idle: Arc<idle::Idle>,
 }
 
 impl Reader {
@@ -511,6 +514,7 @@ impl Reader {
             file_ends: FileEnds::new(from),
             lookup,
             telemetry,
+            idle: Arc::default(),
         }
     }
 }
@@ -529,11 +533,22 @@ pub async fn read(
         mut file_ends,
         mut lookup,
         telemetry,
+        idle,
     } = reader;
     loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            next = wire::next_within(&mut binlog.events, &binlog.wire, read_deadline) => next,
+        // An event already buffered is taken without telling anyone; only when the socket has
+        // nothing does the writer learn that every chunk so far is in its hands.
+        let next = match binlog.events.next().now_or_never() {
+            Some(item) => Ok(item),
+            None => {
+                idle.enter();
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    next = wire::next_within(&mut binlog.events, &binlog.wire, read_deadline) => next,
+                };
+                idle.leave();
+                next
+            }
         };
         let event = match next {
             Err(wire::Silent) => return Err(SourceError::Stalled(read_deadline)),

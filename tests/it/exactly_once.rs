@@ -123,7 +123,14 @@ async fn kill_loop(flavor: Flavor, gtid_mode: bool) {
 /// The kill loop from a `flavor` source into an index server of `index_flavor`.
 async fn kill_loop_into(flavor: Flavor, gtid_mode: bool, index_flavor: Flavor) {
     let source = Arc::new(TestServer::start(flavor, &[]));
-    let index_server = TestServer::start(index_flavor, &["--skip-log-bin"]);
+    // The MySQL source's loop writes through LOAD DATA LOCAL INFILE, the others through INSERTs
+    // (MySQL's default local_infile=OFF): both ways in are killed at every phase.
+    let index_args: &[&str] = if flavor == Flavor::Mysql {
+        &["--skip-log-bin", "--local-infile=ON"]
+    } else {
+        &["--skip-log-bin"]
+    };
+    let index_server = TestServer::start(index_flavor, index_args);
     let index = Index::on(&index_server);
     let schema = unique("crash");
     let table = format!("{schema}.t");

@@ -20,6 +20,7 @@ mod huge;
 mod index_files;
 mod json_values;
 mod keys;
+mod load_data;
 mod metrics;
 mod packaging;
 mod packet;

@@ -1027,6 +1027,11 @@ pub(crate) async fn logged_error(stream: &Stream) -> String {
 
 /// Creates the every-type table, streams the workload and checks every value.
 async fn every_type(flavor: Flavor) {
+    every_type_into(flavor, Index::new()).await;
+}
+
+/// The whole check, into `index`.
+async fn every_type_into(flavor: Flavor, index: Index) {
     let source = TestServer::shared(flavor);
     let db = unique("types");
     let table = format!("{db}.t");
@@ -1047,7 +1052,6 @@ async fn every_type(flavor: Flavor) {
         )
         .await;
 
-    let index = Index::new();
     let id = server_id();
     let mut flags = start_here(source, flavor == Flavor::Mysql).await.flags();
     flags.extend(["--schemas".to_string(), db.clone()]);
@@ -1232,6 +1236,12 @@ async fn every_type(flavor: Flavor) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_every_type_is_stored_by_its_encoding_rule() {
     every_type(Flavor::Mysql).await;
+}
+
+/// The same rows through LOAD DATA LOCAL INFILE instead of INSERTs (see tests/it/load_data.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_every_type_is_stored_by_its_encoding_rule_through_load_data() {
+    every_type_into(Flavor::Mysql, Index::on(TestServer::index_with_load_data())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

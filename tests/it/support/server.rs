@@ -108,6 +108,17 @@ impl TestServer {
         TestServer::cached(&INDEX, flavor, &["--skip-log-bin"])
     }
 
+    /// A shared MySQL index server that allows LOAD DATA LOCAL INFILE (`local_infile=ON`, which
+    /// MySQL 8+ servers do not by default), so that the writer loads instead of INSERTing.
+    pub fn index_with_load_data() -> &'static TestServer {
+        static INDEX: [OnceLock<TestServer>; 3] = [const { OnceLock::new() }; 3];
+        TestServer::cached(
+            &INDEX,
+            Flavor::Mysql,
+            &["--skip-log-bin", "--local-infile=ON"],
+        )
+    }
+
     /// The server of `flavor` in `cells` (one per flavor), started with `args` on first use and
     /// stopped when the test process exits.
     fn cached(
