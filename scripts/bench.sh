@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench.sh [--size N] [--duration S] [--rate R] [--server-args 'ARGS'] [--keep]
 #                         [--index-log-bin on|off] [--index-local-infile on|off] [--runs N]
-#                         [--profile release|dev] [--out DIR] [--check]
+#                         [--archive-changes K] [--profile release|dev] [--out DIR] [--check]
 #
 # The end-to-end benchmark of bintrail (see bench/README.md). In one run, on a throwaway
 # MySQL 9.7 source and a throwaway MySQL 9.7 index (scripts/server.sh, the tests' settings; the
@@ -28,6 +28,12 @@
 #      archived by `bintrail rotate --retain 47h --archive DIR` (write rate against reading the
 #      same rows from the index with the mysql client; Parquet bytes per change against the
 #      backlog's binlog bytes and the index's on-disk bytes), then `bintrail archive verify`;
+#   4c2. the cold tier at scale: an archive of K changes (--archive-changes, default 10,000,000,
+#      or 10 × N when N < 1,000,000) over the 8,760 hours of a year (one table hourly, three more
+#      daily), written by `bench archive-synth` with bintrail's own archive writer and recorded in
+#      a fresh index's manifest; then `bintrail query --pk` of one key over the whole year and
+#      over one day, timed, with the files, footers, row groups and bytes each read, and the
+#      changes returned checked against what the generator wrote for that key;
 #   4d. the huge-transaction variant: the same mix on another table, its updates and deletes as
 #      ONE UPDATE of 30% and ONE DELETE of 20% of N rows (60k/40k at N = 200,000), streamed into a
 #      fresh index database; reported against step 2's figure;
@@ -54,7 +60,7 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
 fi
 
 size=1000000 duration=60 rate=5000 keep=false server_args= profile=release results=bench/results check=
-index_log_bin=off index_local_infile=on runs=1 pass=()
+index_log_bin=off index_local_infile=on runs=1 pass=() archive_changes=
 while (($#)); do
     case $1 in
         --runs) runs=$2; shift 2; continue ;;
@@ -73,6 +79,7 @@ while (($#)); do
         --check) check=--check; shift ;;
         --index-log-bin) index_log_bin=$2; shift 2 ;;
         --index-local-infile) index_local_infile=$2; shift 2 ;;
+        --archive-changes) archive_changes=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -84,6 +91,12 @@ done
 [[ $index_local_infile == on || $index_local_infile == off ]] ||
     { echo "bench.sh: --index-local-infile must be on or off" >&2; exit 2; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --runs must be a positive number" >&2; exit 2; }
+if [[ -z $archive_changes ]]; then
+    archive_changes=10000000
+    ((size < 1000000)) && archive_changes=$((size * 10))
+fi
+[[ $archive_changes =~ ^[0-9]+$ ]] && ((archive_changes >= 100000)) ||
+    { echo "bench.sh: --archive-changes must be a number of at least 100000" >&2; exit 2; }
 
 log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now_ns() { date +%s%N; }
@@ -336,6 +349,23 @@ printf '{"seconds": %s, "changes": %s, "rows_per_s": %s, "files": %s, "bytes": %
 cat "$out/archive.json" >&2
 idx -e 'DROP DATABASE bintrail_arch'
 
+log "archive at scale: $archive_changes synthetic changes over a year of hours, one-key queries"
+scale_dsn="mysql://root@127.0.0.1:$index_port/bintrail_scale"
+"$bintrail" init --index-dsn "$scale_dsn" >/dev/null 2>>"$work/init.log"
+"$bench" archive-synth --index-dsn "$scale_dsn" --dir "$work/archive-scale" --changes "$archive_changes" \
+    --expect "$work/scale-expect.jsonl" >"$out/archive_scale.json"
+cat "$out/archive_scale.json" >&2
+probe_pk=$(sed -n 's/.*"pk":"\([0-9]*\)".*/\1/p' "$out/archive_scale.json")
+probe_day=$(sed -n 's/.*"day":"\([0-9-]*\)".*/\1/p' "$out/archive_scale.json")
+scale_query=("$bench" archive-query --bintrail "$bintrail" --index-dsn "$scale_dsn" --archive "$work/archive-scale"
+    --schema bench --table orders --pk "${probe_pk:-0}" --expect "$work/scale-expect.jsonl")
+"${scale_query[@]}" >"$out/archive_query.json"
+cat "$out/archive_query.json" >&2
+"${scale_query[@]}" --since "$probe_day 00:00:00" --until "$probe_day 23:59:59" >"$out/archive_query_day.json"
+cat "$out/archive_query_day.json" >&2
+idx -e 'DROP DATABASE bintrail_scale'
+rm -rf "$work/archive-scale"
+
 log "peer: python-mysql-replication"
 "$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
 cat "$out/pyrepl.json" >&2
@@ -442,7 +472,7 @@ index_settings=$(settings idx)
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 cat >"$out/meta.json" <<EOF
 {"date": "$stamp", "changes": $size, "mix": "50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction",
- "backlog_build_s": $backlog_s, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
+ "backlog_build_s": $backlog_s, "archive_changes": $archive_changes, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
  "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src vendor Cargo.toml 2>/dev/null || echo -dirty)",
  "profile": "$profile", "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
  "servers": "scripts/server.sh defaults (index: ${index_bin_args[*]:-with its binlog}) + [$server_args]", "index_log_bin": "$index_log_bin", "index_local_infile": "$index_local_infile",

@@ -16,6 +16,11 @@
 //!       reads DIR/*.json pieces, prints the markdown table, writes FILE.
 //!   bench summary --out FILE RUN.json...
 //!       min/median/max of every figure over several reports (`bench.sh --runs N`).
+//!   bench archive-synth …, bench archive-query …
+//!       the cold tier at scale: a year of synthetic archive and one-key queries over it
+//!       (`archive.rs`).
+
+mod archive;
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -530,6 +535,9 @@ fn report(m: HashMap<String, String>) -> Res<J> {
     let est_load = load(dir, "established_load");
     let nouk = load(dir, "nouk");
     let nouk_load = load(dir, "nouk_load");
+    let synth = load(dir, "archive_scale");
+    let key_year = load(dir, "archive_query");
+    let key_day = load(dir, "archive_query_day");
 
     let e2e_rate = f(&e2e["seconds"]).map(|s| n / s);
     let cpu = match (f(&e2e["cpu_user_s"]), f(&e2e["cpu_sys_s"])) {
@@ -724,6 +732,44 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         ratio(arch_per, f(&bytes["disk_bytes_per_row"])),
     );
     push(
+        "archive at scale: synthetic year written (bintrail's writer, files in parallel), changes/s",
+        fmt_num(f(&synth["rows_per_s"]), ""),
+        format!(
+            "{} changes, {} files ({} of one table), {} in {} (write {}, manifest {}), {} thread(s)",
+            synth["changes"],
+            synth["files"],
+            synth["table_files"],
+            fmt_num(f(&synth["bytes"]).map(|b| b / 1_048_576.0), " MiB"),
+            fmt_num(f(&synth["seconds"]), " s"),
+            fmt_num(f(&synth["write_s"]), " s"),
+            fmt_num(f(&synth["record_s"]), " s"),
+            synth["threads"]
+        ),
+        "".into(),
+    );
+    for (what, q) in [("a year", &key_year), ("one day", &key_day)] {
+        push(
+            &format!("one-key query over {what} of that archive: files read / footers opened / bytes read"),
+            format!(
+                "{} of {} files, {} footer(s), {} of {} group(s), {}",
+                q["files_read"],
+                q["files"],
+                q["footers"],
+                q["groups_read"],
+                q["groups"],
+                fmt_num(f(&q["bytes_read"]).map(|b| b / 1_048_576.0), " MiB")
+            ),
+            format!(
+                "{} wall; {} of {} expected change(s) returned{}",
+                fmt_num(f(&q["seconds"]), " s"),
+                q["returned"],
+                q["expected"],
+                if q["exact"] == json!(true) { ", exact" } else { ", NOT exact" }
+            ),
+            ratio(f(&q["bytes_read"]), f(&synth["bytes"])),
+        );
+    }
+    push(
         "live lag p50 (index insert time − source NOW(6))",
         fmt_num(f(&lag["lag_ms_p50"]), " ms"),
         format!(
@@ -805,6 +851,12 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         ("reconstruct_vs_select", per(recon_rate, select_rate)),
         ("undo_s", f(&tt["undo_s"])),
         ("vmhwm_backlog_mib", mib(&e2e["vmhwm_kb"])),
+        ("archive_synth_changes_per_s", f(&synth["rows_per_s"])),
+        ("archive_key_year_s", f(&key_year["seconds"])),
+        ("archive_key_year_footers", f(&key_year["footers"])),
+        ("archive_key_year_bytes_read", f(&key_year["bytes_read"])),
+        ("archive_key_day_s", f(&key_day["seconds"])),
+        ("archive_key_day_footers", f(&key_day["footers"])),
     ];
     let values: serde_json::Map<String, J> = values
         .into_iter()
@@ -831,7 +883,8 @@ fn report(m: HashMap<String, String>) -> Res<J> {
         .collect();
     let out = json!({"meta": meta, "table": table, "values": values, "raw": {"huge": huge, "limit_load": lim_load, "established_load": est_load, "nouk": nouk, "nouk_load": nouk_load,"e2e": e2e, "limit": lim, "established": est,
         "bytes": bytes, "mysqlbinlog": mb, "dryrun": dry, "pyrepl": py, "bigtxn": big, "lag": lag, "timetravel": tt,
-        "files": files, "files_dryrun": files_dry, "mysqlbinlog_files": mb_files, "archive": arch}});
+        "files": files, "files_dryrun": files_dry, "mysqlbinlog_files": mb_files, "archive": arch,
+        "archive_scale": synth, "archive_query": key_year, "archive_query_day": key_day}});
     std::fs::write(get(&m, "out"), serde_json::to_string_pretty(&out)?)?;
     if m.contains_key("check") {
         check(n, &out)?;
@@ -891,6 +944,23 @@ fn check(n: f64, out: &J) -> Res<()> {
             "archive: verify exited with {}",
             raw["archive"]["verify_exit"]
         ));
+    }
+    let synth = &raw["archive_scale"];
+    let target = f(&out["meta"]["archive_changes"]);
+    if target.is_none() || f(&synth["changes"]) != target {
+        wrong.push(format!(
+            "archive_scale.changes is {}, expected {}",
+            synth["changes"], out["meta"]["archive_changes"]
+        ));
+    }
+    for what in ["archive_query", "archive_query_day"] {
+        let q = &raw[what];
+        if q["exit_code"] != json!(0) || q["exact"] != json!(true) {
+            wrong.push(format!(
+                "{what}: bintrail exited {} returning {} change(s), not exactly the {} expected",
+                q["exit_code"], q["returned"], q["expected"]
+            ));
+        }
     }
     let tt = &raw["timetravel"];
     if f(&tt["reconstruct_rows"]) != Some(n) || tt["reconstruct_exit"] != json!(0) {
@@ -1006,6 +1076,8 @@ async fn main() {
         "init-at" => init_at(m).await,
         "report" => report(m),
         "summary" => summary(m),
+        "archive-synth" => archive::synth(m).await,
+        "archive-query" => archive::query(m),
         _ => Err(format!("unknown command '{cmd}'").into()),
     };
     match r {
