@@ -107,10 +107,7 @@ fn inserted(id: u64) -> Vec<(&'static str, String)> {
         ),
         (
             "note",
-            format!(
-                "\"order {id}: {}\"",
-                hash.repeat(1 + (id % 8) as usize)
-            ),
+            format!("\"order {id}: {}\"", hash.repeat(1 + (id % 8) as usize)),
         ),
     ]
 }
@@ -220,6 +217,7 @@ fn write_file(
         max_event_id: written.event_ids.1,
         min_time: written.times.0,
         max_time: written.times.1,
+        int_keys: written.int_keys,
     })
 }
 
@@ -269,7 +267,10 @@ pub async fn synth(m: HashMap<String, String>) -> Res<J> {
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err("a writer thread panicked".into())))
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a writer thread panicked".into()))
+            })
             .collect()
     });
     let write_s = started.elapsed().as_secs_f64();
@@ -320,10 +321,7 @@ pub async fn synth(m: HashMap<String, String>) -> Res<J> {
 /// The figures of `files read: N of M (F footer(s) opened; row groups read: a of b; B byte(s);
 /// K matching change(s))`.
 fn read_stats(stderr: &str) -> Option<[u64; 7]> {
-    let line = stderr
-        .lines()
-        .find_map(|l| l.split_once("files read: "))?
-        .1;
+    let line = stderr.lines().find_map(|l| l.split_once("files read: "))?.1;
     let nums: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())

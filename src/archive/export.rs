@@ -254,6 +254,7 @@ pub async fn write(
         max_event_id: written.event_ids.1,
         min_time: written.times.0,
         max_time: written.times.1,
+        int_keys: written.int_keys,
     };
     manifest::record(conn, database, &record).await?;
     Ok(record)

@@ -46,12 +46,20 @@ pub struct FileRecord {
     pub min_time: i64,
     /// Latest `event_timestamp` (Unix seconds).
     pub max_time: i64,
+    /// Smallest and largest key when every `pk_values` of the file is an integer in canonical
+    /// form (`writer::int_key`); `None` otherwise, and for files recorded before bintrail
+    /// recorded it. A read for a key outside the range skips the file without opening it.
+    pub int_keys: Option<(i64, i64)>,
 }
 
 const SELECT: &str = "SELECT path, stream_id, schema_name, table_name, \
      DATE_FORMAT(hour_start, '%Y-%m-%d %H:%i:%s'), source_partition, row_count, bytes, sha256, \
      min_event_id, max_event_id, DATE_FORMAT(min_event_time, '%Y-%m-%d %H:%i:%s'), \
-     DATE_FORMAT(max_event_time, '%Y-%m-%d %H:%i:%s') FROM archive_files";
+     DATE_FORMAT(max_event_time, '%Y-%m-%d %H:%i:%s'), min_pk_int, max_pk_int FROM archive_files";
+
+/// The key range's columns in [`SELECT`], and what stands for them in a manifest from before
+/// them that no rotate has upgraded yet (the read side does not alter the index).
+const KEY_COLUMNS: (&str, &str) = ("min_pk_int, max_pk_int", "NULL, NULL");
 
 fn server(database: &str) -> impl Fn(mysql_async::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Server {
@@ -70,8 +78,8 @@ pub async fn record(
         format!(
             "INSERT INTO {ARCHIVE_FILES} (path, stream_id, schema_name, table_name, hour_start, \
              source_partition, row_count, bytes, sha256, min_event_id, max_event_id, \
-             min_event_time, max_event_time, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"
+             min_event_time, max_event_time, min_pk_int, max_pk_int, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"
         ),
         mysql_async::Params::Positional(vec![
             file.path.clone().into(),
@@ -87,6 +95,8 @@ pub async fn record(
             file.max_event_id.into(),
             format_utc(file.min_time).into(),
             format_utc(file.max_time).into(),
+            file.int_keys.map(|k| k.0).into(),
+            file.int_keys.map(|k| k.1).into(),
         ]),
     )
     .await
@@ -148,10 +158,15 @@ async fn select(
     } else {
         mysql_async::Params::Positional(params)
     };
-    let rows: Vec<mysql_async::Row> = match conn.exec(sql, params).await {
+    let rows: Vec<mysql_async::Row> = match conn.exec(sql, params.clone()).await {
         Ok(rows) => rows,
         // An index from before the cold tier (a dry run does not create the table): no files.
         Err(mysql_async::Error::Server(e)) if e.code == 1146 => Vec::new(),
+        // A manifest from before the key range: its files have none.
+        Err(mysql_async::Error::Server(e)) if e.code == 1054 => conn
+            .exec(sql.replacen(KEY_COLUMNS.0, KEY_COLUMNS.1, 1), params)
+            .await
+            .map_err(server(database))?,
         Err(e) => return Err(server(database)(e)),
     };
     rows.into_iter()
@@ -161,7 +176,7 @@ async fn select(
 
 /// A row of [`SELECT`] as a [`FileRecord`].
 fn from_row(mut row: mysql_async::Row, database: &str) -> Result<FileRecord, ArchiveError> {
-    let values: Vec<mysql_async::Value> = (0..13)
+    let values: Vec<mysql_async::Value> = (0..15)
         .map(|i| {
             row.take::<mysql_async::Value, usize>(i)
                 .unwrap_or(mysql_async::Value::NULL)
@@ -170,6 +185,7 @@ fn from_row(mut row: mysql_async::Row, database: &str) -> Result<FileRecord, Arc
     let text = |i: usize| mysql_async::from_value_opt::<String>(values[i].clone()).ok();
     let int = |i: usize| mysql_async::from_value_opt::<u64>(values[i].clone()).ok();
     let time = |i: usize| parse_utc(&text(i)?);
+    let signed = |i: usize| mysql_async::from_value_opt::<Option<i64>>(values[i].clone()).ok();
     let record = (|| {
         Some(FileRecord {
             path: text(0)?,
@@ -185,6 +201,10 @@ fn from_row(mut row: mysql_async::Row, database: &str) -> Result<FileRecord, Arc
             max_event_id: int(10)?,
             min_time: time(11)?,
             max_time: time(12)?,
+            int_keys: match (signed(13)?, signed(14)?) {
+                (Some(lo), Some(hi)) => Some((lo, hi)),
+                _ => None,
+            },
         })
     })();
     record.ok_or_else(|| ArchiveError::Manifest {

@@ -4,7 +4,9 @@
 //!
 //! # Pruning, in three steps
 //! 1. **Files**, before any is opened: by the manifest in the index when it is reachable (each
-//!    file's stream, table, hour, `event_id` and time range), else by the layout alone (the
+//!    file's stream, table, hour, `event_id` and time range, and its integer key range: a
+//!    one-key read over a year of an integer-keyed table opens the few files whose keys span
+//!    the key, not a year of footers), else by the layout alone (the
 //!    `schema=/table=/date=/hour=/stream=N-E` segments of each path, listed under the
 //!    narrowest prefix the selection allows).
 //! 2. **Row groups**, from a file's footer: by the min/max statistics of `event_id`,
@@ -37,7 +39,7 @@ use serde::Serialize;
 use super::layout::FileKey;
 use super::manifest::{self, FileRecord};
 use super::store::Store;
-use super::writer::{archive_row, ArchiveRow};
+use super::writer::{archive_row, int_key, ArchiveRow};
 use super::ArchiveError;
 use crate::index::ddl::PARTITION_SECONDS;
 
@@ -118,6 +120,8 @@ struct Candidate {
     times: (i64, i64),
     /// Rows, when the manifest says.
     rows: Option<u64>,
+    /// The integer key range, when the manifest records one.
+    int_keys: Option<(i64, i64)>,
 }
 
 impl Candidate {
@@ -133,6 +137,7 @@ impl Candidate {
             max_event_id: Some(r.max_event_id),
             times: (r.min_time, r.max_time),
             rows: Some(r.rows),
+            int_keys: r.int_keys,
         }
     }
 
@@ -149,6 +154,7 @@ impl Candidate {
             max_event_id: None,
             times: (key.hour_start, key.hour_start + PARTITION_SECONDS - 1),
             rows: None,
+            int_keys: None,
         })
     }
 }
@@ -225,6 +231,7 @@ impl Scan {
             && c.times.0 <= until
             && c.times.1 >= since
             && self.keys.as_ref().is_none_or(|k| !k.is_empty())
+            && self.keys.as_ref().is_none_or(|k| keys_may_be_in(k, c))
             && self.gtids.as_ref().is_none_or(|g| !g.is_empty())
     }
 
@@ -250,6 +257,19 @@ impl Scan {
                 .as_ref()
                 .is_none_or(|g| r.gtid.as_ref().is_some_and(|x| g.contains(x)))
     }
+}
+
+/// Whether a file known as `c` may hold one of `keys`: every key of a file with an integer
+/// key range is an integer in canonical form within it, so a key that is not one, or is
+/// outside it, is not in the file.
+fn keys_may_be_in(keys: &[KeyFrom], c: &Candidate) -> bool {
+    let Some((lo, hi)) = c.int_keys else {
+        return true;
+    };
+    keys.iter().any(|k| {
+        k.stream.is_none_or(|s| s == c.stream_id)
+            && int_key(&k.pk).is_some_and(|v| (lo..=hi).contains(&v))
+    })
 }
 
 /// What reads of the archive opened and read.
@@ -985,6 +1005,34 @@ mod tests {
             .map(|r| r.event_id),
             Some(333)
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_key_outside_a_files_recorded_integer_range_opens_no_footer() {
+        let (dir, listed) = archive();
+        let mut files = listed.files.clone();
+        files[0].int_keys = Some((0, 999));
+        let a = Archive::with(
+            Box::new(Store::open(dir.to_str().unwrap()).unwrap()),
+            files,
+            true,
+        );
+        let one = |pk: &str| Scan {
+            keys: Some(vec![KeyFrom {
+                pk: pk.into(),
+                from: 0,
+                stream: None,
+            }]),
+            ..Scan::default()
+        };
+        for outside in ["1000", "-1", "007", "7|1"] {
+            assert!(a.read(&one(outside)).unwrap().is_empty());
+        }
+        assert_eq!(a.stats().files_opened, 0, "{:?}", a.stats());
+        let pk = ((250 * 7919) % 1000).to_string();
+        assert!(!a.read(&one(&pk)).unwrap().is_empty());
+        assert_eq!(a.stats().files_opened, 1);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -4,8 +4,8 @@
 //! * Nothing is trusted that can be checked: the size and SHA-256 of the bytes stored (a
 //!   directory's file, or an S3 object downloaded whole to a temporary copy), then
 //!   every row decoded (so a file whose checksum was recorded wrong still has to be readable),
-//!   counted, and its `event_id` and time range, stream, table and hour compared with the
-//!   manifest; rows must be in `event_id` order.
+//!   counted, and its `event_id` and time range, stream, table, hour and (when recorded)
+//!   integer key range compared with the manifest; rows must be in `event_id` order.
 //! * Every problem of a file is reported, one per file, naming the file; verification never
 //!   stops at the first. A store that cannot be read at all (an unreachable endpoint, a bucket
 //!   that does not exist, refused credentials) stops it with that error instead of calling
@@ -107,6 +107,16 @@ fn check(path: &Path, r: &FileRecord) -> Result<(), String> {
     if let Some(what) = seen.wrong {
         return Err(what);
     }
+    if r.int_keys.is_some() && r.int_keys != seen.keys.range() {
+        let show = |k: Option<(i64, i64)>| {
+            k.map_or("not all integers".into(), |(lo, hi)| format!("{lo}..{hi}"))
+        };
+        return Err(format!(
+            "keys {}, the manifest records integer keys {}",
+            show(seen.keys.range()),
+            show(r.int_keys)
+        ));
+    }
     let ids = seen.ids.unwrap_or((0, 0));
     let times = seen.times.unwrap_or((0, 0));
     let expected = (
@@ -146,6 +156,7 @@ struct Seen {
     rows: u64,
     ids: Option<(u64, u64)>,
     times: Option<(i64, i64)>,
+    keys: super::writer::IntKeys,
     wrong: Option<String>,
 }
 
@@ -165,6 +176,7 @@ impl Seen {
         let t = self.times.get_or_insert((row.event_time, row.event_time));
         t.0 = t.0.min(row.event_time);
         t.1 = t.1.max(row.event_time);
+        self.keys.add(&row.pk_values);
         let hour = row.event_time.div_euclid(PARTITION_SECONDS) * PARTITION_SECONDS;
         let owner = (row.stream_id, row.schema.as_str(), row.table.as_str(), hour);
         if owner

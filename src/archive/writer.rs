@@ -14,6 +14,9 @@
 //!   whose changes hit keys at random, so only the filter lets a one-key read skip it.
 //! * **Read back fails loudly**: a value of an unexpected type or out of its field's range is
 //!   an error naming the file, the column and the row group, never a silent 0.
+//! * A file's keys are summed up for the manifest ([`IntKeys`]): when every `pk_values` is an
+//!   integer in canonical decimal form (a one-column integer key, the common case), their
+//!   smallest and largest, so a one-key read can rule the file out without opening it.
 //! * [`ParquetFile::finish`] returns only after the footer is written and the file is fsynced;
 //!   its SHA-256 and size are of exactly the bytes written, computed on the way to the disk.
 
@@ -126,6 +129,46 @@ pub struct Written {
     pub event_ids: (u64, u64),
     /// Earliest and latest `event_timestamp` (Unix seconds).
     pub times: (i64, i64),
+    /// Smallest and largest key when every key is an integer ([`IntKeys`]).
+    pub int_keys: Option<(i64, i64)>,
+}
+
+/// `pk` as an integer when it is one in canonical decimal form: `-12`, never `012`, `+12` or
+/// `1|2`, so that equal integers are equal texts and a range of integers bounds the texts.
+pub fn int_key(pk: &str) -> Option<i64> {
+    let v: i64 = pk.parse().ok()?;
+    (v.to_string() == pk).then_some(v)
+}
+
+/// The keys of a file as far as the manifest records them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IntKeys {
+    /// No key seen yet.
+    #[default]
+    Empty,
+    /// Every key seen is an integer ([`int_key`]), within this range.
+    Range(i64, i64),
+    /// A key that is not one integer was seen.
+    Other,
+}
+
+impl IntKeys {
+    /// Takes `pk` into account.
+    pub fn add(&mut self, pk: &str) {
+        *self = match (*self, int_key(pk)) {
+            (IntKeys::Other, _) | (_, None) => IntKeys::Other,
+            (IntKeys::Empty, Some(v)) => IntKeys::Range(v, v),
+            (IntKeys::Range(lo, hi), Some(v)) => IntKeys::Range(lo.min(v), hi.max(v)),
+        };
+    }
+
+    /// The range, when every key was an integer and there was one.
+    pub fn range(self) -> Option<(i64, i64)> {
+        match self {
+            IntKeys::Range(lo, hi) => Some((lo, hi)),
+            IntKeys::Empty | IntKeys::Other => None,
+        }
+    }
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -155,6 +198,7 @@ pub struct ParquetFile {
     rows: u64,
     event_ids: Option<(u64, u64)>,
     times: Option<(i64, i64)>,
+    keys: IntKeys,
 }
 
 impl ParquetFile {
@@ -183,6 +227,7 @@ impl ParquetFile {
             rows: 0,
             event_ids: None,
             times: None,
+            keys: IntKeys::Empty,
         })
     }
 
@@ -210,6 +255,7 @@ impl ParquetFile {
             let t = self.times.get_or_insert((r.event_time, r.event_time));
             t.0 = t.0.min(r.event_time);
             t.1 = t.1.max(r.event_time);
+            self.keys.add(&r.pk_values);
         }
         Ok(())
     }
@@ -234,6 +280,7 @@ impl ParquetFile {
             sha256: hex(&hashing.hasher.finalize()),
             event_ids: self.event_ids.unwrap_or((0, 0)),
             times: self.times.unwrap_or((0, 0)),
+            int_keys: self.keys.range(),
         })
     }
 }
@@ -528,6 +575,7 @@ mod tests {
         assert_eq!(w.sha256, hex(&Sha256::digest(&bytes)));
         assert_eq!((w.rows, w.event_ids), (5, (1, 5)));
         assert_eq!(w.times, (1_795_615_205, 1_795_615_209));
+        assert_eq!(w.int_keys, None, "keys like `1|a\\|b` are not integers");
         let mut back = Vec::new();
         let declared = read_rows(&path, |r| {
             back.push(r);
@@ -537,6 +585,22 @@ mod tests {
         assert_eq!(declared, 5);
         assert_eq!(back, rows);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn only_keys_that_are_all_canonical_integers_get_a_range() {
+        let range = |keys: &[&str]| {
+            let mut k = IntKeys::default();
+            keys.iter().for_each(|pk| k.add(pk));
+            k.range()
+        };
+        assert_eq!(range(&["7", "-3", "12"]), Some((-3, 12)));
+        assert_eq!(range(&["9223372036854775807"]), Some((i64::MAX, i64::MAX)));
+        assert_eq!(range(&[]), None);
+        for odd in ["007", "+7", "7|8", "", " 7", "18446744073709551615", "x"] {
+            assert_eq!(int_key(odd), None, "{odd:?}");
+            assert_eq!(range(&["7", odd, "8"]), None, "{odd:?}");
+        }
     }
 
     #[test]

@@ -333,6 +333,8 @@ const CREATE_ARCHIVE_FILES: &str = "CREATE TABLE IF NOT EXISTS `archive_files` (
   `max_event_id` BIGINT UNSIGNED NOT NULL,
   `min_event_time` DATETIME NOT NULL COMMENT 'UTC',
   `max_event_time` DATETIME NOT NULL COMMENT 'UTC',
+  `min_pk_int` BIGINT NULL COMMENT 'smallest pk_values when every key of the file is an integer, else NULL',
+  `max_pk_int` BIGINT NULL COMMENT 'largest pk_values when every key of the file is an integer, else NULL',
   `created_at` DATETIME(3) NOT NULL COMMENT 'UTC',
   PRIMARY KEY (`file_id`),
   UNIQUE KEY `uk_path` (`path`),
@@ -687,8 +689,10 @@ pub fn other_tables() -> impl Iterator<Item = &'static str> {
 /// both change tables (existing changes were captured without a policy: 0); `filled_at` and
 /// `filled_from` of `stream_gaps` (`index --fill-gap`; existing gaps are open); its
 /// `before_event_id`, `filled_first_event_id` and `filled_last_event_id` (where a filled range
-/// sits in the stream's history order, `history::order`; NULL for gaps recorded or filled before).
-const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
+/// sits in the stream's history order, `history::order`; NULL for gaps recorded or filled before);
+/// `min_pk_int` and `max_pk_int` of `archive_files` (a file's integer key range; NULL for files
+/// recorded before, which a one-key read then opens).
+const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
     (XA_PREPARED, "pk_before", "MEDIUMTEXT NULL"),
     (
         BINLOG_EVENTS,
@@ -705,6 +709,8 @@ const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
     (STREAM_GAPS, "before_event_id", "BIGINT UNSIGNED NULL"),
     (STREAM_GAPS, "filled_first_event_id", "BIGINT UNSIGNED NULL"),
     (STREAM_GAPS, "filled_last_event_id", "BIGINT UNSIGNED NULL"),
+    (ARCHIVE_FILES, "min_pk_int", "BIGINT NULL"),
+    (ARCHIVE_FILES, "max_pk_int", "BIGINT NULL"),
 ];
 
 /// Adds the [`ADDED_COLUMNS`] a table lacks (appended: an instant change on both servers).

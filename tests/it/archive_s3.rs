@@ -3,7 +3,8 @@
 //! changes `query` showed (listed, read whole and by range through the store, decoded with the
 //! parquet crate); a crash between upload and record loses and doubles nothing; a missing
 //! bucket and an unreachable endpoint are named; `archive verify` passes, then names an
-//! overwritten and a deleted object.
+//! overwritten and a deleted object; `recover` and `reconstruct` over the S3 archive give the
+//! SQL and the rows they gave before the rotation.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -19,7 +20,12 @@ use bintrail::archive::writer::hex;
 use bintrail::history::time::now;
 use bintrail::index::ddl;
 
-use crate::archive::{manifest, query, read_with_parquet_crate, text, workload, D};
+use bintrail::history::time::format_utc;
+
+use crate::archive::{
+    answer_of, manifest, query, read_with_parquet_crate, sorted_lines, streamed_workload, text,
+    workload, D, H,
+};
 use crate::stream_basic::server_id;
 use crate::support::stream::{start_here, Index, Stream};
 use crate::support::{bintrail_cmd, repo_root, temp_dir, unique, wait_until, TestServer};
@@ -332,4 +338,126 @@ async fn s3_archive_holds_exactly_the_changes_survives_a_crash_and_verify_names_
 
     assert_eq!(stream.stop().await, 0);
     std::fs::remove_dir_all(&mirror).ok();
+}
+
+/// `recover` and `reconstruct` with `--archive s3://…` answer after a rotation exactly what
+/// they answered from the index before it: the same undo SQL (or the same refusal), the same
+/// rows as of a moment, whole or of one key, by time and by GTID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_archive_recover_and_reconstruct_answer_as_before_the_rotation() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let (bucket, location) = ("bintrail-cold-undo", "s3://bintrail-cold-undo/tier");
+    moto.create_bucket(bucket);
+    let env = moto.env();
+    let source = TestServer::shared(crate::support::Flavor::Mysql);
+    let schema = unique("arch_s3rr");
+    let (index, stream, n) = streamed_workload(&schema, &[]).await;
+    let before = query(&index, &schema);
+    assert_eq!(before.len(), 10, "{before:#?}");
+
+    let hour = |t: i64| t.div_euclid(H) * H;
+    let t1 = hour(n - 3 * D) + 60;
+    let t3 = hour(n - 2 * D) - 5 * H + 10;
+    let gtid = before
+        .values()
+        .find(|c| c["event_timestamp"] == format_utc(t1 + 120))
+        .and_then(|c| c["gtid"].as_str())
+        .expect("the archived update's GTID")
+        .to_string();
+    let (dsn, src) = (index.dsn(), source.dsn(None));
+    let table = format!("{schema}.t");
+    let until = format_utc(t3 + 5);
+    let (t1_after_update, t3_before) = (format_utc(t1 + 125), format_utc(t3 - 1));
+    let recover = |extra: &[&str]| {
+        let mut a = vec!["recover", "--index-dsn", &dsn, "--source-dsn", &src];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let reconstruct = |extra: &[&str]| {
+        let mut a = vec![
+            "reconstruct",
+            "--index-dsn",
+            &dsn,
+            "--source-dsn",
+            &src,
+            "--table",
+            &table,
+            "--format",
+            "json",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let commands: Vec<Vec<String>> = vec![
+        recover(&[
+            "--table",
+            &table,
+            "--pk",
+            "1",
+            "--allow-partial-transactions",
+        ]),
+        recover(&["--table", &table, "--pk", "1"]),
+        recover(&[
+            "--table",
+            &table,
+            "--pk",
+            "1",
+            "--until",
+            &until,
+            "--allow-partial-transactions",
+        ]),
+        recover(&["--table", &table, "--since", &t3_before]),
+        recover(&["--schema", &schema, "--allow-partial-transactions"]),
+        reconstruct(&["--as-of", &t1_after_update]),
+        reconstruct(&["--as-of-gtid", &gtid]),
+        reconstruct(&["--as-of", &t3_before, "--pk", "4"]),
+        reconstruct(&["--as-of", &t3_before]),
+    ];
+    let ask = |archive: Option<&str>| -> Vec<(bool, String)> {
+        commands
+            .iter()
+            .map(|c| {
+                let mut args: Vec<&str> = c.iter().map(String::as_str).collect();
+                if let Some(location) = archive {
+                    args.extend(["--archive", location]);
+                }
+                let out = run(&args, &env, None);
+                let (ok, said) = answer_of(
+                    out.status.success(),
+                    &String::from_utf8_lossy(&out.stdout),
+                    &String::from_utf8_lossy(&out.stderr),
+                );
+                match args[0] {
+                    "reconstruct" => (ok, sorted_lines(&said)),
+                    _ => (ok, said),
+                }
+            })
+            .collect()
+    };
+    let expected = ask(None);
+    assert!(
+        expected.iter().filter(|(ok, _)| *ok).count() >= 8,
+        "{expected:#?}"
+    );
+    assert!(
+        expected[1].1.contains("partial"),
+        "the refusal for half a transaction: {}",
+        expected[1].1
+    );
+
+    let done = rotate(&index, location, &env, None);
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(query(&index, &schema).len(), 2, "8 changes moved to S3");
+    let without = ask(None);
+    assert_ne!(
+        without, expected,
+        "without --archive the archived changes are not seen"
+    );
+    let with = ask(Some(location));
+    for (i, (want, got)) in expected.iter().zip(&with).enumerate() {
+        assert_eq!(want, got, "after rotation to S3: {:?}", commands[i]);
+    }
+    assert_eq!(stream.stop().await, 0);
 }
