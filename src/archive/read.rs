@@ -929,7 +929,12 @@ mod tests {
 
     /// A file of 4 groups of 100 rows with keys at random (every group spans most keys).
     fn archive() -> (std::path::PathBuf, Archive) {
-        let dir = std::env::temp_dir().join(format!("bintrail-read-{}", std::process::id()));
+        archive_in("read")
+    }
+
+    /// [`archive`] in a directory of its own per `tag` (tests run in parallel).
+    fn archive_in(tag: &str) -> (std::path::PathBuf, Archive) {
+        let dir = std::env::temp_dir().join(format!("bintrail-{tag}-{}", std::process::id()));
         let key = FileKey {
             stream_id: 3,
             schema: "app".into(),
@@ -1010,7 +1015,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_key_outside_a_files_recorded_integer_range_opens_no_footer() {
-        let (dir, listed) = archive();
+        let (dir, listed) = archive_in("read-int-keys");
         let mut files = listed.files.clone();
         files[0].int_keys = Some((0, 999));
         let a = Archive::with(
