@@ -33,7 +33,8 @@
 #      daily), written by `bench archive-synth` with bintrail's own archive writer and recorded in
 #      a fresh index's manifest; then `bintrail query --pk` of one key over the whole year and
 #      over one day, timed, with the files, footers, row groups and bytes each read, and the
-#      changes returned checked against what the generator wrote for that key;
+#      changes returned checked against what the generator wrote for that key; and the year
+#      again with the manifest emptied (the files by listing, pruned by the layout alone);
 #   4d. the huge-transaction variant: the same mix on another table, its updates and deletes as
 #      ONE UPDATE of 30% and ONE DELETE of 20% of N rows (60k/40k at N = 200,000), streamed into a
 #      fresh index database; reported against step 2's figure;
@@ -363,6 +364,10 @@ scale_query=("$bench" archive-query --bintrail "$bintrail" --index-dsn "$scale_d
 cat "$out/archive_query.json" >&2
 "${scale_query[@]}" --since "$probe_day 00:00:00" --until "$probe_day 23:59:59" >"$out/archive_query_day.json"
 cat "$out/archive_query_day.json" >&2
+# The same year without the manifest: the files found by listing, pruned by the layout alone.
+scripts/server.sh client "$work/index" bintrail_scale -e 'DELETE FROM archive_files'
+"${scale_query[@]}" >"$out/archive_query_layout.json"
+cat "$out/archive_query_layout.json" >&2
 idx -e 'DROP DATABASE bintrail_scale'
 rm -rf "$work/archive-scale"
 
