@@ -678,6 +678,27 @@ async fn archived_changes_read_as_if_they_were_in_the_index() {
         "{out}"
     );
 
+    // A manifest from before the key range (its columns gone): the same answers, and a
+    // one-key read opens the table's files' footers again.
+    let mut conn = index.conn().await;
+    conn.query_drop("ALTER TABLE archive_files DROP COLUMN min_pk_int, DROP COLUMN max_pk_int")
+        .await
+        .unwrap();
+    conn.disconnect().await.ok();
+    let older = ask(Some(&dir));
+    for (i, (want, got)) in expected.iter().zip(&older).enumerate() {
+        assert_eq!(
+            want, got,
+            "a manifest without key ranges: {:?}",
+            commands[i]
+        );
+    }
+    let (ok, _, err) = run(&key, Some(&dir));
+    assert!(
+        ok && err.contains("files read: 1 of 5 (3 footer(s) opened"),
+        "{err}"
+    );
+
     // The layout alone: with the manifest gone, the directory's paths are the file list.
     let mut conn = index.conn().await;
     conn.query_drop("DELETE FROM archive_files").await.unwrap();
