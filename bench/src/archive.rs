@@ -209,7 +209,7 @@ fn write_file(
         schema: "bench".into(),
         table: spec.table.into(),
         hour_start,
-        source_partition: format!("p{}", format_utc(hour_start).replace(['-', ' ', ':'], "")),
+        source_partition: bintrail::index::ddl::partition_name(hour_start),
         rows: written.rows,
         bytes: written.bytes,
         sha256: written.sha256,
