@@ -8,8 +8,8 @@ use bintrail::change::ChangeKind;
 use bintrail::history::open_index;
 use bintrail::history::query::{fetch, StoredChange};
 use bintrail::history::selection::Selection;
-use bintrail::history::time::now;
 use bintrail::index::adopt::ValueForm;
+use bintrail::time::now;
 use serde_json::{Map, Value};
 
 use super::{runtime, Failure, Kind};

@@ -8,10 +8,10 @@ use bintrail::encoding::{literal, SqlType};
 use bintrail::history::live::LiveTable;
 use bintrail::history::reconstruct::{self, Moment, ReconstructError, Request, RowSink, Target};
 use bintrail::history::reversal::{push_comment, SESSION_BEGIN, SESSION_END};
-use bintrail::history::time::{now, parse_duration, parse_instant};
 use bintrail::history::{open_index, open_source};
 use bintrail::position::Gtid;
 use bintrail::sql::ident;
+use bintrail::time::{now, parse_duration, parse_instant};
 use serde_json::Value;
 
 use super::{runtime, Failure, Kind};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bintrail::archive::store::Store;
 use bintrail::history::open_index;
 use bintrail::history::rotate::{self, Archived, Plan};
-use bintrail::history::time::{format_duration, format_utc, now, parse_duration};
+use bintrail::time::{format_duration, format_utc, now, parse_duration};
 use tokio_util::sync::CancellationToken;
 
 use super::{runtime, Failure, Kind};

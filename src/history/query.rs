@@ -20,12 +20,12 @@ use serde_json::{Map, Value};
 use super::follow::{follow_keys, Trail};
 use super::order::{Order, Pos};
 use super::selection::Selection;
-use super::time::format_utc;
 use crate::archive::read::{Archive, KeyFrom, Scan};
 use crate::archive::writer::ArchiveRow;
 use crate::archive::ArchiveError;
 use crate::change::ChangeKind;
 use crate::index::adopt::ValueForm;
+use crate::time::format_utc;
 
 /// One stored change, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

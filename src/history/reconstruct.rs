@@ -61,7 +61,6 @@ use super::host_zone::HostZone;
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
-use super::time::{format_utc, parse_utc};
 use crate::archive::read::{Archive, Scan};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
@@ -70,6 +69,7 @@ use crate::index::gaps;
 use crate::position::{BinlogPosition, Gtid, ResumePoint};
 use crate::source::{self, Flavor, SourceInfo};
 use crate::sql::ident;
+use crate::time::{format_utc, parse_utc};
 
 /// The first change stamped after a time (`k_time`): (stream_id, time).
 pub const FIRST_AFTER_TIME: &str =

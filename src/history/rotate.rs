@@ -30,7 +30,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use super::time::TO_SECONDS_EPOCH;
 use crate::archive::export::{self, PartitionRange, Pending};
 use crate::archive::store::Store;
 use crate::archive::{failpoint, manifest, ArchiveError};
@@ -39,6 +38,7 @@ use crate::index::ddl::{
     PARTITION_SECONDS,
 };
 use crate::sql::ident;
+use crate::time::TO_SECONDS_EPOCH;
 
 /// One partition of `binlog_events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

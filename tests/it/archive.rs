@@ -11,8 +11,8 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use bintrail::archive::writer::read_rows;
-use bintrail::history::time::{format_utc, now};
 use bintrail::index::ddl;
+use bintrail::time::{format_utc, now};
 
 use crate::stream_basic::server_id;
 use crate::support::stream::{start_here, Index, Stream};

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use bintrail::archive::store::Store;
 use bintrail::archive::writer::hex;
-use bintrail::history::time::now;
 use bintrail::index::ddl;
+use bintrail::time::now;
 
 use crate::archive::{manifest, query, read_with_parquet_crate, text, workload, D};
 use crate::stream_basic::server_id;

@@ -5,8 +5,8 @@
 
 use mysql_async::prelude::Queryable;
 
-use bintrail::history::time::{format_utc, now, parse_utc};
 use bintrail::index::ddl;
+use bintrail::time::{format_utc, now, parse_utc};
 
 use crate::stream_basic::server_id;
 use crate::support::stream::{start_here, Index, Stream};
@@ -61,7 +61,7 @@ async fn partitions(index: &Index) -> Vec<(String, Option<i64>)> {
             let upper = d
                 .parse::<i64>()
                 .ok()
-                .map(|s| s - bintrail::history::time::TO_SECONDS_EPOCH);
+                .map(|s| s - bintrail::time::TO_SECONDS_EPOCH);
             (n, upper)
         })
         .collect()

@@ -1,4 +1,7 @@
-//! Times and durations on the read side, all UTC and in whole seconds, without a date crate.
+//! Times and durations, all UTC and in whole seconds, without a date crate: the read side's
+//! `--since`/`--retain` arguments, the index's hourly partitions, the archive's layout and
+//! manifest, the S3 signature's date. It sits below every module that uses it (beside
+//! `position`), so none of them imports `history` for a clock.
 //!
 //! # Invariant
 //! `event_timestamp` is stored as a UTC `DATETIME` with second resolution, so every instant here
