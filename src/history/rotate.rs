@@ -109,6 +109,14 @@ pub enum RotateError {
 }
 
 impl RotateError {
+    /// For `map_err`: the index refused a statement while rotating `database`.
+    fn server(database: &str) -> impl Fn(mysql_async::Error) -> RotateError + Copy + '_ {
+        move |source| RotateError::Server {
+            database: database.to_string(),
+            source,
+        }
+    }
+
     /// Whether running again later, with nobody changing anything, can succeed (exit 1, not 3):
     /// a lost connection, a lock released, an archive endpoint back.
     pub fn is_transient(&self) -> bool {
@@ -150,10 +158,7 @@ type PartitionRow = (
 
 /// The partitions of `binlog_events`, in order; refuses a table rotate cannot manage.
 pub async fn partitions(conn: &mut Conn, database: &str) -> Result<Vec<Partition>, RotateError> {
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     let _ = conn
         .query_drop("SET SESSION information_schema_stats_expiry = 0")
         .await;
@@ -285,10 +290,7 @@ pub async fn rotate(
         return rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
     }
     let lock = lock_name(database);
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     let got: Option<Option<i64>> = conn
         .exec_first("SELECT GET_LOCK(?, ?)", (&lock, LOCK_WAIT_SECONDS))
         .await
@@ -317,10 +319,7 @@ async fn rotate_locked(
     dry_run: bool,
     archive: Option<&Store>,
 ) -> Result<Rotation, RotateError> {
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     let parts = partitions(conn, database).await?;
     let future = parts.iter().find(|p| p.upper.is_none());
     let oldest_future: Option<i64> = match future {
@@ -403,10 +402,7 @@ async fn drop_archived(
     database: &str,
     name: &str,
 ) -> Result<Option<(String, u64, u64)>, RotateError> {
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     conn.query_drop(format!(
         "LOCK TABLES {} WRITE, {} READ",
         ident(BINLOG_EVENTS),
