@@ -135,36 +135,46 @@ pub async fn later_changes(
     let since = recent.filter(|r| r.stream == stream && r.from <= oldest.id_floor());
     let mut later = Vec::new();
     for ((schema, table), mine) in tables {
+        let lookup = Lookup {
+            order,
+            schema,
+            table,
+            stream,
+            mine: &mine,
+            selected: &selected,
+            archive,
+        };
         let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
-            later_by_image(
-                conn,
-                order,
-                (schema, table),
-                stream,
-                &mine,
-                &selected,
-                archive,
-            )
-            .await?
+            later_by_image(conn, lookup).await?
         } else if let Some(since) = &since {
-            let ids = later_in_range(since, order, (schema, table), stream, &mine, &selected);
+            let ids = later_in_range(since, lookup);
             read_changes(conn, stream, &ids).await?
         } else {
-            later_by_key(
-                conn,
-                order,
-                (schema, table),
-                stream,
-                &mine,
-                &selected,
-                archive,
-            )
-            .await?
+            later_by_key(conn, lookup).await?
         };
         later.extend(found);
     }
     later.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
     Ok((later.len(), later))
+}
+
+/// What the lookups of one table's later changes share.
+#[derive(Clone, Copy)]
+struct Lookup<'a> {
+    /// The history order places are compared in.
+    order: &'a Order,
+    /// The table's schema.
+    schema: &'a str,
+    /// The table whose selected rows are followed.
+    table: &'a str,
+    /// The stream of the selection.
+    stream: u32,
+    /// The selected changes of this table.
+    mine: &'a [&'a StoredChange],
+    /// The `event_id`s of every selected change (of any table).
+    selected: &'a BTreeSet<u64>,
+    /// Where older changes are looked for too.
+    archive: Option<&'a Archive>,
 }
 
 /// Whether `pk_values` is the digest of a keyless row's image.
@@ -177,13 +187,17 @@ fn is_digest(pk: &str) -> bool {
 /// selected key-changing update), followed forward; then the changes under those keys.
 async fn later_by_key(
     conn: &mut Conn,
-    order: &Order,
-    (schema, table): (&str, &str),
-    stream: u32,
-    mine: &[&StoredChange],
-    selected: &BTreeSet<u64>,
-    archive: Option<&Archive>,
+    lookup: Lookup<'_>,
 ) -> Result<Vec<StoredChange>, QueryError> {
+    let Lookup {
+        order,
+        schema,
+        table,
+        stream,
+        mine,
+        selected,
+        archive,
+    } = lookup;
     let mut trail = selected_keys(order, mine);
     // A selected update that moved a row: its old key is the row's again once undone.
     let updates: Vec<u64> = mine.iter().map(|c| c.event_id).collect();
@@ -268,14 +282,16 @@ async fn later_by_key(
 
 /// [`later_by_key`] on what was written since the oldest selected change, read whole
 /// ([`Recent`]): the same trail, followed in memory; the `event_id`s of the later changes.
-fn later_in_range(
-    since: &Recent,
-    order: &Order,
-    (schema, table): (&str, &str),
-    stream: u32,
-    mine: &[&StoredChange],
-    selected: &BTreeSet<u64>,
-) -> Vec<u64> {
+fn later_in_range(since: &Recent, lookup: Lookup<'_>) -> Vec<u64> {
+    let Lookup {
+        order,
+        schema,
+        table,
+        stream,
+        mine,
+        selected,
+        ..
+    } = lookup;
     let mut trail = selected_keys(order, mine);
     let of_table = |s: &str, t: &str| s == schema && t == table;
     let mut moves: Vec<_> = since
@@ -380,13 +396,17 @@ pub fn table_scan_sql(
 /// `pk_values` of a selected change (the same row inserted again after a delete).
 async fn later_by_image(
     conn: &mut Conn,
-    order: &Order,
-    (schema, table): (&str, &str),
-    stream: u32,
-    mine: &[&StoredChange],
-    selected: &BTreeSet<u64>,
-    archive: Option<&Archive>,
+    lookup: Lookup<'_>,
 ) -> Result<Vec<StoredChange>, QueryError> {
+    let Lookup {
+        order,
+        schema,
+        table,
+        stream,
+        mine,
+        selected,
+        archive,
+    } = lookup;
     let oldest = mine
         .iter()
         .map(|c| order.pos(stream, c.event_id))
