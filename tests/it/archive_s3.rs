@@ -16,12 +16,9 @@ use sha2::{Digest, Sha256};
 
 use bintrail::archive::store::Store;
 use bintrail::archive::writer::hex;
-use bintrail::index::ddl;
-use bintrail::time::now;
 
-use crate::archive::{manifest, query, read_with_parquet_crate, text, workload, D};
-use crate::stream_basic::server_id;
-use crate::support::stream::{start_here, Index, Stream};
+use crate::archive::{manifest, query, read_with_parquet_crate, streamed_workload, text, Streamed};
+use crate::support::stream::Index;
 use crate::support::{bintrail_cmd, repo_root, temp_dir, unique, wait_until, TestServer};
 
 const BUCKET: &str = "bintrail-cold";
@@ -180,24 +177,13 @@ async fn s3_archive_holds_exactly_the_changes_survives_a_crash_and_verify_names_
     })
     .unwrap();
 
-    let source = TestServer::shared(crate::support::Flavor::Mysql);
-    let index_server = TestServer::index();
     let schema = unique("arch_s3");
-    let n = now();
-    let index = Index::uninitialised(index_server);
-    let mut conn = index_server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
-    conn.disconnect().await.ok();
-    let id = server_id();
-    let mut flags = start_here(source, true).await.flags();
-    flags.extend(["--schemas".to_string(), schema.clone()]);
-    let stream = Stream::start(source, &index, id, &flags);
-    workload(source, &schema, n).await;
-    index.wait_caught_up(source, id).await;
-    let before = query(&index, &schema);
-    assert_eq!(before.len(), 10, "{before:#?}");
+    let Streamed {
+        index,
+        stream,
+        before,
+        ..
+    } = streamed_workload(TestServer::index(), &schema, &[]).await;
 
     // A bucket that does not exist, an endpoint that does not answer: named, nothing dropped.
     let nosuch = rotate(&index, "s3://no-such-bucket/x", &env, None);
