@@ -314,27 +314,15 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::SqlType;
     use serde_json::json;
-
-    fn column(name: &str, data_type: &str) -> LiveColumn {
-        LiveColumn {
-            name: name.into(),
-            data_type: data_type.into(),
-            sql_type: SqlType::from_column(data_type, false),
-            nullable: true,
-            generated: false,
-            charset: None,
-        }
-    }
 
     fn orders(key_kind: KeyKind) -> LiveTable {
         let mut columns = vec![
-            column("id", "bigint"),
-            column("status", "enum"),
-            column("amount", "decimal"),
-            column("f", "float"),
-            column("twice", "decimal"),
+            LiveColumn::sample("id", "bigint"),
+            LiveColumn::sample("status", "enum"),
+            LiveColumn::sample("amount", "decimal"),
+            LiveColumn::sample("f", "float"),
+            LiveColumn::sample("twice", "decimal"),
         ];
         columns[4].generated = true;
         LiveTable {
