@@ -275,19 +275,31 @@ pub struct Rotation {
     pub archived: Option<Archived>,
 }
 
-/// Reads the partitions, plans at `now` and, unless `dry_run`, carries the plan out under the
-/// index's rotate lock; with `archive`, every partition is archived there before it is dropped.
+/// What a rotation is asked to do: the flags of `bintrail rotate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The time the rotation is planned at, Unix seconds.
+    pub now: i64,
+    /// Seconds of history to keep ([`plan`]); `None` drops nothing.
+    pub retain: Option<u64>,
+    /// Hourly partitions to have ready after the current hour.
+    pub ahead: u32,
+    /// Plan (and list what would be archived) without changing anything.
+    pub dry_run: bool,
+    /// Where every partition is archived before it is dropped.
+    pub archive: Option<&'a Store>,
+}
+
+/// Reads the partitions, plans at `request.now` and, unless a dry run, carries the plan out
+/// under the index's rotate lock; with an archive, every partition is archived there before it
+/// is dropped.
 pub async fn rotate(
     conn: &mut Conn,
     database: &str,
-    now: i64,
-    retain: Option<u64>,
-    ahead: u32,
-    dry_run: bool,
-    archive: Option<&Store>,
+    request: Request<'_>,
 ) -> Result<Rotation, RotateError> {
-    if dry_run {
-        return rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
+    if request.dry_run {
+        return rotate_locked(conn, database, request).await;
     }
     let lock = lock_name(database);
     let server = RotateError::server(database);
@@ -301,7 +313,7 @@ pub async fn rotate(
             lock,
         });
     }
-    let done = rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
+    let done = rotate_locked(conn, database, request).await;
     // Released with the connection anyway; a failure here changes nothing.
     let _ = conn
         .exec_first::<Option<i64>, _, _>("SELECT RELEASE_LOCK(?)", (&lock,))
@@ -313,12 +325,15 @@ pub async fn rotate(
 async fn rotate_locked(
     conn: &mut Conn,
     database: &str,
-    now: i64,
-    retain: Option<u64>,
-    ahead: u32,
-    dry_run: bool,
-    archive: Option<&Store>,
+    request: Request<'_>,
 ) -> Result<Rotation, RotateError> {
+    let Request {
+        now,
+        retain,
+        ahead,
+        dry_run,
+        archive,
+    } = request;
     let server = RotateError::server(database);
     let parts = partitions(conn, database).await?;
     let future = parts.iter().find(|p| p.upper.is_none());
