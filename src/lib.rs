@@ -25,4 +25,5 @@ pub mod source;
 pub mod sql;
 pub mod stream;
 pub mod telemetry;
+pub mod time;
 pub mod tls;

@@ -25,7 +25,7 @@ use bintrail::archive::manifest::{self, FileRecord};
 use bintrail::archive::store::Store;
 use bintrail::archive::writer::{ArchiveRow, ParquetFile};
 use bintrail::history::query::from_archive;
-use bintrail::history::time::format_utc;
+use bintrail::time::format_utc;
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value as J};
 

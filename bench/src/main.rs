@@ -1025,7 +1025,7 @@ async fn init_at(m: HashMap<String, String>) -> Res<J> {
     let days: i64 = get(&m, "days-ago").parse()?;
     let server = mysql_async::OptsBuilder::from_opts(opts).db_name(None::<String>);
     let mut c = Conn::new(server).await?;
-    let now = bintrail::history::time::now();
+    let now = bintrail::time::now();
     bintrail::index::ddl::init_at(
         &mut c,
         &db,

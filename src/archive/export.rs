@@ -23,8 +23,8 @@ use super::manifest::{self, FileRecord};
 use super::store::Store;
 use super::writer::{ArchiveRow, ParquetFile};
 use super::{failpoint, ArchiveError};
-use crate::history::time::{format_utc, TO_SECONDS_EPOCH};
 use crate::index::ddl::{BINLOG_EVENTS, PARTITION_SECONDS};
+use crate::time::{format_utc, TO_SECONDS_EPOCH};
 
 /// Rows per row group: large enough for good compression and few footers entries, small
 /// enough that a group of large row images stays well inside memory.

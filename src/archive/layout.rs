@@ -17,8 +17,8 @@
 
 use std::path::PathBuf;
 
-use crate::history::time::{format_utc, parse_utc};
 use crate::percent;
+use crate::time::{format_utc, parse_utc};
 
 /// The identity of one archive file: whose changes, which hour, from which `event_id` on.
 #[derive(Debug, Clone, PartialEq, Eq)]

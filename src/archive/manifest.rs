@@ -14,8 +14,8 @@ use mysql_async::Conn;
 use serde::Serialize;
 
 use super::ArchiveError;
-use crate::history::time::{format_utc, parse_utc};
 use crate::index::ddl::ARCHIVE_FILES;
+use crate::time::{format_utc, parse_utc};
 
 /// One recorded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -159,6 +159,32 @@ impl Candidate {
     }
 }
 
+/// Which end of the `event_id` order a search wants: the smallest or the largest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    First,
+    Last,
+}
+
+impl End {
+    /// Whether `event_id` is nearer this end than `best`.
+    fn beats(self, event_id: u64, best: u64) -> bool {
+        match self {
+            End::First => event_id < best,
+            End::Last => event_id > best,
+        }
+    }
+
+    /// Whether no row of `c` can be nearer this end than `best` (a bound the file does not
+    /// know, a largest found by layout alone, proves nothing).
+    fn cannot_beat(self, c: &Candidate, best: u64) -> bool {
+        match self {
+            End::First => c.min_event_id > best,
+            End::Last => c.max_event_id.is_some_and(|m| m < best),
+        }
+    }
+}
+
 /// A key looked up from a point on: `pk_values = pk AND event_id >= from` (and, with
 /// `stream`, only that stream's changes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,13 +483,7 @@ impl Archive {
         enough: &dyn Fn(u64) -> bool,
         each: &mut dyn FnMut(ArchiveRow) -> Result<(), ArchiveError>,
     ) -> Result<(), ArchiveError> {
-        let mut files: Vec<&Candidate> = self
-            .files
-            .iter()
-            .filter(|c| scan.file_may_match(c))
-            .collect();
-        files.sort_by_key(|c| std::cmp::Reverse(c.max_event_id.unwrap_or(u64::MAX)));
-        for c in files {
+        for c in self.candidates(scan, End::Last) {
             if c.max_event_id.is_some_and(enough) {
                 break;
             }
@@ -475,20 +495,32 @@ impl Archive {
     /// The match of `scan` with the smallest `event_id`: files are read in the order of their
     /// smallest `event_id`, and none once that is above the best match found.
     pub fn first_match(&self, scan: &Scan) -> Result<Option<ArchiveRow>, ArchiveError> {
-        let mut files: Vec<&Candidate> = self
-            .files
-            .iter()
-            .filter(|c| scan.file_may_match(c))
-            .collect();
-        files.sort_by_key(|c| c.min_event_id);
+        self.best_match(scan, End::First)
+    }
+
+    /// The match of `scan` with the largest `event_id`: files are read from the largest
+    /// `event_id` down (a file whose largest is unknown first), none once below the best found.
+    pub fn last_match(&self, scan: &Scan) -> Result<Option<ArchiveRow>, ArchiveError> {
+        self.best_match(scan, End::Last)
+    }
+
+    /// The match of `scan` nearest `end` of the `event_id` order, reading the files most
+    /// likely to hold it first and stopping at the first file that cannot hold a better one.
+    fn best_match(&self, scan: &Scan, end: End) -> Result<Option<ArchiveRow>, ArchiveError> {
         let mut best: Option<ArchiveRow> = None;
         tokio::task::block_in_place(|| {
-            for c in files {
-                if best.as_ref().is_some_and(|b| c.min_event_id > b.event_id) {
+            for c in self.candidates(scan, end) {
+                if best
+                    .as_ref()
+                    .is_some_and(|b| end.cannot_beat(c, b.event_id))
+                {
                     break;
                 }
                 self.read_file(c, scan, &mut |r| {
-                    if best.as_ref().is_none_or(|b| r.event_id < b.event_id) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| end.beats(r.event_id, b.event_id))
+                    {
                         best = Some(r);
                     }
                     Ok(())
@@ -499,32 +531,21 @@ impl Archive {
         Ok(best)
     }
 
-    /// The match of `scan` with the largest `event_id`: files are read from the largest
-    /// `event_id` down (a file whose largest is unknown first), none once below the best found.
-    pub fn last_match(&self, scan: &Scan) -> Result<Option<ArchiveRow>, ArchiveError> {
+    /// The files `scan` may match, those nearest `end` of the `event_id` order first.
+    fn candidates(&self, scan: &Scan, end: End) -> Vec<&Candidate> {
         let mut files: Vec<&Candidate> = self
             .files
             .iter()
             .filter(|c| scan.file_may_match(c))
             .collect();
-        files.sort_by_key(|c| std::cmp::Reverse(c.max_event_id.unwrap_or(u64::MAX)));
-        let mut best: Option<ArchiveRow> = None;
-        tokio::task::block_in_place(|| {
-            for c in files {
-                let below = |b: &ArchiveRow| c.max_event_id.is_some_and(|m| m < b.event_id);
-                if best.as_ref().is_some_and(below) {
-                    break;
-                }
-                self.read_file(c, scan, &mut |r| {
-                    if best.as_ref().is_none_or(|b| r.event_id > b.event_id) {
-                        best = Some(r);
-                    }
-                    Ok(())
-                })?;
+        match end {
+            End::First => files.sort_by_key(|c| c.min_event_id),
+            // A file whose largest is unknown may hold anything, so it comes first.
+            End::Last => {
+                files.sort_by_key(|c| std::cmp::Reverse(c.max_event_id.unwrap_or(u64::MAX)))
             }
-            Ok::<_, ArchiveError>(())
-        })?;
-        Ok(best)
+        }
+        files
     }
 
     /// The earliest time of the files `scan` may match (from the manifest exact, from the

@@ -3,6 +3,7 @@
 //! and the exit status it deserves.
 
 pub mod archive;
+mod csv;
 pub mod index;
 pub mod init;
 pub mod mask;

@@ -8,11 +8,11 @@ use bintrail::change::ChangeKind;
 use bintrail::history::open_index;
 use bintrail::history::query::{fetch, StoredChange};
 use bintrail::history::selection::Selection;
-use bintrail::history::time::now;
 use bintrail::index::adopt::ValueForm;
+use bintrail::time::now;
 use serde_json::{Map, Value};
 
-use super::{runtime, Failure, Kind};
+use super::{csv, runtime, Failure, Kind};
 use crate::cli::{QueryCmd, QueryFormat};
 
 /// Runs the query and prints the changes.
@@ -37,7 +37,7 @@ pub fn run(cmd: QueryCmd) -> Result<(), Failure> {
             .iter()
             .map(|c| serde_json::to_string(c).unwrap_or_default() + "\n")
             .collect(),
-        QueryFormat::Csv => csv(&page.changes),
+        QueryFormat::Csv => render_csv(&page.changes),
     };
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -121,7 +121,7 @@ fn row(m: &Option<Map<String, Value>>) -> String {
 /// `value_form`, says which era a row is from (`established` or `bintrail`): the images of the
 /// two eras look alike but mean different things (an ENUM index and a label are both valid
 /// JSON), and a CSV consumer has no other way to tell them apart.
-fn csv(changes: &[StoredChange]) -> String {
+fn render_csv(changes: &[StoredChange]) -> String {
     let mut out = String::from(
         "event_id,event_timestamp,stream_id,gtid,binlog_file,start_pos,end_pos,row_in_event,\
          connection_id,schema_name,table_name,event_type,pk_values,changed_columns,row_before,\
@@ -153,7 +153,7 @@ fn csv(changes: &[StoredChange]) -> String {
             c.schema_version.to_string(),
             form_name(c.value_form).to_string(),
         ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        let line: Vec<String> = fields.iter().map(|f| csv::field(f)).collect();
         out.push_str(&line.join(","));
         out.push_str("\r\n");
     }
@@ -165,13 +165,5 @@ fn form_name(f: ValueForm) -> &'static str {
     match f {
         ValueForm::Established => "established",
         ValueForm::Bintrail => "bintrail",
-    }
-}
-
-fn csv_field(f: &str) -> String {
-    if f.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f.to_string()
     }
 }

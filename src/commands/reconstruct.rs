@@ -8,13 +8,13 @@ use bintrail::encoding::{literal, SqlType};
 use bintrail::history::live::LiveTable;
 use bintrail::history::reconstruct::{self, Moment, ReconstructError, Request, RowSink, Target};
 use bintrail::history::reversal::{push_comment, SESSION_BEGIN, SESSION_END};
-use bintrail::history::time::{now, parse_duration, parse_instant};
 use bintrail::history::{open_index, open_source};
 use bintrail::position::Gtid;
 use bintrail::sql::ident;
+use bintrail::time::{now, parse_duration, parse_instant};
 use serde_json::Value;
 
-use super::{runtime, Failure, Kind};
+use super::{csv, runtime, Failure, Kind};
 use crate::cli::{ReconstructCmd, ReconstructFormat};
 
 /// INSERT statements carry this many rows each.
@@ -253,7 +253,7 @@ impl RowSink for RowWriter {
             .collect();
         match self.format {
             ReconstructFormat::Csv => {
-                let names: Vec<String> = t.columns.iter().map(|c| csv_field(&c.name)).collect();
+                let names: Vec<String> = t.columns.iter().map(|c| csv::field(&c.name)).collect();
                 write!(self.out, "{}\r\n", names.join(","))
             }
             ReconstructFormat::Json => Ok(()),
@@ -371,29 +371,11 @@ fn push_csv_value(line: &mut String, v: &Value) {
     match v {
         Value::Null => {}
         Value::String(s) if s.is_empty() => line.push_str("\"\""),
-        Value::String(s) => push_csv_text(line, s),
+        Value::String(s) => csv::push_field(line, s),
         Value::Number(n) => {
             use std::fmt::Write as _;
             let _ = write!(line, "{n}");
         }
-        other => push_csv_text(line, &other.to_string()),
-    }
-}
-
-fn push_csv_text(line: &mut String, f: &str) {
-    if f.contains([',', '"', '\r', '\n']) {
-        line.push('"');
-        line.push_str(&f.replace('"', "\"\""));
-        line.push('"');
-    } else {
-        line.push_str(f);
-    }
-}
-
-fn csv_field(f: &str) -> String {
-    if f.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f.to_string()
+        other => csv::push_field(line, &other.to_string()),
     }
 }

@@ -6,8 +6,8 @@ use std::io::Write;
 use bintrail::history::recover::{self, Options, RecoverError, Recovery};
 use bintrail::history::reversal::describe;
 use bintrail::history::selection::Selection;
-use bintrail::history::time::now;
 use bintrail::history::{open_index, open_source};
+use bintrail::time::now;
 
 use super::{runtime, Failure, Kind};
 use crate::cli::RecoverCmd;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bintrail::archive::store::Store;
 use bintrail::history::open_index;
 use bintrail::history::rotate::{self, Archived, Plan};
-use bintrail::history::time::{format_duration, format_utc, now, parse_duration};
+use bintrail::time::{format_duration, format_utc, now, parse_duration};
 use tokio_util::sync::CancellationToken;
 
 use super::{runtime, Failure, Kind};
@@ -53,16 +53,14 @@ pub fn run(cmd: RotateCmd) -> Result<(), Failure> {
         loop {
             let mut conn = open_index(&index).await.map_err(super::open_failure)?;
             let at = now();
-            let result = rotate::rotate(
-                &mut conn,
-                &index.database,
-                at,
+            let request = rotate::Request {
+                now: at,
                 retain,
                 ahead,
                 dry_run,
-                archive.as_ref(),
-            )
-            .await;
+                archive: archive.as_ref(),
+            };
+            let result = rotate::rotate(&mut conn, &index.database, request).await;
             // Ended cleanly on failure too, so the server releases the rotate lock at once.
             let _ = conn.disconnect().await;
             let rotation = result.map_err(|e| {

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use bintrail::archive::read::Extent;
 use bintrail::history::status::{self, Status, StreamStatus};
-use bintrail::history::time::{format_age, format_duration, format_utc, parse_duration};
 use bintrail::history::{open_index, open_source};
+use bintrail::time::{format_age, format_duration, format_utc, parse_duration};
 
 use super::{runtime, Failure, Kind};
 use crate::cli::{StatusCmd, StatusFormat};

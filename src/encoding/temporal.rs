@@ -20,6 +20,7 @@
 
 use super::cursor::{Cursor, Fault};
 use super::decimal::push_digits;
+use crate::time::civil_from_days;
 
 /// A broken-down date and time (no time zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -236,21 +237,6 @@ fn from_unix(secs: u64) -> DateTime {
         second: (rem % 60) as u32,
         micros: 0,
     }
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

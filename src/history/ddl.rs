@@ -16,7 +16,7 @@ use mysql_async::{Conn, Row};
 
 pub use crate::change::DdlKind;
 use crate::change::DdlRecord;
-use crate::history::time::format_utc;
+use crate::time::format_utc;
 
 /// One recorded DDL statement on one table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -847,26 +847,13 @@ mod tests {
     fn later_changes_follow_a_row_through_key_changes_in_commit_order() {
         let change = |id: u64, kind: ChangeKind, before: Option<i64>, after: Option<i64>| {
             let img = |k: Option<i64>| k.and_then(|k| json!({ "id": k }).as_object().cloned());
+            // `later` reads only the identity, the kind and the images.
             StoredChange {
-                archived_policy: None,
-                value_form: ValueForm::Bintrail,
                 event_id: id,
-                stream_id: 0,
-                binlog_file: String::new(),
-                start_pos: 0,
-                end_pos: 0,
-                row_in_event: 0,
-                event_timestamp: String::new(),
-                gtid: None,
-                connection_id: None,
-                schema: "s".into(),
-                table: "t".into(),
                 event_type: kind,
-                pk_values: String::new(),
-                changed_columns: None,
                 row_before: img(before),
                 row_after: img(after),
-                schema_version: 0,
+                ..StoredChange::sample()
             }
         };
         use ChangeKind::*;
@@ -914,25 +901,14 @@ mod tests {
             },
         );
         let mut c = StoredChange {
-            archived_policy: None,
             value_form: ValueForm::Established,
-            event_id: 7,
             stream_id: 0,
-            binlog_file: "binlog.000001".into(),
-            start_pos: 4,
-            end_pos: 100,
-            row_in_event: 0,
-            event_timestamp: "2026-11-25 14:00:00".into(),
-            gtid: None,
-            connection_id: None,
             schema: "s".into(),
             table: "t".into(),
-            event_type: crate::change::ChangeKind::Insert,
             pk_values: "1".into(),
-            changed_columns: None,
-            row_before: None,
             row_after: json!({"id": 1, "e": 2, "ts": null}).as_object().cloned(),
             schema_version: 3,
+            ..StoredChange::sample()
         };
         let out = convert(&c, &snaps, &Reading::default()).unwrap();
         assert_eq!(

@@ -135,36 +135,46 @@ pub async fn later_changes(
     let since = recent.filter(|r| r.stream == stream && r.from <= oldest.id_floor());
     let mut later = Vec::new();
     for ((schema, table), mine) in tables {
+        let lookup = Lookup {
+            order,
+            schema,
+            table,
+            stream,
+            mine: &mine,
+            selected: &selected,
+            archive,
+        };
         let found = if mine.iter().all(|c| is_digest(&c.pk_values)) {
-            later_by_image(
-                conn,
-                order,
-                (schema, table),
-                stream,
-                &mine,
-                &selected,
-                archive,
-            )
-            .await?
+            later_by_image(conn, lookup).await?
         } else if let Some(since) = &since {
-            let ids = later_in_range(since, order, (schema, table), stream, &mine, &selected);
+            let ids = later_in_range(since, lookup);
             read_changes(conn, stream, &ids).await?
         } else {
-            later_by_key(
-                conn,
-                order,
-                (schema, table),
-                stream,
-                &mine,
-                &selected,
-                archive,
-            )
-            .await?
+            later_by_key(conn, lookup).await?
         };
         later.extend(found);
     }
     later.sort_by_key(|c| order.pos(c.stream_id, c.event_id));
     Ok((later.len(), later))
+}
+
+/// What the lookups of one table's later changes share.
+#[derive(Clone, Copy)]
+struct Lookup<'a> {
+    /// The history order places are compared in.
+    order: &'a Order,
+    /// The table's schema.
+    schema: &'a str,
+    /// The table whose selected rows are followed.
+    table: &'a str,
+    /// The stream of the selection.
+    stream: u32,
+    /// The selected changes of this table.
+    mine: &'a [&'a StoredChange],
+    /// The `event_id`s of every selected change (of any table).
+    selected: &'a BTreeSet<u64>,
+    /// Where older changes are looked for too.
+    archive: Option<&'a Archive>,
 }
 
 /// Whether `pk_values` is the digest of a keyless row's image.
@@ -177,16 +187,12 @@ fn is_digest(pk: &str) -> bool {
 /// selected key-changing update), followed forward; then the changes under those keys.
 async fn later_by_key(
     conn: &mut Conn,
-    order: &Order,
-    (schema, table): (&str, &str),
-    stream: u32,
-    mine: &[&StoredChange],
-    selected: &BTreeSet<u64>,
-    archive: Option<&Archive>,
+    lookup: Lookup<'_>,
 ) -> Result<Vec<StoredChange>, QueryError> {
-    let mut trail = selected_keys(order, mine);
+    let Lookup { order, stream, .. } = lookup;
+    let mut trail = selected_keys(order, lookup.mine);
     // A selected update that moved a row: its old key is the row's again once undone.
-    let updates: Vec<u64> = mine.iter().map(|c| c.event_id).collect();
+    let updates: Vec<u64> = lookup.mine.iter().map(|c| c.event_id).collect();
     for chunk in updates.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let mut params: Vec<mysql_async::Value> = vec![stream.into()];
@@ -204,7 +210,15 @@ async fn later_by_key(
             note(&mut trail, &before, order.pos(stream, id).next());
         }
     }
-    follow_keys(conn, order, schema, table, Some(stream), &mut trail).await?;
+    follow_keys(
+        conn,
+        order,
+        lookup.schema,
+        lookup.table,
+        Some(stream),
+        &mut trail,
+    )
+    .await?;
     let keys: Vec<(&String, &Pos)> = trail.iter().collect();
     // Identities first (a row's whole history may be large: a bulk insert, images of every
     // change), then the full rows of only the later changes, which are few or none.
@@ -212,7 +226,8 @@ async fn later_by_key(
     for chunk in keys.chunks(BATCH) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let from = chunk.iter().map(|(_, f)| f.id_floor()).min().unwrap_or(0);
-        let mut params: Vec<mysql_async::Value> = vec![schema.into(), table.into(), stream.into()];
+        let mut params: Vec<mysql_async::Value> =
+            vec![lookup.schema.into(), lookup.table.into(), stream.into()];
         params.extend(
             chunk
                 .iter()
@@ -231,19 +246,19 @@ async fn later_by_key(
             .await?;
         for (event_id, pk) in rows {
             let from = trail.get(&pk).copied().unwrap_or(Pos::END);
-            if order.pos(stream, event_id) >= from && !selected.contains(&event_id) {
+            if order.pos(stream, event_id) >= from && !lookup.selected.contains(&event_id) {
                 later_ids.push(event_id);
             }
         }
     }
     let found = read_changes(conn, stream, &later_ids).await?;
-    let Some(archive) = archive else {
+    let Some(archive) = lookup.archive else {
         return Ok(found);
     };
     let scan = Scan {
         stream: Some(stream),
-        schema: Some(schema.to_string()),
-        table: Some(table.to_string()),
+        schema: Some(lookup.schema.to_string()),
+        table: Some(lookup.table.to_string()),
         keys: Some(
             trail
                 .iter()
@@ -259,7 +274,7 @@ async fn later_by_key(
     let mut archived = Vec::new();
     for r in archive.read(&scan)? {
         let from = trail.get(&r.pk_values).copied().unwrap_or(Pos::END);
-        if order.pos(stream, r.event_id) >= from && !selected.contains(&r.event_id) {
+        if order.pos(stream, r.event_id) >= from && !lookup.selected.contains(&r.event_id) {
             archived.push(from_archive(r)?);
         }
     }
@@ -268,16 +283,10 @@ async fn later_by_key(
 
 /// [`later_by_key`] on what was written since the oldest selected change, read whole
 /// ([`Recent`]): the same trail, followed in memory; the `event_id`s of the later changes.
-fn later_in_range(
-    since: &Recent,
-    order: &Order,
-    (schema, table): (&str, &str),
-    stream: u32,
-    mine: &[&StoredChange],
-    selected: &BTreeSet<u64>,
-) -> Vec<u64> {
-    let mut trail = selected_keys(order, mine);
-    let of_table = |s: &str, t: &str| s == schema && t == table;
+fn later_in_range(since: &Recent, lookup: Lookup<'_>) -> Vec<u64> {
+    let Lookup { order, stream, .. } = lookup;
+    let mut trail = selected_keys(order, lookup.mine);
+    let of_table = |s: &str, t: &str| s == lookup.schema && t == lookup.table;
     let mut moves: Vec<_> = since
         .moves
         .iter()
@@ -285,7 +294,10 @@ fn later_in_range(
         .map(|m| (order.pos(stream, m.event_id), m))
         .collect();
     moves.sort_by_key(|(at, _)| *at);
-    for (at, m) in moves.iter().filter(|(_, m)| selected.contains(&m.event_id)) {
+    for (at, m) in moves
+        .iter()
+        .filter(|(_, m)| lookup.selected.contains(&m.event_id))
+    {
         note(&mut trail, &m.before, at.next());
     }
     // In history order one pass follows every chain: a move counts only from the point its old
@@ -299,7 +311,7 @@ fn later_in_range(
         .filter(|c| {
             c.stream == stream
                 && of_table(&c.schema, &c.table)
-                && !selected.contains(&c.event_id)
+                && !lookup.selected.contains(&c.event_id)
                 && trail
                     .get(&c.pk)
                     .is_some_and(|from| order.pos(stream, c.event_id) >= *from)
@@ -380,29 +392,26 @@ pub fn table_scan_sql(
 /// `pk_values` of a selected change (the same row inserted again after a delete).
 async fn later_by_image(
     conn: &mut Conn,
-    order: &Order,
-    (schema, table): (&str, &str),
-    stream: u32,
-    mine: &[&StoredChange],
-    selected: &BTreeSet<u64>,
-    archive: Option<&Archive>,
+    lookup: Lookup<'_>,
 ) -> Result<Vec<StoredChange>, QueryError> {
-    let oldest = mine
+    let Lookup { order, stream, .. } = lookup;
+    let oldest = lookup
+        .mine
         .iter()
         .map(|c| order.pos(stream, c.event_id))
         .min()
         .unwrap_or(Pos::START);
-    let (sql, params) = table_scan_sql(schema, table, stream, oldest.id_floor());
+    let (sql, params) = table_scan_sql(lookup.schema, lookup.table, stream, oldest.id_floor());
     let rows: Vec<Row> = conn.exec(sql, params).await?;
     let mut all = rows
         .into_iter()
         .map(parse_row)
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(archive) = archive {
+    if let Some(archive) = lookup.archive {
         let scan = Scan {
             stream: Some(stream),
-            schema: Some(schema.to_string()),
-            table: Some(table.to_string()),
+            schema: Some(lookup.schema.to_string()),
+            table: Some(lookup.table.to_string()),
             min_event_id: Some(oldest.id_floor()),
             ..Scan::default()
         };
@@ -418,7 +427,7 @@ async fn later_by_image(
     let mut digests: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     for c in all {
-        if selected.contains(&c.event_id) {
+        if lookup.selected.contains(&c.event_id) {
             digests.insert(c.pk_values.clone());
             images.extend(c.row_after.clone());
             continue;

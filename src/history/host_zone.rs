@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::time::{format_utc, parse_utc};
+use crate::time::{format_utc, parse_utc};
 
 /// A fixed UTC offset, in seconds east of UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

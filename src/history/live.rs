@@ -38,6 +38,21 @@ pub struct LiveColumn {
     pub charset: Option<String>,
 }
 
+#[cfg(test)]
+impl LiveColumn {
+    /// A nullable, not generated column of `data_type` for unit tests.
+    pub(crate) fn sample(name: &str, data_type: &str) -> LiveColumn {
+        LiveColumn {
+            name: name.into(),
+            data_type: data_type.into(),
+            sql_type: SqlType::from_column(data_type, false),
+            nullable: true,
+            generated: false,
+            charset: None,
+        }
+    }
+}
+
 /// How statements find a row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -245,23 +260,15 @@ pub fn binlog_type(data_type: &str) -> Option<ColumnType> {
 mod tests {
     use super::*;
 
-    fn column(name: &str, data_type: &str) -> LiveColumn {
-        LiveColumn {
-            name: name.into(),
-            data_type: data_type.into(),
-            sql_type: SqlType::from_column(data_type, false),
-            nullable: true,
-            generated: false,
-            charset: None,
-        }
-    }
-
     #[test]
     fn fingerprint_is_fnv1a_over_names_and_binlog_type_codes() {
         let t = LiveTable {
             schema: "s".into(),
             table: "t".into(),
-            columns: vec![column("id", "int"), column("note", "text")],
+            columns: vec![
+                LiveColumn::sample("id", "int"),
+                LiveColumn::sample("note", "text"),
+            ],
             key: vec![0],
             key_kind: KeyKind::Primary,
         };

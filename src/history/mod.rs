@@ -32,7 +32,6 @@ pub mod reversal;
 pub mod rotate;
 pub mod selection;
 pub mod status;
-pub mod time;
 pub mod transactions;
 
 use mysql_async::prelude::Queryable;

@@ -20,12 +20,12 @@ use serde_json::{Map, Value};
 use super::follow::{follow_keys, Trail};
 use super::order::{Order, Pos};
 use super::selection::Selection;
-use super::time::format_utc;
 use crate::archive::read::{Archive, KeyFrom, Scan};
 use crate::archive::writer::ArchiveRow;
 use crate::archive::ArchiveError;
 use crate::change::ChangeKind;
 use crate::index::adopt::ValueForm;
+use crate::time::format_utc;
 
 /// One stored change, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -78,6 +78,35 @@ pub struct StoredChange {
 
 fn is_bintrail(f: &ValueForm) -> bool {
     *f == ValueForm::Bintrail
+}
+
+#[cfg(test)]
+impl StoredChange {
+    /// A change for unit tests to build on with `..StoredChange::sample()`: an insert of key
+    /// `12345` into `shop`.`orders`, event 7 of stream 42 at `binlog.000001:4`, without images.
+    pub(crate) fn sample() -> StoredChange {
+        StoredChange {
+            archived_policy: None,
+            value_form: ValueForm::Bintrail,
+            event_id: 7,
+            stream_id: 42,
+            binlog_file: "binlog.000001".into(),
+            start_pos: 4,
+            end_pos: 100,
+            row_in_event: 0,
+            event_timestamp: "2026-11-25 14:00:00".into(),
+            gtid: None,
+            connection_id: None,
+            schema: "shop".into(),
+            table: "orders".into(),
+            event_type: ChangeKind::Insert,
+            pk_values: "12345".into(),
+            changed_columns: None,
+            row_before: None,
+            row_after: None,
+            schema_version: 0,
+        }
+    }
 }
 
 fn kind_name<S: serde::Serializer>(k: &ChangeKind, s: S) -> Result<S::Ok, S::Error> {

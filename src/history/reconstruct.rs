@@ -61,7 +61,6 @@ use super::host_zone::HostZone;
 use super::live::{KeyKind, LiveColumn, LiveTable};
 use super::order::{Order, Pos};
 use super::query::{self, QueryError, StoredChange};
-use super::time::{format_utc, parse_utc};
 use crate::archive::read::{Archive, Scan};
 use crate::change::ChangeKind;
 use crate::encoding::live_value::{select_expr, stored, LiveValueError};
@@ -70,6 +69,7 @@ use crate::index::gaps;
 use crate::position::{BinlogPosition, Gtid, ResumePoint};
 use crate::source::{self, Flavor, SourceInfo};
 use crate::sql::ident;
+use crate::time::{format_utc, parse_utc};
 
 /// The first change stamped after a time (`k_time`): (stream_id, time).
 pub const FIRST_AFTER_TIME: &str =
@@ -1240,6 +1240,17 @@ async fn wait_for(
     }
 }
 
+/// [`ReconstructError::SchemaChanged`] for change `c`: why its stored columns no longer
+/// describe the live table.
+fn schema_changed(c: &StoredChange, detail: impl Into<String>) -> ReconstructError {
+    ReconstructError::SchemaChanged {
+        table: format!("{}.{}", c.schema, c.table),
+        event_id: c.event_id,
+        stored: c.schema_version,
+        detail: detail.into(),
+    }
+}
+
 /// The table's changes from the cut on, oldest first in history order: read from the cut's
 /// `event_id` floor, those before the cut dropped.
 async fn changes_after(
@@ -1335,12 +1346,10 @@ fn check_shapes(
         // of the live columns they name, in live order, equals the stored one only if nothing
         // else changed, and dropped columns make that comparison impossible.
         if gone.is_empty() && common != Some(c.schema_version) {
-            return Err(ReconstructError::SchemaChanged {
-                table: format!("{}.{}", c.schema, c.table),
-                event_id: c.event_id,
-                stored: c.schema_version,
-                detail: "a column was renamed, retyped or reordered".into(),
-            });
+            return Err(schema_changed(
+                c,
+                "a column was renamed, retyped or reordered",
+            ));
         }
         let new: Vec<&str> = t
             .columns
@@ -1349,16 +1358,14 @@ fn check_shapes(
             .map(|col| col.name.as_str())
             .collect();
         if !gone.is_empty() && !new.is_empty() {
-            return Err(ReconstructError::SchemaChanged {
-                table: format!("{}.{}", c.schema, c.table),
-                event_id: c.event_id,
-                stored: c.schema_version,
-                detail: format!(
+            return Err(schema_changed(
+                c,
+                format!(
                     "column(s) {} are gone and {} are new: if that was a rename, the old values would be lost",
                     gone.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
                     new.join(", ")
                 ),
-            });
+            ));
         }
         dropped.extend(gone.into_iter().map(|n| n.to_string()));
         added.extend(
@@ -1409,15 +1416,13 @@ fn check_era_types(
             ))));
         }
         if !live.data_type.eq_ignore_ascii_case(&col.data_type) {
-            return Err(ReconstructError::SchemaChanged {
-                table: format!("{}.{}", c.schema, c.table),
-                event_id: c.event_id,
-                stored: c.schema_version,
-                detail: format!(
+            return Err(schema_changed(
+                c,
+                format!(
                     "the change was indexed by the established tool under its schema snapshot {}, where column {} is {}; it is {} now",
                     c.schema_version, col.name, col.column_type, live.data_type
                 ),
-            });
+            ));
         }
     }
     Ok(())

@@ -314,27 +314,15 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::SqlType;
     use serde_json::json;
-
-    fn column(name: &str, data_type: &str) -> LiveColumn {
-        LiveColumn {
-            name: name.into(),
-            data_type: data_type.into(),
-            sql_type: SqlType::from_column(data_type, false),
-            nullable: true,
-            generated: false,
-            charset: None,
-        }
-    }
 
     fn orders(key_kind: KeyKind) -> LiveTable {
         let mut columns = vec![
-            column("id", "bigint"),
-            column("status", "enum"),
-            column("amount", "decimal"),
-            column("f", "float"),
-            column("twice", "decimal"),
+            LiveColumn::sample("id", "bigint"),
+            LiveColumn::sample("status", "enum"),
+            LiveColumn::sample("amount", "decimal"),
+            LiveColumn::sample("f", "float"),
+            LiveColumn::sample("twice", "decimal"),
         ];
         columns[4].generated = true;
         LiveTable {
@@ -353,25 +341,10 @@ mod tests {
     fn change(kind: ChangeKind, before: Option<Value>, after: Option<Value>) -> StoredChange {
         let obj = |v: Option<Value>| v.and_then(|v| v.as_object().cloned());
         StoredChange {
-            archived_policy: None,
-            value_form: crate::index::adopt::ValueForm::Bintrail,
-            event_id: 7,
-            stream_id: 42,
-            binlog_file: "binlog.000001".into(),
-            start_pos: 4,
-            end_pos: 100,
-            row_in_event: 0,
-            event_timestamp: "2026-11-25 14:00:00".into(),
-            gtid: None,
-            connection_id: None,
-            schema: "shop".into(),
-            table: "orders".into(),
             event_type: kind,
-            pk_values: "12345".into(),
-            changed_columns: None,
             row_before: obj(before),
             row_after: obj(after),
-            schema_version: 0,
+            ..StoredChange::sample()
         }
     }
 

@@ -30,7 +30,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use super::time::TO_SECONDS_EPOCH;
 use crate::archive::export::{self, PartitionRange, Pending};
 use crate::archive::store::Store;
 use crate::archive::{failpoint, manifest, ArchiveError};
@@ -39,6 +38,7 @@ use crate::index::ddl::{
     PARTITION_SECONDS,
 };
 use crate::sql::ident;
+use crate::time::TO_SECONDS_EPOCH;
 
 /// One partition of `binlog_events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,6 +109,14 @@ pub enum RotateError {
 }
 
 impl RotateError {
+    /// For `map_err`: the index refused a statement while rotating `database`.
+    fn server(database: &str) -> impl Fn(mysql_async::Error) -> RotateError + Copy + '_ {
+        move |source| RotateError::Server {
+            database: database.to_string(),
+            source,
+        }
+    }
+
     /// Whether running again later, with nobody changing anything, can succeed (exit 1, not 3):
     /// a lost connection, a lock released, an archive endpoint back.
     pub fn is_transient(&self) -> bool {
@@ -150,10 +158,7 @@ type PartitionRow = (
 
 /// The partitions of `binlog_events`, in order; refuses a table rotate cannot manage.
 pub async fn partitions(conn: &mut Conn, database: &str) -> Result<Vec<Partition>, RotateError> {
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     let _ = conn
         .query_drop("SET SESSION information_schema_stats_expiry = 0")
         .await;
@@ -270,25 +275,34 @@ pub struct Rotation {
     pub archived: Option<Archived>,
 }
 
-/// Reads the partitions, plans at `now` and, unless `dry_run`, carries the plan out under the
-/// index's rotate lock; with `archive`, every partition is archived there before it is dropped.
+/// What a rotation is asked to do: the flags of `bintrail rotate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The time the rotation is planned at, Unix seconds.
+    pub now: i64,
+    /// Seconds of history to keep ([`plan`]); `None` drops nothing.
+    pub retain: Option<u64>,
+    /// Hourly partitions to have ready after the current hour.
+    pub ahead: u32,
+    /// Plan (and list what would be archived) without changing anything.
+    pub dry_run: bool,
+    /// Where every partition is archived before it is dropped.
+    pub archive: Option<&'a Store>,
+}
+
+/// Reads the partitions, plans at `request.now` and, unless a dry run, carries the plan out
+/// under the index's rotate lock; with an archive, every partition is archived there before it
+/// is dropped.
 pub async fn rotate(
     conn: &mut Conn,
     database: &str,
-    now: i64,
-    retain: Option<u64>,
-    ahead: u32,
-    dry_run: bool,
-    archive: Option<&Store>,
+    request: Request<'_>,
 ) -> Result<Rotation, RotateError> {
-    if dry_run {
-        return rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
+    if request.dry_run {
+        return rotate_locked(conn, database, request).await;
     }
     let lock = lock_name(database);
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     let got: Option<Option<i64>> = conn
         .exec_first("SELECT GET_LOCK(?, ?)", (&lock, LOCK_WAIT_SECONDS))
         .await
@@ -299,7 +313,7 @@ pub async fn rotate(
             lock,
         });
     }
-    let done = rotate_locked(conn, database, now, retain, ahead, dry_run, archive).await;
+    let done = rotate_locked(conn, database, request).await;
     // Released with the connection anyway; a failure here changes nothing.
     let _ = conn
         .exec_first::<Option<i64>, _, _>("SELECT RELEASE_LOCK(?)", (&lock,))
@@ -311,16 +325,16 @@ pub async fn rotate(
 async fn rotate_locked(
     conn: &mut Conn,
     database: &str,
-    now: i64,
-    retain: Option<u64>,
-    ahead: u32,
-    dry_run: bool,
-    archive: Option<&Store>,
+    request: Request<'_>,
 ) -> Result<Rotation, RotateError> {
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let Request {
+        now,
+        retain,
+        ahead,
+        dry_run,
+        archive,
+    } = request;
+    let server = RotateError::server(database);
     let parts = partitions(conn, database).await?;
     let future = parts.iter().find(|p| p.upper.is_none());
     let oldest_future: Option<i64> = match future {
@@ -403,10 +417,7 @@ async fn drop_archived(
     database: &str,
     name: &str,
 ) -> Result<Option<(String, u64, u64)>, RotateError> {
-    let server = |source| RotateError::Server {
-        database: database.to_string(),
-        source,
-    };
+    let server = RotateError::server(database);
     conn.query_drop(format!(
         "LOCK TABLES {} WRITE, {} READ",
         ident(BINLOG_EVENTS),

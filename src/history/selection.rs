@@ -1,9 +1,9 @@
 //! The filters that select changes (`query`, `recover`): raw flag values in, a validated
 //! [`Selection`] out, every bad value rejected naming its flag before anything connects.
 
-use super::time::{format_utc, parse_instant, TimeError};
 use crate::change::ChangeKind;
 use crate::position::{gtid_list, Gtid, PositionError};
+use crate::time::{format_utc, parse_instant, TimeError};
 
 /// The most transactions one `--gtid` may name.
 pub const MAX_GTIDS: u64 = 100_000;

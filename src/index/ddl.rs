@@ -72,8 +72,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::history::time::{format_hour, now, TO_SECONDS_EPOCH};
 use crate::sql::ident;
+use crate::time::{format_hour, now, TO_SECONDS_EPOCH};
 
 /// The change rows.
 pub const BINLOG_EVENTS: &str = "binlog_events";

@@ -11,11 +11,10 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use bintrail::archive::writer::read_rows;
-use bintrail::history::time::{format_utc, now};
-use bintrail::index::ddl;
+use bintrail::time::{format_utc, now};
 
 use crate::stream_basic::server_id;
-use crate::support::stream::{start_here, Index, Stream};
+use crate::support::stream::{Index, Stream};
 use crate::support::{bintrail, bintrail_cmd, repo_root, temp_dir, unique, Flavor, TestServer};
 
 pub(crate) const H: i64 = 3_600;
@@ -296,24 +295,13 @@ async fn mariadb118_index_archived_hours_hold_exactly_the_changes_and_survive_cr
 }
 
 async fn archive_on(index_server: &'static TestServer) {
-    let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("arch");
-    let n = now();
-    // An index created three days ago with three hourly partitions, never rotated since.
-    let index = Index::uninitialised(index_server);
-    let mut conn = index_server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
-    conn.disconnect().await.ok();
-    let id = server_id();
-    let mut flags = start_here(source, true).await.flags();
-    flags.extend(["--schemas".to_string(), schema.clone()]);
-    let stream = Stream::start(source, &index, id, &flags);
-    workload(source, &schema, n).await;
-    index.wait_caught_up(source, id).await;
-    let before = query(&index, &schema);
-    assert_eq!(before.len(), 10, "{before:#?}");
+    let Streamed {
+        index,
+        stream,
+        before,
+        ..
+    } = streamed_workload(index_server, &schema, &[]).await;
     let dir = temp_dir("archive");
 
     let dry = rotate(&index, &dir, None, &["--dry-run"]);
@@ -418,26 +406,39 @@ async fn archive_on(index_server: &'static TestServer) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// An index created three days ago (three hourly partitions), a stream of `schema` on it
-/// (with `extra` flags), and [`workload`] indexed: (index, stream, now).
-pub(crate) async fn streamed_workload(schema: &str, extra: &[String]) -> (Index, Stream, i64) {
-    let index_server = TestServer::index();
+/// What the cold tier's tests start from ([`streamed_workload`]).
+pub(crate) struct Streamed {
+    /// Made three days ago (three hourly partitions), never rotated since.
+    pub index: Index,
+    /// Of the workload's schema, still running.
+    pub stream: Stream,
+    /// The time the workload's hours count back from.
+    pub now: i64,
+    /// What `query` showed of the workload once indexed: its ten changes.
+    pub before: BTreeMap<u64, Value>,
+}
+
+/// An index on `index_server` created three days ago, a stream of `schema` on it (with `extra`
+/// flags), and [`workload`] indexed.
+pub(crate) async fn streamed_workload(
+    index_server: &'static TestServer,
+    schema: &str,
+    extra: &[String],
+) -> Streamed {
     let source = TestServer::shared(Flavor::Mysql);
     let n = now();
-    let index = Index::uninitialised(index_server);
-    let mut conn = index_server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
-    conn.disconnect().await.ok();
-    let id = server_id();
-    let mut flags = start_here(source, true).await.flags();
-    flags.extend(["--schemas".to_string(), schema.to_string()]);
-    flags.extend_from_slice(extra);
-    let stream = Stream::start(source, &index, id, &flags);
+    let index = Index::made_at(index_server, n - 3 * D, 2).await;
+    let stream = Stream::of_schema(source, &index, server_id(), schema, extra).await;
     workload(source, schema, n).await;
-    index.wait_caught_up(source, id).await;
-    (index, stream, n)
+    index.wait_caught_up(source, stream.server_id).await;
+    let before = query(&index, schema);
+    assert_eq!(before.len(), 10, "{before:#?}");
+    Streamed {
+        index,
+        stream,
+        now: n,
+        before,
+    }
 }
 
 /// `bintrail ARGS`, with `--archive DIR` appended when given: (success, stdout, stderr).
@@ -456,8 +457,9 @@ fn run(args: &[&str], archive: Option<&Path>) -> (bool, String, String) {
 }
 
 /// What a reading command answered: whether it succeeded and its output (stdout; for a
-/// refusal, the refusal), with the archive's `files read` line and recover's note on the
-/// stream's checkpoint (which moves while the stream runs) left out.
+/// refusal, the refusal), with the archive's `files read` line and the notes on the stream's
+/// checkpoint left out: recover's, and reconstruct's wait for it, which the shared source's
+/// traffic from other tests can make either run print.
 fn answer(args: &[&str], archive: Option<&Path>) -> (bool, String) {
     let (ok, out, err) = run(args, archive);
     answer_of(ok, &out, &err)
@@ -473,6 +475,7 @@ pub(crate) fn answer_of(ok: bool, out: &str, err: &str) -> (bool, String) {
     let err: Vec<&str> = err
         .lines()
         .filter(|l| !l.starts_with("bintrail: archive: files read"))
+        .filter(|l| !l.starts_with("bintrail: waiting for stream"))
         .collect();
     if ok {
         (ok, out)
@@ -496,9 +499,12 @@ pub(crate) fn sorted_lines(text: &str) -> String {
 async fn archived_changes_read_as_if_they_were_in_the_index() {
     let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("aread");
-    let (index, stream, n) = streamed_workload(&schema, &[]).await;
-    let before = query(&index, &schema);
-    assert_eq!(before.len(), 10, "{before:#?}");
+    let Streamed {
+        index,
+        stream,
+        now: n,
+        before,
+    } = streamed_workload(TestServer::index(), &schema, &[]).await;
 
     let t1 = hour(n - 3 * D) + 60;
     let t3 = hour(n - 2 * D) - 5 * H + 10;
@@ -727,7 +733,12 @@ async fn archived_changes_keep_their_capture_policy() {
     let source = TestServer::shared(Flavor::Mysql);
     let schema = unique("apol");
     let exclude = vec!["--exclude-columns".to_string(), format!("{schema}.t.d")];
-    let (index, stream, n) = streamed_workload(&schema, &exclude).await;
+    let Streamed {
+        index,
+        stream,
+        now: n,
+        ..
+    } = streamed_workload(TestServer::index(), &schema, &exclude).await;
     let (dsn, src) = (index.dsn(), source.dsn(None));
     let table = format!("{schema}.t");
     let at = format_utc(hour(n - 3 * D) + 60 + 125);

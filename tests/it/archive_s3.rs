@@ -17,17 +17,14 @@ use sha2::{Digest, Sha256};
 
 use bintrail::archive::store::Store;
 use bintrail::archive::writer::hex;
-use bintrail::history::time::now;
-use bintrail::index::ddl;
 
-use bintrail::history::time::format_utc;
+use bintrail::time::format_utc;
 
 use crate::archive::{
     answer_of, manifest, query, read_with_parquet_crate, sorted_lines, streamed_workload, text,
-    workload, D, H,
+    Streamed, D, H,
 };
-use crate::stream_basic::server_id;
-use crate::support::stream::{start_here, Index, Stream};
+use crate::support::stream::Index;
 use crate::support::{bintrail_cmd, repo_root, temp_dir, unique, wait_until, TestServer};
 
 const BUCKET: &str = "bintrail-cold";
@@ -186,24 +183,13 @@ async fn s3_archive_holds_exactly_the_changes_survives_a_crash_and_verify_names_
     })
     .unwrap();
 
-    let source = TestServer::shared(crate::support::Flavor::Mysql);
-    let index_server = TestServer::index();
     let schema = unique("arch_s3");
-    let n = now();
-    let index = Index::uninitialised(index_server);
-    let mut conn = index_server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
-    conn.disconnect().await.ok();
-    let id = server_id();
-    let mut flags = start_here(source, true).await.flags();
-    flags.extend(["--schemas".to_string(), schema.clone()]);
-    let stream = Stream::start(source, &index, id, &flags);
-    workload(source, &schema, n).await;
-    index.wait_caught_up(source, id).await;
-    let before = query(&index, &schema);
-    assert_eq!(before.len(), 10, "{before:#?}");
+    let Streamed {
+        index,
+        stream,
+        before,
+        ..
+    } = streamed_workload(TestServer::index(), &schema, &[]).await;
 
     // A bucket that does not exist, an endpoint that does not answer: named, nothing dropped.
     let nosuch = rotate(&index, "s3://no-such-bucket/x", &env, None);
@@ -353,9 +339,12 @@ async fn s3_archive_recover_and_reconstruct_answer_as_before_the_rotation() {
     let env = moto.env();
     let source = TestServer::shared(crate::support::Flavor::Mysql);
     let schema = unique("arch_s3rr");
-    let (index, stream, n) = streamed_workload(&schema, &[]).await;
-    let before = query(&index, &schema);
-    assert_eq!(before.len(), 10, "{before:#?}");
+    let Streamed {
+        index,
+        stream,
+        now: n,
+        before,
+    } = streamed_workload(TestServer::index(), &schema, &[]).await;
 
     let hour = |t: i64| t.div_euclid(H) * H;
     let t1 = hour(n - 3 * D) + 60;

@@ -247,7 +247,7 @@ crate::on_each_mariadb_index!(
 async fn lookups_use_an_index(flavor: Flavor) {
     let index = Index::new_of(flavor);
     populate(&index, flavor).await;
-    let now = bintrail::history::time::now();
+    let now = bintrail::time::now();
     let base = Selection {
         limit: 100,
         ..Default::default()
@@ -409,7 +409,7 @@ async fn lookups_use_an_index(flavor: Flavor) {
     // reconstruct's lookups.
     let gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:77";
     let v = |items: Vec<mysql_async::Value>| items;
-    let ts = bintrail::history::time::format_utc(now - 3_600);
+    let ts = bintrail::time::format_utc(now - 3_600);
     statements.extend([
         (
             "reconstruct: first change after a time",

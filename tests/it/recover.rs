@@ -184,7 +184,7 @@ pub(crate) fn recover_since(
 }
 
 pub(crate) fn utc(t: i64) -> String {
-    bintrail::history::time::format_utc(t)
+    bintrail::time::format_utc(t)
 }
 
 async fn restores_every_type(flavor: Flavor) {

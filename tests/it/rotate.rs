@@ -5,11 +5,10 @@
 
 use mysql_async::prelude::Queryable;
 
-use bintrail::history::time::{format_utc, now, parse_utc};
-use bintrail::index::ddl;
+use bintrail::time::{format_utc, now, parse_utc};
 
 use crate::stream_basic::server_id;
-use crate::support::stream::{start_here, Index, Stream};
+use crate::support::stream::{Index, Stream};
 use crate::support::{bintrail, unique, Flavor, TestServer};
 
 const H: i64 = 3_600;
@@ -61,7 +60,7 @@ async fn partitions(index: &Index) -> Vec<(String, Option<i64>)> {
             let upper = d
                 .parse::<i64>()
                 .ok()
-                .map(|s| s - bintrail::history::time::TO_SECONDS_EPOCH);
+                .map(|s| s - bintrail::time::TO_SECONDS_EPOCH);
             (n, upper)
         })
         .collect()
@@ -121,19 +120,12 @@ async fn rotate_on(index_server: &'static TestServer) {
         .await;
     // An index created three days ago with three hours of partitions, never rotated since.
     let n = now();
-    let index = Index::uninitialised(index_server);
-    let mut conn = index_server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
-    conn.disconnect().await.ok();
+    let index = Index::made_at(index_server, n - 3 * D, 2).await;
     let before = partitions(&index).await;
     assert_eq!(before.len(), 4, "three hours and p_future: {before:?}");
 
     let id = server_id();
-    let mut flags = start_here(source, true).await.flags();
-    flags.extend(["--schemas".to_string(), schema.clone()]);
-    let stream = Stream::start(source, &index, id, &flags);
+    let stream = Stream::of_schema(source, &index, id, &schema, &[]).await;
     let edge = hour(n - 2 * D);
     let rows = [
         (1, n - 3 * D + 600),
@@ -210,12 +202,8 @@ async fn rotate_on(index_server: &'static TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_rotate_stops_while_another_holds_the_index_lock() {
     let server = TestServer::index();
-    let index = Index::uninitialised(server);
-    let n = now();
+    let index = Index::made_at(server, now() - 3 * D, 2).await;
     let mut conn = server.conn(None).await;
-    ddl::init_at(&mut conn, &index.db, n - 3 * D, 2, ddl::Compression::Lz4)
-        .await
-        .unwrap();
     let lock = bintrail::history::rotate::lock_name(&index.db);
     let held: Option<i64> = conn
         .exec_first("SELECT GET_LOCK(?, 0)", (&lock,))
@@ -282,18 +270,7 @@ async fn rotate_refuses_an_unpartitioned_table_and_says_how_to_fix_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_every_keeps_partitions_ahead_until_sigterm() {
-    let index = Index::uninitialised(TestServer::index());
-    let mut conn = TestServer::index().conn(None).await;
-    ddl::init_at(
-        &mut conn,
-        &index.db,
-        now() - 2 * H,
-        0,
-        ddl::Compression::Lz4,
-    )
-    .await
-    .unwrap();
-    conn.disconnect().await.ok();
+    let index = Index::made_at(TestServer::index(), now() - 2 * H, 0).await;
     let dsn = index.dsn();
     let mut child = crate::support::bintrail_cmd(&[
         "rotate",

@@ -24,7 +24,7 @@ use std::time::Duration;
 use super::http::{self, Endpoint, Response};
 use super::sigv4::{self, Credentials, EMPTY_SHA256};
 use super::{Object, StoreError};
-use crate::history::time::now;
+use crate::time::now;
 
 /// The largest object one `PUT` may carry (S3's limit).
 pub const MAX_PUT_BYTES: u64 = 5 << 30;

@@ -140,7 +140,7 @@ fn encode(text: &str, slash: bool) -> String {
 
 /// `YYYYMMDDTHHMMSSZ` for Unix time `t`.
 pub fn amz_date(t: i64) -> String {
-    let s = crate::history::time::format_utc(t);
+    let s = crate::time::format_utc(t);
     // "YYYY-MM-DD HH:MM:SS"
     format!(
         "{}{}{}T{}{}{}Z",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use bintrail::index::ddl;
 use bintrail::position::{BinlogPosition, GtidSet};
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
@@ -108,6 +109,19 @@ impl Index {
             db: unique("idx"),
             port: server.port,
         }
+    }
+
+    /// A new index database on `server` as `init` would have made it at `at` (its hour and
+    /// `ahead` more, then the catch-all), never rotated since: the hours before now are
+    /// rotate's to drop (or archive).
+    pub async fn made_at(server: &TestServer, at: i64, ahead: u32) -> Index {
+        let index = Index::uninitialised(server);
+        let mut conn = server.conn(None).await;
+        ddl::init_at(&mut conn, &index.db, at, ahead, ddl::Compression::Lz4)
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+        index
     }
 
     /// The index DSN.
@@ -308,6 +322,21 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Streams `schema` alone into `index` as server `server_id`, from the source's current
+    /// end on in GTID mode, with `extra` flags.
+    pub async fn of_schema(
+        source: &TestServer,
+        index: &Index,
+        server_id: u32,
+        schema: &str,
+        extra: &[String],
+    ) -> Stream {
+        let mut flags = start_here(source, true).await.flags();
+        flags.extend(["--schemas".to_string(), schema.to_string()]);
+        flags.extend_from_slice(extra);
+        Stream::start(source, index, server_id, &flags)
+    }
+
     /// Starts `bintrail stream` from `source` into `index` with extra flags.
     pub fn start(source: &TestServer, index: &Index, server_id: u32, extra: &[String]) -> Stream {
         let log = temp_dir("stream").join("stream.log");

@@ -1,4 +1,7 @@
-//! Times and durations on the read side, all UTC and in whole seconds, without a date crate.
+//! Times and durations, all UTC and in whole seconds, without a date crate: the read side's
+//! `--since`/`--retain` arguments, the index's hourly partitions, the archive's layout and
+//! manifest, the S3 signature's date. It sits below every module that uses it (beside
+//! `position`), so none of them imports `history` for a clock.
 //!
 //! # Invariant
 //! `event_timestamp` is stored as a UTC `DATETIME` with second resolution, so every instant here
@@ -164,8 +167,9 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// The proleptic Gregorian date of a day count since 1970-01-01 (also the binlog's TIMESTAMP
+/// decode, `encoding::temporal`).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
