@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench.sh [--size N] [--duration S] [--rate R] [--server-args 'ARGS'] [--keep]
 #                         [--index-log-bin on|off] [--index-local-infile on|off] [--runs N]
-#                         [--archive-changes K] [--profile release|dev] [--out DIR] [--check]
+#                         [--archive-changes K] [--scope all|targets] [--profile release|dev]
+#                         [--out DIR] [--check]
 #
 # The end-to-end benchmark of bintrail (see bench/README.md). In one run, on a throwaway
 # MySQL 9.7 source and a throwaway MySQL 9.7 index (scripts/server.sh, the tests' settings; the
@@ -51,6 +52,9 @@
 # --profile dev uses the debug builds that `cargo test` made (the test suite's small run);
 # --out DIR writes the JSON there instead of bench/results/; --check fails the run unless every
 # figure was measured and every reader saw exactly the N changes (the small run in scripts/test.sh).
+# --scope targets runs only what [J]'s targets compare (steps 1, 2, 3 without the uk_change probe,
+# 3b, 4's mysqlbinlog and dry run, 4d, 6; about a third of a whole run's time at 1,000,000 changes);
+# the figures of the other steps read n/a. Default --scope all.
 # --runs N repeats the whole run N times (fresh servers each time) and then reports every figure's
 # min/median/max (bench/results/<UTC date-time>-runs.json, beside each run's own JSON).
 set -euo pipefail
@@ -61,7 +65,7 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
 fi
 
 size=1000000 duration=60 rate=5000 keep=false server_args= profile=release results=bench/results check=
-index_log_bin=off index_local_infile=on runs=1 pass=() archive_changes=
+index_log_bin=off index_local_infile=on runs=1 pass=() archive_changes= scope=all
 while (($#)); do
     case $1 in
         --runs) runs=$2; shift 2; continue ;;
@@ -81,6 +85,7 @@ while (($#)); do
         --index-log-bin) index_log_bin=$2; shift 2 ;;
         --index-local-infile) index_local_infile=$2; shift 2 ;;
         --archive-changes) archive_changes=$2; shift 2 ;;
+        --scope) scope=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -92,6 +97,9 @@ done
 [[ $index_local_infile == on || $index_local_infile == off ]] ||
     { echo "bench.sh: --index-local-infile must be on or off" >&2; exit 2; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --runs must be a positive number" >&2; exit 2; }
+[[ $scope == all || $scope == targets ]] || { echo "bench.sh: --scope must be all or targets" >&2; exit 2; }
+[[ $scope == targets && -n $check ]] &&
+    { echo "bench.sh: --check needs every figure, so --scope all (the default)" >&2; exit 2; }
 if [[ -z $archive_changes ]]; then
     archive_changes=10000000
     ((size < 1000000)) && archive_changes=$((size * 10))
@@ -101,6 +109,7 @@ fi
 
 log() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now_ns() { date +%s%N; }
+seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
 case $profile in
     release) build=(--release) dir=${CARGO_TARGET_DIR:-$PWD/target}/release ;;
@@ -245,13 +254,15 @@ load_limit() { # <to table> <columns> <out name>: the LOAD DATA variant, when th
 }
 load_limit bench_limit_events "$cols" limit_load
 idx -e 'DROP TABLE bench_limit_events'
-log "potential: the copy without uk_change, event_id given (the primary key as the dedup key)"
-sed -e '1s/`bench_limit_events`/`bench_nouk_events`/' -e '/UNIQUE KEY `uk_change`/d' "$work/limit.sql" | idx
-"$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_nouk_events --columns "event_id,$cols" \
-    >"$out/nouk.json"
-cat "$out/nouk.json" >&2
-load_limit bench_nouk_events "event_id,$cols" nouk_load
-idx -e 'DROP TABLE bench_nouk_events'
+if [[ $scope == all ]]; then
+    log "potential: the copy without uk_change, event_id given (the primary key as the dedup key)"
+    sed -e '1s/`bench_limit_events`/`bench_nouk_events`/' -e '/UNIQUE KEY `uk_change`/d' "$work/limit.sql" | idx
+    "$bench" limit --index-dsn "$index_dsn" --from binlog_events --to bench_nouk_events --columns "event_id,$cols" \
+        >"$out/nouk.json"
+    cat "$out/nouk.json" >&2
+    load_limit bench_nouk_events "event_id,$cols" nouk_load
+    idx -e 'DROP TABLE bench_nouk_events'
+fi
 
 log "established shape: 4 secondary indexes, stored SHA2 pk_hash, 3 JSON columns"
 idx -e "CREATE TABLE bench_established_events (
@@ -293,87 +304,99 @@ printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$mb_s" "$size" \
     "$(awk -v s="$mb_s" -v n="$size" 'BEGIN { printf "%.0f", n / s }')" >"$out/mysqlbinlog.json"
 cat "$out/mysqlbinlog.json" >&2
 
-log "files: bintrail index --files over ${backlog_files[*]} (a fresh index database)"
-backlog_paths=("${backlog_files[@]/#/$work/source/data/}")
-files_dsn="mysql://root@127.0.0.1:$index_port/bintrail_files"
-"$bintrail" init --index-dsn "$files_dsn" >/dev/null 2>>"$work/init.log"
-seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-files_json() { # <seconds> <changes>
-    printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$1" "${2:-0}" \
-        "$(awk -v s="$1" -v n="${2:-0}" 'BEGIN { printf "%.0f", n / s }')"
+if [[ $scope == all ]]; then
+    log "files: bintrail index --files over ${backlog_files[*]} (a fresh index database)"
+    backlog_paths=("${backlog_files[@]/#/$work/source/data/}")
+    files_dsn="mysql://root@127.0.0.1:$index_port/bintrail_files"
+    "$bintrail" init --index-dsn "$files_dsn" >/dev/null 2>>"$work/init.log"
+    files_json() { # <seconds> <changes>
+        printf '{"seconds": %s, "changes": %s, "rows_per_s": %s}\n' "$1" "${2:-0}" \
+            "$(awk -v s="$1" -v n="${2:-0}" 'BEGIN { printf "%.0f", n / s }')"
+    }
+    t=$(now_ns)
+    "$bintrail" index --index-dsn "$files_dsn" --ssl-mode disabled --server-id 4244 \
+        --files "${backlog_paths[@]}" >"$work/files.out" 2>"$work/files.log"
+    files_s=$(seconds_since "$t")
+    files_json "$files_s" "$(sed -n 's/^indexed \([0-9]*\) changes.*/\1/p' "$work/files.out")" >"$out/files.json"
+    cat "$out/files.json" >&2
+    t=$(now_ns)
+    "$bintrail" index --dry-run --index-dsn "$files_dsn" --ssl-mode disabled --server-id 4245 \
+        --files "${backlog_paths[@]}" >"$work/files-dry.out" 2>"$work/files-dry.log"
+    files_dry_s=$(seconds_since "$t")
+    files_json "$files_dry_s" "$(sed -n 's/^dry run, nothing written: would index \([0-9]*\) changes.*/\1/p' "$work/files-dry.out")" \
+        >"$out/files_dryrun.json"
+    cat "$out/files_dryrun.json" >&2
+    idx -e 'DROP DATABASE bintrail_files'
+    t=$(now_ns)
+    "$BINTRAIL_MYSQL_BIN/mysqlbinlog" --no-defaults -v "${backlog_paths[@]}" >/dev/null
+    files_json "$(seconds_since "$t")" "$size" >"$out/mysqlbinlog_files.json"
+    cat "$out/mysqlbinlog_files.json" >&2
+
+    log "archive: rotate --retain 47h --archive over the backlog's $size changes, copied 2 days back"
+    # A fresh index database whose hours begin 2 days ago holds the same change rows with their
+    # times moved back 2 days, so rotate archives (and then drops) exactly them and their hour.
+    arch_dsn="mysql://root@127.0.0.1:$index_port/bintrail_arch"
+    "$bench" init-at --index-dsn "$arch_dsn" --days-ago 2
+    arch_select=$(sed -e 's/\bevent_timestamp\b/event_timestamp - INTERVAL 2 DAY/' <<<"$cols")
+    idx -e "INSERT INTO bintrail_arch.binlog_events ($cols) SELECT $arch_select FROM binlog_events"
+    t=$(now_ns)
+    arch_read_rows=$(idx -N -B -e 'SELECT * FROM bintrail_arch.binlog_events' | wc -l)
+    arch_read_s=$(seconds_since "$t")
+    t=$(now_ns)
+    "$bintrail" rotate --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text --retain 47h \
+        --archive "$work/archive" >"$work/archive.out" 2>"$work/archive.log"
+    arch_s=$(seconds_since "$t")
+    arch_changes=$(sed -n 's/.*: archived \([0-9]*\) change(s) into.*/\1/p' "$work/archive.out")
+    arch_files=$(find "$work/archive" -name '*.parquet' | wc -l)
+    arch_bytes=$(find "$work/archive" -name '*.parquet' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+    t=$(now_ns)
+    verify_code=0
+    "$bintrail" archive verify --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text \
+        --archive "$work/archive" >"$work/verify.out" 2>&1 || verify_code=$?
+    verify_s=$(seconds_since "$t")
+    printf '{"seconds": %s, "changes": %s, "rows_per_s": %s, "files": %s, "bytes": %s, "binlog_bytes": %s, "index_read_s": %s, "index_read_rows": %s, "verify_s": %s, "verify_exit": %s}\n' \
+        "$arch_s" "${arch_changes:-0}" "$(awk -v s="$arch_s" -v n="${arch_changes:-0}" 'BEGIN { printf "%.0f", n / s }')" \
+        "$arch_files" "$arch_bytes" "$binlog_bytes" "$arch_read_s" "$arch_read_rows" "$verify_s" "$verify_code" \
+        >"$out/archive.json"
+    cat "$out/archive.json" >&2
+    idx -e 'DROP DATABASE bintrail_arch'
+
+    log "archive at scale: $archive_changes synthetic changes over a year of hours, one-key queries"
+    scale_dsn="mysql://root@127.0.0.1:$index_port/bintrail_scale"
+    "$bintrail" init --index-dsn "$scale_dsn" >/dev/null 2>>"$work/init.log"
+    "$bench" archive-synth --index-dsn "$scale_dsn" --dir "$work/archive-scale" --changes "$archive_changes" \
+        --expect "$work/scale-expect.jsonl" >"$out/archive_scale.json"
+    cat "$out/archive_scale.json" >&2
+    probe_pk=$(sed -n 's/.*"pk":"\([0-9]*\)".*/\1/p' "$out/archive_scale.json")
+    probe_day=$(sed -n 's/.*"day":"\([0-9-]*\)".*/\1/p' "$out/archive_scale.json")
+    scale_query=("$bench" archive-query --bintrail "$bintrail" --index-dsn "$scale_dsn" --archive "$work/archive-scale"
+        --schema bench --table orders --pk "${probe_pk:-0}" --expect "$work/scale-expect.jsonl")
+    "${scale_query[@]}" >"$out/archive_query.json"
+    cat "$out/archive_query.json" >&2
+    "${scale_query[@]}" --since "$probe_day 00:00:00" --until "$probe_day 23:59:59" >"$out/archive_query_day.json"
+    cat "$out/archive_query_day.json" >&2
+    # The same year without the manifest: the files found by listing, pruned by the layout alone.
+    scripts/server.sh client "$work/index" bintrail_scale -e 'DELETE FROM archive_files'
+    "${scale_query[@]}" >"$out/archive_query_layout.json"
+    cat "$out/archive_query_layout.json" >&2
+    idx -e 'DROP DATABASE bintrail_scale'
+    rm -rf "$work/archive-scale"
+
+    log "peer: python-mysql-replication"
+    "$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
+    cat "$out/pyrepl.json" >&2
+fi
+
+run_lag() {
+    log "live lag: $rate rows/s for $duration s"
+    "$bench" lag --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+        --server-id 4242 --rate "$rate" --duration "$duration" --log "$work/stream-lag.log" >"$out/lag.json"
+    cat "$out/lag.json" >&2
 }
-t=$(now_ns)
-"$bintrail" index --index-dsn "$files_dsn" --ssl-mode disabled --server-id 4244 \
-    --files "${backlog_paths[@]}" >"$work/files.out" 2>"$work/files.log"
-files_s=$(seconds_since "$t")
-files_json "$files_s" "$(sed -n 's/^indexed \([0-9]*\) changes.*/\1/p' "$work/files.out")" >"$out/files.json"
-cat "$out/files.json" >&2
-t=$(now_ns)
-"$bintrail" index --dry-run --index-dsn "$files_dsn" --ssl-mode disabled --server-id 4245 \
-    --files "${backlog_paths[@]}" >"$work/files-dry.out" 2>"$work/files-dry.log"
-files_dry_s=$(seconds_since "$t")
-files_json "$files_dry_s" "$(sed -n 's/^dry run, nothing written: would index \([0-9]*\) changes.*/\1/p' "$work/files-dry.out")" \
-    >"$out/files_dryrun.json"
-cat "$out/files_dryrun.json" >&2
-idx -e 'DROP DATABASE bintrail_files'
-t=$(now_ns)
-"$BINTRAIL_MYSQL_BIN/mysqlbinlog" --no-defaults -v "${backlog_paths[@]}" >/dev/null
-files_json "$(seconds_since "$t")" "$size" >"$out/mysqlbinlog_files.json"
-cat "$out/mysqlbinlog_files.json" >&2
-
-log "archive: rotate --retain 47h --archive over the backlog's $size changes, copied 2 days back"
-# A fresh index database whose hours begin 2 days ago holds the same change rows with their
-# times moved back 2 days, so rotate archives (and then drops) exactly them and their hour.
-arch_dsn="mysql://root@127.0.0.1:$index_port/bintrail_arch"
-"$bench" init-at --index-dsn "$arch_dsn" --days-ago 2
-arch_select=$(sed -e 's/\bevent_timestamp\b/event_timestamp - INTERVAL 2 DAY/' <<<"$cols")
-idx -e "INSERT INTO bintrail_arch.binlog_events ($cols) SELECT $arch_select FROM binlog_events"
-t=$(now_ns)
-arch_read_rows=$(idx -N -B -e 'SELECT * FROM bintrail_arch.binlog_events' | wc -l)
-arch_read_s=$(seconds_since "$t")
-t=$(now_ns)
-"$bintrail" rotate --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text --retain 47h \
-    --archive "$work/archive" >"$work/archive.out" 2>"$work/archive.log"
-arch_s=$(seconds_since "$t")
-arch_changes=$(sed -n 's/.*: archived \([0-9]*\) change(s) into.*/\1/p' "$work/archive.out")
-arch_files=$(find "$work/archive" -name '*.parquet' | wc -l)
-arch_bytes=$(find "$work/archive" -name '*.parquet' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-t=$(now_ns)
-verify_code=0
-"$bintrail" archive verify --index-dsn "$arch_dsn" --ssl-mode disabled --log-format text \
-    --archive "$work/archive" >"$work/verify.out" 2>&1 || verify_code=$?
-verify_s=$(seconds_since "$t")
-printf '{"seconds": %s, "changes": %s, "rows_per_s": %s, "files": %s, "bytes": %s, "binlog_bytes": %s, "index_read_s": %s, "index_read_rows": %s, "verify_s": %s, "verify_exit": %s}\n' \
-    "$arch_s" "${arch_changes:-0}" "$(awk -v s="$arch_s" -v n="${arch_changes:-0}" 'BEGIN { printf "%.0f", n / s }')" \
-    "$arch_files" "$arch_bytes" "$binlog_bytes" "$arch_read_s" "$arch_read_rows" "$verify_s" "$verify_code" \
-    >"$out/archive.json"
-cat "$out/archive.json" >&2
-idx -e 'DROP DATABASE bintrail_arch'
-
-log "archive at scale: $archive_changes synthetic changes over a year of hours, one-key queries"
-scale_dsn="mysql://root@127.0.0.1:$index_port/bintrail_scale"
-"$bintrail" init --index-dsn "$scale_dsn" >/dev/null 2>>"$work/init.log"
-"$bench" archive-synth --index-dsn "$scale_dsn" --dir "$work/archive-scale" --changes "$archive_changes" \
-    --expect "$work/scale-expect.jsonl" >"$out/archive_scale.json"
-cat "$out/archive_scale.json" >&2
-probe_pk=$(sed -n 's/.*"pk":"\([0-9]*\)".*/\1/p' "$out/archive_scale.json")
-probe_day=$(sed -n 's/.*"day":"\([0-9-]*\)".*/\1/p' "$out/archive_scale.json")
-scale_query=("$bench" archive-query --bintrail "$bintrail" --index-dsn "$scale_dsn" --archive "$work/archive-scale"
-    --schema bench --table orders --pk "${probe_pk:-0}" --expect "$work/scale-expect.jsonl")
-"${scale_query[@]}" >"$out/archive_query.json"
-cat "$out/archive_query.json" >&2
-"${scale_query[@]}" --since "$probe_day 00:00:00" --until "$probe_day 23:59:59" >"$out/archive_query_day.json"
-cat "$out/archive_query_day.json" >&2
-# The same year without the manifest: the files found by listing, pruned by the layout alone.
-scripts/server.sh client "$work/index" bintrail_scale -e 'DELETE FROM archive_files'
-"${scale_query[@]}" >"$out/archive_query_layout.json"
-cat "$out/archive_query_layout.json" >&2
-idx -e 'DROP DATABASE bintrail_scale'
-rm -rf "$work/archive-scale"
-
-log "peer: python-mysql-replication"
-"$venv/bin/python" bench/pyrepl.py 127.0.0.1 "$source_port" "$start_file" "$end_file" >"$out/pyrepl.json"
-cat "$out/pyrepl.json" >&2
+# With only the targets' stages, the lag stage comes here: stream 4242's checkpoint is still at
+# the backlog's end, and every stage reading the backlog is done. In a whole run it follows the
+# memory stage, whose stream has caught up with the huge transactions before it.
+[[ $scope == targets ]] && run_lag
 
 log "huge transactions: the same mix with ONE $((size * 3 / 10))-row UPDATE and ONE $((size / 5))-row DELETE"
 # The inserts as in the backlog (1,000-row transactions), then one UPDATE of the rows the
@@ -407,63 +430,64 @@ sed "s/}\$/, \"rows\": ${huge_rows:-0}}/" "$work/huge.json" >"$out/huge.json"
 cat "$out/huge.json" >&2
 idx -e 'DROP DATABASE bintrail_huge'
 
-log "memory: one transaction of $size rows (INSERT ... SELECT into bench.big)"
-src bench -e "SET SESSION cte_max_recursion_depth = $((size + 1));
-  INSERT INTO bench.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $size)
-  SELECT n, n % 100003, 'new', (n % 100000) / 100, TIMESTAMP('2026-11-25 12:00:00') + INTERVAL n MICROSECOND,
-         CONCAT('big ', n, ': ', REPEAT(SUBSTRING(SHA2(n, 256), 1, 16), 1 + n % 8)) FROM s"
-big_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
-# This source has one server uuid: the insert's own GTID is its last.
-big_last="${big_gtid%%:*}:${big_gtid##*[-:]}"
-"$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
-    --server-id 4242 --target-gtid "$big_gtid" --expect-rows "$size" --log "$work/stream-big.log" >"$out/bigtxn.json"
-cat "$out/bigtxn.json" >&2
+if [[ $scope == all ]]; then
+    log "memory: one transaction of $size rows (INSERT ... SELECT into bench.big)"
+    src bench -e "SET SESSION cte_max_recursion_depth = $((size + 1));
+      INSERT INTO bench.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $size)
+      SELECT n, n % 100003, 'new', (n % 100000) / 100, TIMESTAMP('2026-11-25 12:00:00') + INTERVAL n MICROSECOND,
+             CONCAT('big ', n, ': ', REPEAT(SUBSTRING(SHA2(n, 256), 1, 16), 1 + n % 8)) FROM s"
+    big_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+    # This source has one server uuid: the insert's own GTID is its last.
+    big_last="${big_gtid%%:*}:${big_gtid##*[-:]}"
+    "$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+        --server-id 4242 --target-gtid "$big_gtid" --expect-rows "$size" --log "$work/stream-big.log" >"$out/bigtxn.json"
+    cat "$out/bigtxn.json" >&2
+fi
 
-log "live lag: $rate rows/s for $duration s"
-"$bench" lag --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
-    --server-id 4242 --rate "$rate" --duration "$duration" --log "$work/stream-lag.log" >"$out/lag.json"
-cat "$out/lag.json" >&2
+[[ $scope == all ]] && run_lag
 
-log "time travel: reconstruct bench.big ($size rows) as of $big_last, with $((size / 10)) changes since"
-sleep 1.1
-tt_since=$(src -N -e "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')")
-gen_changes() {
-    local c base
-    echo "SET SESSION cte_max_recursion_depth = 1001;"
-    for ((c = 0; c < size / 10000; c++)); do
-        base=$((c * 10000))
-        echo "UPDATE bench.big SET status = 'undone', amount = amount + 1 WHERE id BETWEEN $((base + 1)) AND $((base + 500));"
-        echo "DELETE FROM bench.big WHERE id BETWEEN $((base + 501)) AND $((base + 800));"
-        echo "INSERT INTO bench.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200)
-  SELECT $((size + c * 200)) + n, n, 'late', 1.00, TIMESTAMP('2026-11-26 12:00:00'), NULL FROM s;"
-    done
-}
-gen_changes | src bench
-tt_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
-"$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
-    --server-id 4242 --target-gtid "$tt_gtid" --expect-rows $((size / 10)) --log "$work/stream-tt.log" >/dev/null
-t=$(now_ns)
-src -N -B -e 'SELECT * FROM bench.big' >/dev/null
-select_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-t=$(now_ns)
-recon_code=0
-"$bintrail" reconstruct --index-dsn "$index_dsn" --source-dsn "$source_dsn" --ssl-mode disabled \
-    --table bench.big --as-of-gtid "$big_last" --output "$work/big-then.csv" 2>"$work/reconstruct.log" || recon_code=$?
-recon_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-recon_rows=0
-[[ -f $work/big-then.csv ]] && recon_rows=$(($(wc -l <"$work/big-then.csv") - 1))
-t=$(now_ns)
-undo_code=0
-"$bintrail" recover --index-dsn "$index_dsn" --source-dsn "$source_dsn" --ssl-mode disabled \
-    --schema bench --table big --since "$tt_since" --limit "$size" --output "$work/undo.sql" \
-    2>"$work/recover.log" || undo_code=$?
-undo_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-undo_changes=$(grep -c '^-- #' "$work/undo.sql" 2>/dev/null) || true
-undo_changes=${undo_changes:-0}
-printf '{"table_rows": %s, "changes_since": %s, "reconstruct_s": %s, "reconstruct_rows": %s, "reconstruct_exit": %s, "select_s": %s, "undo_s": %s, "undo_changes": %s, "undo_exit": %s}\n' \
-    "$size" "$((size / 10))" "$recon_s" "$recon_rows" "$recon_code" "$select_s" "$undo_s" "$undo_changes" "$undo_code" \
-    >"$out/timetravel.json"
-cat "$out/timetravel.json" >&2
+if [[ $scope == all ]]; then
+    log "time travel: reconstruct bench.big ($size rows) as of $big_last, with $((size / 10)) changes since"
+    sleep 1.1
+    tt_since=$(src -N -e "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')")
+    gen_changes() {
+        local c base
+        echo "SET SESSION cte_max_recursion_depth = 1001;"
+        for ((c = 0; c < size / 10000; c++)); do
+            base=$((c * 10000))
+            echo "UPDATE bench.big SET status = 'undone', amount = amount + 1 WHERE id BETWEEN $((base + 1)) AND $((base + 500));"
+            echo "DELETE FROM bench.big WHERE id BETWEEN $((base + 501)) AND $((base + 800));"
+            echo "INSERT INTO bench.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200)
+      SELECT $((size + c * 200)) + n, n, 'late', 1.00, TIMESTAMP('2026-11-26 12:00:00'), NULL FROM s;"
+        done
+    }
+    gen_changes | src bench
+    tt_gtid=$(src -N -e 'SELECT @@gtid_executed' | tr -d '\n')
+    "$bench" stream-until --bintrail "$bintrail" --source-dsn "$source_dsn" --index-dsn "$index_dsn" \
+        --server-id 4242 --target-gtid "$tt_gtid" --expect-rows $((size / 10)) --log "$work/stream-tt.log" >/dev/null
+    t=$(now_ns)
+    src -N -B -e 'SELECT * FROM bench.big' >/dev/null
+    select_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    t=$(now_ns)
+    recon_code=0
+    "$bintrail" reconstruct --index-dsn "$index_dsn" --source-dsn "$source_dsn" --ssl-mode disabled \
+        --table bench.big --as-of-gtid "$big_last" --output "$work/big-then.csv" 2>"$work/reconstruct.log" || recon_code=$?
+    recon_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    recon_rows=0
+    [[ -f $work/big-then.csv ]] && recon_rows=$(($(wc -l <"$work/big-then.csv") - 1))
+    t=$(now_ns)
+    undo_code=0
+    "$bintrail" recover --index-dsn "$index_dsn" --source-dsn "$source_dsn" --ssl-mode disabled \
+        --schema bench --table big --since "$tt_since" --limit "$size" --output "$work/undo.sql" \
+        2>"$work/recover.log" || undo_code=$?
+    undo_s=$(awk -v a="$t" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    undo_changes=$(grep -c '^-- #' "$work/undo.sql" 2>/dev/null) || true
+    undo_changes=${undo_changes:-0}
+    printf '{"table_rows": %s, "changes_since": %s, "reconstruct_s": %s, "reconstruct_rows": %s, "reconstruct_exit": %s, "select_s": %s, "undo_s": %s, "undo_changes": %s, "undo_exit": %s}\n' \
+        "$size" "$((size / 10))" "$recon_s" "$recon_rows" "$recon_code" "$select_s" "$undo_s" "$undo_changes" "$undo_code" \
+        >"$out/timetravel.json"
+    cat "$out/timetravel.json" >&2
+fi
 
 settings() { # <client fn>: the settings that matter for write throughput, as one line
     "$1" -N -e "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_buffer_pool_size',
@@ -479,7 +503,7 @@ cat >"$out/meta.json" <<EOF
 {"date": "$stamp", "changes": $size, "mix": "50% inserts / 30% updates / 20% deletes, 1,000 rows per transaction",
  "backlog_build_s": $backlog_s, "archive_changes": $archive_changes, "backlog_binlog_bytes": $binlog_bytes, "backlog_files": "${backlog_files[*]}",
  "mysql": "$BINTRAIL_MYSQL_VERSION", "bintrail": "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src vendor Cargo.toml 2>/dev/null || echo -dirty)",
- "profile": "$profile", "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
+ "profile": "$profile", "scope": "$scope", "nproc": $(nproc), "live_rate": $rate, "live_duration_s": $duration,
  "servers": "scripts/server.sh defaults (index: ${index_bin_args[*]:-with its binlog}) + [$server_args]", "index_log_bin": "$index_log_bin", "index_local_infile": "$index_local_infile",
  "source_settings": "$source_settings", "index_settings": "$index_settings",
  "bintrail_flags": "stream --checkpoint-interval 1 --ssl-mode disabled --log-format text (batch-size default 1000)"}
