@@ -203,22 +203,11 @@ fn write_file(
     file.write_group(&rows)?;
     let written = file.finish()?;
     rt.block_on(store.commit(staged, &path, written.bytes, &written.sha256))?;
-    Ok(FileRecord {
-        path,
-        stream_id: STREAM,
-        schema: "bench".into(),
-        table: spec.table.into(),
-        hour_start,
-        source_partition: bintrail::index::ddl::partition_name(hour_start),
-        rows: written.rows,
-        bytes: written.bytes,
-        sha256: written.sha256,
-        min_event_id: written.event_ids.0,
-        max_event_id: written.event_ids.1,
-        min_time: written.times.0,
-        max_time: written.times.1,
-        int_keys: written.int_keys,
-    })
+    Ok(FileRecord::of(
+        &key,
+        bintrail::index::ddl::partition_name(hour_start),
+        written,
+    ))
 }
 
 /// `bench archive-synth`.

@@ -240,22 +240,7 @@ pub async fn write(
         .commit(staged, &p.path, written.bytes, &written.sha256)
         .await?;
     failpoint("archive-written");
-    let record = FileRecord {
-        path: p.path.clone(),
-        stream_id: p.stream_id,
-        schema: p.schema.clone(),
-        table: p.table.clone(),
-        hour_start: p.hour_start,
-        source_partition: p.partition.clone(),
-        rows: written.rows,
-        bytes: written.bytes,
-        sha256: written.sha256,
-        min_event_id: written.event_ids.0,
-        max_event_id: written.event_ids.1,
-        min_time: written.times.0,
-        max_time: written.times.1,
-        int_keys: written.int_keys,
-    };
+    let record = FileRecord::of(&p.key(), p.partition.clone(), written);
     manifest::record(conn, database, &record).await?;
     Ok(record)
 }

@@ -13,6 +13,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 
+use super::layout::FileKey;
+use super::writer::Written;
 use super::ArchiveError;
 use crate::index::ddl::ARCHIVE_FILES;
 use crate::time::{format_utc, parse_utc};
@@ -50,6 +52,30 @@ pub struct FileRecord {
     /// form (`writer::int_key`); `None` otherwise, and for files recorded before bintrail
     /// recorded it. A read for a key outside the range skips the file without opening it.
     pub int_keys: Option<(i64, i64)>,
+}
+
+impl FileRecord {
+    /// The record of the file of `key`, taken from the `binlog_events` partition
+    /// `source_partition`, with what the writer measured of it: one place maps a written file
+    /// to its manifest row, for rotate and for anything else that writes archive files.
+    pub fn of(key: &FileKey, source_partition: String, written: Written) -> FileRecord {
+        FileRecord {
+            path: key.path(),
+            stream_id: key.stream_id,
+            schema: key.schema.clone(),
+            table: key.table.clone(),
+            hour_start: key.hour_start,
+            source_partition,
+            rows: written.rows,
+            bytes: written.bytes,
+            sha256: written.sha256,
+            min_event_id: written.event_ids.0,
+            max_event_id: written.event_ids.1,
+            min_time: written.times.0,
+            max_time: written.times.1,
+            int_keys: written.int_keys,
+        }
+    }
 }
 
 const SELECT: &str = "SELECT path, stream_id, schema_name, table_name, \

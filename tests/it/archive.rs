@@ -484,6 +484,49 @@ pub(crate) fn answer_of(ok: bool, out: &str, err: &str) -> (bool, String) {
     }
 }
 
+/// `bintrail recover --index-dsn DSN --source-dsn SRC EXTRA…`.
+pub(crate) fn recover_args(dsn: &str, src: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["recover", "--index-dsn", dsn, "--source-dsn", src];
+    a.extend_from_slice(extra);
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// `bintrail reconstruct` of `table` as JSON: `--index-dsn DSN --source-dsn SRC EXTRA…`.
+pub(crate) fn reconstruct_args(dsn: &str, src: &str, table: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "reconstruct",
+        "--index-dsn",
+        dsn,
+        "--source-dsn",
+        src,
+        "--table",
+        table,
+        "--format",
+        "json",
+    ];
+    a.extend_from_slice(extra);
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// Each command's [`answer_of`] by `answer`, a reconstruction's rows sorted (see
+/// [`sorted_lines`]), so that answers before and after a rotation compare whole.
+pub(crate) fn ask_all(
+    commands: &[Vec<String>],
+    answer: impl Fn(&[&str]) -> (bool, String),
+) -> Vec<(bool, String)> {
+    commands
+        .iter()
+        .map(|c| {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            let (ok, out) = answer(&args);
+            match args[0] {
+                "reconstruct" => (ok, sorted_lines(&out)),
+                _ => (ok, out),
+            }
+        })
+        .collect()
+}
+
 /// Reconstructed rows, as a sorted list (restored rows follow the live ones in no set order).
 pub(crate) fn sorted_lines(text: &str) -> String {
     let mut lines: Vec<&str> = text.lines().collect();
@@ -521,26 +564,8 @@ async fn archived_changes_read_as_if_they_were_in_the_index() {
         a.extend_from_slice(extra);
         a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
     };
-    let recover = |extra: &[&str]| {
-        let mut a = vec!["recover", "--index-dsn", &dsn, "--source-dsn", &src];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
-    };
-    let reconstruct = |extra: &[&str]| {
-        let mut a = vec![
-            "reconstruct",
-            "--index-dsn",
-            &dsn,
-            "--source-dsn",
-            &src,
-            "--table",
-            &table,
-            "--format",
-            "json",
-        ];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
-    };
+    let recover = |extra: &[&str]| recover_args(&dsn, &src, extra);
+    let reconstruct = |extra: &[&str]| reconstruct_args(&dsn, &src, &table, extra);
     let (t1_after_update, t3_before) = (format_utc(t1 + 125), format_utc(t3 - 1));
     let commands: Vec<Vec<String>> = vec![
         q(&["--schema", &schema, "--limit", "1000"]),
@@ -573,19 +598,7 @@ async fn archived_changes_read_as_if_they_were_in_the_index() {
         reconstruct(&["--as-of-gtid", &gtid]),
         reconstruct(&["--as-of", &t3_before, "--pk", "4"]),
     ];
-    let ask = |archive: Option<&Path>| -> Vec<(bool, String)> {
-        commands
-            .iter()
-            .map(|c| {
-                let args: Vec<&str> = c.iter().map(String::as_str).collect();
-                let (ok, out) = answer(&args, archive);
-                match args[0] {
-                    "reconstruct" => (ok, sorted_lines(&out)),
-                    _ => (ok, out),
-                }
-            })
-            .collect()
-    };
+    let ask = |archive: Option<&Path>| ask_all(&commands, |args| answer(args, archive));
     let expected = ask(None);
     // Each answer says something: the reconstructions and most queries and recoveries succeed.
     assert!(

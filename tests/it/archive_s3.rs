@@ -21,8 +21,8 @@ use bintrail::archive::writer::hex;
 use bintrail::time::format_utc;
 
 use crate::archive::{
-    answer_of, manifest, query, read_with_parquet_crate, sorted_lines, streamed_workload, text,
-    Streamed, D, H,
+    answer_of, ask_all, manifest, query, read_with_parquet_crate, reconstruct_args, recover_args,
+    streamed_workload, text, Streamed, D, H,
 };
 use crate::support::stream::Index;
 use crate::support::{bintrail_cmd, repo_root, temp_dir, unique, wait_until, TestServer};
@@ -359,26 +359,8 @@ async fn s3_archive_recover_and_reconstruct_answer_as_before_the_rotation() {
     let table = format!("{schema}.t");
     let until = format_utc(t3 + 5);
     let (t1_after_update, t3_before) = (format_utc(t1 + 125), format_utc(t3 - 1));
-    let recover = |extra: &[&str]| {
-        let mut a = vec!["recover", "--index-dsn", &dsn, "--source-dsn", &src];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
-    };
-    let reconstruct = |extra: &[&str]| {
-        let mut a = vec![
-            "reconstruct",
-            "--index-dsn",
-            &dsn,
-            "--source-dsn",
-            &src,
-            "--table",
-            &table,
-            "--format",
-            "json",
-        ];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
-    };
+    let recover = |extra: &[&str]| recover_args(&dsn, &src, extra);
+    let reconstruct = |extra: &[&str]| reconstruct_args(&dsn, &src, &table, extra);
     let commands: Vec<Vec<String>> = vec![
         recover(&[
             "--table",
@@ -404,26 +386,19 @@ async fn s3_archive_recover_and_reconstruct_answer_as_before_the_rotation() {
         reconstruct(&["--as-of", &t3_before, "--pk", "4"]),
         reconstruct(&["--as-of", &t3_before]),
     ];
-    let ask = |archive: Option<&str>| -> Vec<(bool, String)> {
-        commands
-            .iter()
-            .map(|c| {
-                let mut args: Vec<&str> = c.iter().map(String::as_str).collect();
-                if let Some(location) = archive {
-                    args.extend(["--archive", location]);
-                }
-                let out = run(&args, &env, None);
-                let (ok, said) = answer_of(
-                    out.status.success(),
-                    &String::from_utf8_lossy(&out.stdout),
-                    &String::from_utf8_lossy(&out.stderr),
-                );
-                match args[0] {
-                    "reconstruct" => (ok, sorted_lines(&said)),
-                    _ => (ok, said),
-                }
-            })
-            .collect()
+    let ask = |archive: Option<&str>| {
+        ask_all(&commands, |args| {
+            let mut args = args.to_vec();
+            if let Some(location) = archive {
+                args.extend(["--archive", location]);
+            }
+            let out = run(&args, &env, None);
+            answer_of(
+                out.status.success(),
+                &String::from_utf8_lossy(&out.stdout),
+                &String::from_utf8_lossy(&out.stderr),
+            )
+        })
     };
     let expected = ask(None);
     assert!(
