@@ -121,7 +121,15 @@ async fn a_million_row_transaction_streams_in_bounded_memory_and_resumes_mid_tra
     );
 
     let second = Stream::start(&source, &big_index, id, &big_flags);
-    big_index.wait_caught_up(&source, id).await;
+    let resumed = std::time::Instant::now();
+    // Up to 700,000 rows left: minutes, not seconds, while the other tests load the machine.
+    big_index
+        .wait_caught_up_within(&source, id, Duration::from_secs(300))
+        .await;
+    eprintln!(
+        "resumed after {rows_done} rows events; caught up in {:.1} s",
+        resumed.elapsed().as_secs_f64()
+    );
     let second_peak = second.peak_rss_kib();
     assert_eq!(second.stop().await, 0);
     verify(&big_index, &format!("{schema}.big"), 1_000_000).await;

@@ -129,20 +129,31 @@ impl Index {
         format!("mysql://root@127.0.0.1:{}/{}", self.port, self.db)
     }
 
-    /// A connection to the index database.
+    /// A connection to the index database, retried for up to 30 s: on a loaded machine one
+    /// attempt can fail while the server is only slow to accept (seen once on MariaDB), and
+    /// the panic names the last error instead of hiding it.
     pub async fn conn(&self) -> mysql_async::Conn {
-        self.try_conn().await.expect("connect to the index")
+        wait_until(
+            Duration::from_secs(30),
+            "a connection to the index",
+            || async { self.connect().await.map_err(|e| e.to_string()) },
+        )
+        .await
     }
 
     /// A connection to the index database, or `None` while the server is down.
     pub async fn try_conn(&self) -> Option<mysql_async::Conn> {
+        self.connect().await.ok()
+    }
+
+    async fn connect(&self) -> Result<mysql_async::Conn, mysql_async::Error> {
         let opts = mysql_async::OptsBuilder::default()
             .ip_or_hostname("127.0.0.1")
             .tcp_port(self.port)
             .user(Some("root"))
             .db_name(Some(self.db.clone()))
             .prefer_socket(false);
-        mysql_async::Conn::new(opts).await.ok()
+        mysql_async::Conn::new(opts).await
     }
 
     /// Every change in the index, in event_id order, as comparable rows.
@@ -208,12 +219,22 @@ impl Index {
 
     /// Waits until the stream's checkpoint covers the source's current end.
     pub async fn wait_caught_up(&self, source: &TestServer, server_id: u32) {
+        self.wait_caught_up_within(source, server_id, Duration::from_secs(60))
+            .await
+    }
+
+    /// [`Index::wait_caught_up`] with its own deadline, for a stream with a long way to go
+    /// (hundreds of thousands of rows on a machine busy with other tests).
+    pub async fn wait_caught_up_within(
+        &self,
+        source: &TestServer,
+        server_id: u32,
+        deadline: Duration,
+    ) {
         let end = source_end(source).await;
-        wait_until(
-            Duration::from_secs(60),
-            "the checkpoint to reach the source's end",
-            || self.covers(server_id, &end),
-        )
+        wait_until(deadline, "the checkpoint to reach the source's end", || {
+            self.covers(server_id, &end)
+        })
         .await
     }
 
